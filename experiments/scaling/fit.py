@@ -1,0 +1,272 @@
+"""Scaling-law analysis: compute-optimal frontier, power-law fits with bootstrap uncertainties,
+compute-optimal allocation, data efficiency.
+
+Power law: ``L(C) = a * C^(-alpha) [+ L_inf]``. Fits are least squares in log space (on log L);
+compute is normalised by its geometric mean internally so the optimiser sees O(1) numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+#: fewest frontier points for the fit with an irreducible term (3 parameters) before falling back
+MIN_POINTS_IRREDUCIBLE = 4
+
+
+@dataclass
+class PowerLawFit:
+    a: float  # L = a * C^-alpha + l_inf  (in the original compute units)
+    alpha: float
+    l_inf: float = 0.0
+    method: str = "loglinear"  # "loglinear" | "curve_fit" | "insufficient"
+    n: int = 0
+
+    def predict(self, c: Any) -> np.ndarray:
+        c = np.asarray(c, dtype=float)
+        return self.a * np.power(c, -self.alpha) + self.l_inf
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _clean(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    return x[ok], y[ok]
+
+
+def pareto_frontier(compute: Sequence[float], loss: Sequence[float]) -> np.ndarray:
+    """Indices of the compute-optimal frontier (lower envelope), sorted by compute: a run is on it
+    when no other run with less or equal compute reaches a lower loss. Non-finite entries are ignored."""
+    c = np.asarray(compute, dtype=float)
+    l_ = np.asarray(loss, dtype=float)
+    idx = [i for i in range(len(c)) if np.isfinite(c[i]) and np.isfinite(l_[i])]
+    idx.sort(key=lambda i: (c[i], l_[i]))
+    out, best = [], math.inf
+    for i in idx:
+        if l_[i] < best:
+            out.append(i)
+            best = l_[i]
+    return np.asarray(out, dtype=int)
+
+
+def fit_loglinear(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Slope and intercept of log y = slope * log x + intercept (least squares)."""
+    x, y = _clean(x, y)
+    if len(x) < 2 or np.ptp(np.log(x)) == 0:
+        raise ValueError(f"need at least 2 points with distinct x for a log-log fit, got {len(x)}")
+    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+    return float(slope), float(intercept)
+
+
+def fit_power_law(compute: Sequence[float], loss: Sequence[float], irreducible: bool = False) -> PowerLawFit:
+    """Fit ``L = a C^-alpha (+ l_inf)``. Without the irreducible term this is the log-log linear fit;
+    with it, scipy.optimize.curve_fit on log L (l_inf >= 0, below the smallest loss), falling back
+    to the log-log linear fit with too few points (< MIN_POINTS_IRREDUCIBLE) or when it fails."""
+    c, l_ = _clean(compute, loss)
+    n = len(c)
+    if n < 2 or np.ptp(np.log(c)) == 0:
+        return PowerLawFit(a=math.nan, alpha=math.nan, l_inf=0.0, method="insufficient", n=n)
+    slope, intercept = fit_loglinear(c, l_)
+    lin = PowerLawFit(a=math.exp(intercept), alpha=-slope, l_inf=0.0, method="loglinear", n=n)
+    if not irreducible or n < MIN_POINTS_IRREDUCIBLE:
+        return lin
+    from scipy.optimize import curve_fit
+
+    c0 = float(np.exp(np.mean(np.log(c))))
+    x = c / c0
+    ymin = float(np.min(l_))
+
+    def model(xx, log_A, alpha, l_inf):
+        return np.log(np.exp(log_A) * np.power(xx, -alpha) + l_inf)
+
+    best = None
+    ymid = float(np.exp(np.mean(np.log(l_))))
+    for frac in (1e-3, 0.5, 0.9):  # a few starting points for l_inf
+        p0 = [math.log(max(ymid - frac * ymin, 1e-300)), min(max(lin.alpha, 1e-3), 5.0), frac * ymin]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                popt, _ = curve_fit(model, x, np.log(l_), p0=p0,
+                                    bounds=([-np.inf, -10.0, 0.0], [np.inf, 10.0, ymin * (1 - 1e-9)]),
+                                    maxfev=20000)
+            resid = float(np.sum((model(x, *popt) - np.log(l_)) ** 2))
+            if np.all(np.isfinite(popt)) and (best is None or resid < best[0]):
+                best = (resid, popt)
+        except Exception:  # noqa: BLE001 - fall back below
+            continue
+    if best is None:
+        return lin
+    log_A, alpha, l_inf = (float(v) for v in best[1])
+    return PowerLawFit(a=math.exp(log_A) * c0 ** alpha, alpha=alpha, l_inf=l_inf, method="curve_fit", n=n)
+
+
+def _interval(samples: np.ndarray) -> dict:
+    if len(samples) == 0:
+        return {"median": math.nan, "ci68": [math.nan, math.nan], "ci95": [math.nan, math.nan], "n_boot": 0}
+    q = np.percentile(samples, [2.5, 16, 50, 84, 97.5])
+    return {"median": float(q[2]), "ci68": [float(q[1]), float(q[3])], "ci95": [float(q[0]), float(q[4])],
+            "std": float(np.std(samples)), "n_boot": int(len(samples))}
+
+
+def bootstrap_power_law(compute: Sequence[float], loss: Sequence[float], irreducible: bool = False,
+                        frontier: bool = True, n_boot: int = 500, seed: int = 0) -> dict:
+    """Bootstrap the exponent: resample runs with replacement, (re-)extract the frontier when
+    ``frontier``, refit. Returns median and 68% / 95% percentile intervals of alpha (and l_inf)."""
+    c, l_ = _clean(compute, loss)
+    rng = np.random.default_rng(seed)
+    alphas, linfs = [], []
+    n = len(c)
+    if n >= 2:
+        for _ in range(n_boot):
+            idx = rng.integers(0, n, size=n)
+            cc, ll = c[idx], l_[idx]
+            if frontier:
+                f = pareto_frontier(cc, ll)
+                cc, ll = cc[f], ll[f]
+            if len(np.unique(cc)) < 2:
+                continue
+            fit = fit_power_law(cc, ll, irreducible=irreducible)
+            if math.isfinite(fit.alpha):
+                alphas.append(fit.alpha)
+                linfs.append(fit.l_inf)
+    out = _interval(np.asarray(alphas))
+    out["l_inf"] = _interval(np.asarray(linfs))
+    return out
+
+
+@dataclass
+class ScalingFit:
+    """Everything fitted for one family."""
+
+    name: str
+    n_runs: int
+    frontier: list[int]
+    fit: PowerLawFit
+    alpha_boot: dict
+    allocation: dict = field(default_factory=dict)
+    best: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fit"] = self.fit.to_dict()
+        return d
+
+
+def fit_exponent(x: Sequence[float], y: Sequence[float]) -> dict:
+    """Log-log slope of y against x with its standard error (>= 3 points), as used for allocation."""
+    x, y = _clean(x, y)
+    if len(x) < 2 or np.ptp(np.log(x)) == 0:
+        return {"exponent": None, "stderr": None, "n": int(len(x)), "note": "insufficient points"}
+    slope, intercept = fit_loglinear(x, y)
+    if len(x) < 3:
+        return {"exponent": slope, "stderr": None, "n": int(len(x)), "intercept": intercept,
+                "note": "insufficient points (need >= 3 for an uncertainty)"}
+    from scipy.stats import linregress
+
+    res = linregress(np.log(x), np.log(y))
+    return {"exponent": float(res.slope), "stderr": float(res.stderr), "n": int(len(x)),
+            "intercept": float(res.intercept), "r2": float(res.rvalue ** 2), "note": ""}
+
+
+def tokens_of(r: dict) -> float:
+    """Training samples*tokens seen: steps * batch_size * bodies (bodies are the tokens)."""
+    s = r["spec"]
+    return float(s["steps"]) * float(s.get("batch_size", 1)) * float(s.get("bodies", 1))
+
+
+def compute_allocation(frontier_runs: list[dict]) -> dict:
+    """How optimal params and data (tokens seen) scale with compute along the frontier:
+    ``N_opt ∝ C^a``, ``D_opt ∝ C^b`` (slopes in log-log with standard errors when >= 3 points)."""
+    c = [r["train_flops"] for r in frontier_runs]
+    n = [r["params"] for r in frontier_runs]
+    d = [tokens_of(r) for r in frontier_runs]
+    return {"params": fit_exponent(c, n), "tokens": fit_exponent(c, d)}
+
+
+def ok_results(results: list[dict]) -> list[dict]:
+    out = []
+    for r in results:
+        if r.get("status") != "ok":
+            continue
+        try:
+            if all(math.isfinite(float(r[k])) and float(r[k]) > 0 for k in ("train_flops", "test_loss")):
+                out.append(r)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def family_of(r: dict) -> str:
+    return r["spec"].get("name") or r["spec"]["family"]
+
+
+def main_grid_ntraj(runs: list[dict]) -> int | None:
+    """Training-set size used by most runs of a family (the main compute grid)."""
+    if not runs:
+        return None
+    vals = [r["spec"]["train_trajectories"] for r in runs]
+    return max(set(vals), key=lambda v: (vals.count(v), v))
+
+
+def fit_family(name: str, runs: list[dict], irreducible: bool = "auto", n_boot: int = 500,
+               seed: int = 0) -> ScalingFit:
+    """Frontier + power law + bootstrap + allocation for one family's ok runs. Runs of the data sweep
+    (other training-set sizes) are left out so compute is varied at a fixed data-set size.
+    ``irreducible="auto"`` uses the L_inf term when the frontier has enough points."""
+    nt = main_grid_ntraj(runs)
+    grid_runs = [r for r in runs if r["spec"]["train_trajectories"] == nt]
+    c = np.array([r["train_flops"] for r in grid_runs], dtype=float)
+    l_ = np.array([r["test_loss"] for r in grid_runs], dtype=float)
+    fr = pareto_frontier(c, l_)
+    if irreducible == "auto":
+        irreducible = len(fr) >= MIN_POINTS_IRREDUCIBLE + 1
+    fit = fit_power_law(c[fr], l_[fr], irreducible=bool(irreducible))
+    boot = bootstrap_power_law(c, l_, irreducible=bool(irreducible), frontier=True, n_boot=n_boot, seed=seed)
+    frontier_runs = [grid_runs[i] for i in fr]
+    best = min(runs, key=lambda r: r["test_loss"]) if runs else {}
+    return ScalingFit(name=name, n_runs=len(runs), frontier=[r["run_id"] for r in frontier_runs], fit=fit,
+                      alpha_boot=boot, allocation=compute_allocation(frontier_runs),
+                      best={k: best.get(k) for k in ("run_id", "test_loss", "test_e3_loss", "val_loss",
+                                                      "train_flops", "params")})
+
+
+def data_efficiency(runs: list[dict]) -> list[dict]:
+    """Per training-set size: the run selected by validation loss among that size's runs (for the
+    data sweep this is the largest-compute setting), with its plain and E(3)-transformed test loss."""
+    by_n: dict[int, list[dict]] = {}
+    for r in runs:
+        by_n.setdefault(int(r["spec"]["train_trajectories"]), []).append(r)
+    rows = []
+    for n in sorted(by_n):
+        cand = by_n[n]
+        key = (lambda r: r.get("val_loss") if r.get("val_loss") is not None and
+               math.isfinite(float(r["val_loss"])) else r["test_loss"])
+        b = min(cand, key=key)
+        rows.append({"train_trajectories": n, "run_id": b["run_id"], "test_loss": b["test_loss"],
+                     "test_e3_loss": b.get("test_e3_loss"), "val_loss": b.get("val_loss"),
+                     "train_flops": b["train_flops"], "params": b.get("params"), "n_runs": len(cand)})
+    return rows
+
+
+def analyze_results(results: list[dict], n_boot: int = 500, seed: int = 0) -> dict:
+    """Full analysis of a list of result records (as written by the runner)."""
+    ok = ok_results(results)
+    failed = [r for r in results if r.get("status") != "ok"]
+    families: dict[str, list[dict]] = {}
+    for r in ok:
+        families.setdefault(family_of(r), []).append(r)
+    fits = {name: fit_family(name, runs, n_boot=n_boot, seed=seed).to_dict() for name, runs in families.items()}
+    eff = {name: data_efficiency(runs) for name, runs in families.items()}
+    meta = {name: {k: runs[0]["spec"].get(k) for k in ("family", "algebra", "augment")}
+            for name, runs in families.items()}
+    return {"families": fits, "family_meta": meta, "data_efficiency": eff,
+            "n_results": len(results), "n_ok": len(ok),
+            "failed": [{"run_id": r.get("run_id"), "error_type": r.get("error_type"),
+                        "error_message": r.get("error_message")} for r in failed]}

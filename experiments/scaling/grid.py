@@ -1,0 +1,424 @@
+"""Study configuration: validation, presets and expansion into a deterministic grid of run specs.
+
+A study config is a YAML mapping::
+
+    name: quick                       # free text, used in the report
+    families:                         # one entry per compared model family
+      - {name: gatr-pga, family: gatr, algebra: projective}
+      - {name: transformer-aug, family: transformer, augment: true}
+      - {name: mlp, family: mlp, hparams: {lr: 3.0e-3}}   # per-family hyper-parameter overrides
+    model_sizes: [{width: 8, depth: 1}, {width: 16, depth: 2}]
+    steps: [100, 300]                 # training steps
+    train_trajectories: [256]         # training-set sizes (number of trajectories)
+    seeds: [0]
+    data_sweep:                       # optional extra runs varying only the training-set size
+      train_trajectories: [32, 64, 128]
+      width: 16                       # default: the largest model size (by width * depth)
+      depth: 2
+      steps: 300                      # default: the largest number of steps
+      families: [gatr-pga]            # default: all families (names from `families`)
+    fixed: {batch_size: 64, lr: 1.0e-3}   # fixed hyper-parameters copied into every run spec
+    data: {num_trajectories: 512, bodies: 4, horizon: 10, seed: 0}
+
+The main grid is the Cartesian product families x model_sizes x steps x train_trajectories x seeds;
+the data sweep adds families x data_sweep.train_trajectories x seeds at one model size and step
+count; duplicates (same spec) are dropped. The order is deterministic.
+
+Every run spec is a flat JSON-serialisable dict with the keys in :data:`SPEC_KEYS` plus the keys of
+``fixed`` (and per-family ``hparams``). Its id is readable plus a short hash of the whole spec, e.g.
+``gatr-pga_w16_d2_s300_n256_seed0-1a2b3c4d``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+FAMILIES = ("gatr", "transformer", "mlp")
+ALGEBRAS = ("euclidean", "projective", "projective-distance", "conformal")
+ALGEBRA_ALIASES = {
+    "ega": "euclidean",
+    "pga": "projective",
+    "ipga": "projective-distance",
+    "cga": "conformal",
+    "projective_distance": "projective-distance",
+}
+
+#: keys every run spec has (the grid axes and the family description)
+SPEC_KEYS = (
+    "name",  # family label from the config, e.g. "gatr-pga" or "transformer-aug"
+    "family",  # "gatr" | "transformer" | "mlp"
+    "algebra",  # canonical algebra name for gatr, None otherwise
+    "augment",  # bool: random E(3) augmentation during training
+    "width",  # hidden width (gatr: multivector channels; others: hidden features)
+    "depth",  # number of blocks / hidden layers
+    "steps",  # optimiser steps
+    "train_trajectories",  # number of training trajectories used
+    "seed",  # seed of the run (init, batches, augmentation)
+)
+GRID_AXES = ("width", "depth", "steps", "train_trajectories", "seed")
+
+TOP_KEYS = ("name", "description", "families", "model_sizes", "steps", "train_trajectories",
+            "seeds", "data_sweep", "fixed", "data")
+REQUIRED_TOP_KEYS = ("families", "model_sizes", "steps", "train_trajectories")
+FAMILY_KEYS = ("name", "family", "algebra", "augment", "hparams")
+SIZE_KEYS = ("width", "depth")
+SWEEP_KEYS = ("train_trajectories", "width", "depth", "steps", "families")
+DATA_KEYS = ("num_trajectories", "bodies", "horizon", "seed", "workers")
+DATA_DEFAULTS = {"num_trajectories": 512, "bodies": 4, "horizon": None, "seed": 0, "workers": None}
+
+
+class ConfigError(ValueError):
+    """A study config is invalid; the message names the offending key and the valid options."""
+
+
+# ----------------------------------------------------------------------------- validation helpers
+
+
+def _check_keys(d: Any, valid: Iterable[str], where: str) -> None:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__} ({d!r})")
+    valid = tuple(valid)
+    for k in d:
+        if k not in valid:
+            raise ConfigError(f"{where}: unknown key {k!r}; valid keys: {', '.join(valid)}")
+
+
+def _pos_int(v: Any, where: str, allow_zero: bool = False) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < (0 if allow_zero else 1):
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise ConfigError(f"{where}: expected {kind} integer, got {v!r}")
+    return v
+
+
+def _int_list(v: Any, where: str, allow_zero: bool = False) -> list[int]:
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ConfigError(f"{where}: expected a non-empty list of integers, got {v!r}")
+    return [_pos_int(x, f"{where}[{i}]", allow_zero) for i, x in enumerate(v)]
+
+
+def _json_value(v: Any, where: str) -> Any:
+    try:
+        json.dumps(v, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: value {v!r} is not JSON-serialisable ({e})") from None
+    return v
+
+
+def canonical_algebra(name: Any, where: str = "algebra") -> str:
+    """Canonical algebra name for a name or alias; ConfigError naming the valid options otherwise."""
+    if isinstance(name, str):
+        key = name.strip().lower()
+        key = ALGEBRA_ALIASES.get(key, key)
+        if key in ALGEBRAS:
+            return key
+    options = ", ".join(ALGEBRAS) + " (aliases: " + ", ".join(
+        f"{a}={c}" for a, c in ALGEBRA_ALIASES.items() if "_" not in a) + ")"
+    raise ConfigError(f"{where}: unknown algebra {name!r}; valid options: {options}")
+
+
+def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
+    where = f"families[{i}]"
+    if isinstance(entry, str):  # shorthand: "gatr-pga"? only the bare family names are accepted
+        entry = {"family": entry}
+    _check_keys(entry, FAMILY_KEYS, where)
+    fam = entry.get("family")
+    if fam not in FAMILIES:
+        raise ConfigError(f"{where}.family: unknown family {fam!r}; valid options: {', '.join(FAMILIES)}")
+    out: dict[str, Any] = {"family": fam}
+    if fam == "gatr":
+        if "algebra" not in entry:
+            raise ConfigError(f"{where}.algebra: required for family 'gatr'; valid options: "
+                              f"{', '.join(ALGEBRAS)}")
+        out["algebra"] = canonical_algebra(entry["algebra"], f"{where}.algebra")
+    else:
+        if entry.get("algebra") is not None:
+            raise ConfigError(f"{where}.algebra: only valid for family 'gatr', not {fam!r}")
+        out["algebra"] = None
+    aug = entry.get("augment", False)
+    if not isinstance(aug, bool):
+        raise ConfigError(f"{where}.augment: expected true or false, got {aug!r}")
+    out["augment"] = aug
+    name = entry.get("name")
+    if name is None:
+        name = fam if fam != "gatr" else f"gatr-{out['algebra']}"
+        if aug:
+            name += "-aug"
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+        raise ConfigError(f"{where}.name: expected a short name of letters, digits, '.', '_', '+', '-', "
+                          f"got {name!r}")
+    out["name"] = name
+    hp = entry.get("hparams", {}) or {}
+    if not isinstance(hp, dict):
+        raise ConfigError(f"{where}.hparams: expected a mapping, got {hp!r}")
+    for k, v in hp.items():
+        if k in SPEC_KEYS:
+            raise ConfigError(f"{where}.hparams: key {k!r} is a grid/family key and cannot be set here")
+        _json_value(v, f"{where}.hparams.{k}")
+    out["hparams"] = dict(hp)
+    return out
+
+
+@dataclass
+class StudyConfig:
+    """A validated study config (see the module docstring for the YAML schema)."""
+
+    name: str
+    families: list[dict]
+    model_sizes: list[dict]
+    steps: list[int]
+    train_trajectories: list[int]
+    seeds: list[int]
+    fixed: dict
+    data: dict
+    data_sweep: dict | None = None
+    description: str = ""
+    raw: dict = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, d: dict, default_name: str = "study") -> "StudyConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"study config: expected a mapping at the top level, got {type(d).__name__}")
+        _check_keys(d, TOP_KEYS, "study config")
+        for k in REQUIRED_TOP_KEYS:
+            if k not in d:
+                raise ConfigError(f"study config: missing required key {k!r}")
+        fixed = d.get("fixed", {}) or {}
+        if not isinstance(fixed, dict):
+            raise ConfigError(f"fixed: expected a mapping of hyper-parameters, got {fixed!r}")
+        for k, v in fixed.items():
+            if k in SPEC_KEYS:
+                raise ConfigError(f"fixed: key {k!r} is a grid/family key and cannot be fixed here; "
+                                  f"grid keys: {', '.join(SPEC_KEYS)}")
+            _json_value(v, f"fixed.{k}")
+        fams = d["families"]
+        if not isinstance(fams, list) or not fams:
+            raise ConfigError("families: expected a non-empty list")
+        families = [_validate_family(f, i, fixed) for i, f in enumerate(fams)]
+        names = [f["name"] for f in families]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ConfigError(f"families: duplicate family names {sorted(dup)}; give each a unique 'name'")
+        sizes = d["model_sizes"]
+        if not isinstance(sizes, list) or not sizes:
+            raise ConfigError("model_sizes: expected a non-empty list of {width, depth}")
+        model_sizes = []
+        for i, s in enumerate(sizes):
+            _check_keys(s, SIZE_KEYS, f"model_sizes[{i}]")
+            for k in SIZE_KEYS:
+                if k not in s:
+                    raise ConfigError(f"model_sizes[{i}]: missing key {k!r}")
+            model_sizes.append({k: _pos_int(s[k], f"model_sizes[{i}].{k}") for k in SIZE_KEYS})
+        steps = _int_list(d["steps"], "steps")
+        ntraj = _int_list(d["train_trajectories"], "train_trajectories")
+        seeds = _int_list(d.get("seeds", [0]), "seeds", allow_zero=True)
+        data = dict(DATA_DEFAULTS)
+        dd = d.get("data", {}) or {}
+        _check_keys(dd, DATA_KEYS, "data")
+        data.update(dd)
+        _pos_int(data["num_trajectories"], "data.num_trajectories")
+        _pos_int(data["bodies"], "data.bodies")
+        _pos_int(data["seed"], "data.seed", allow_zero=True)
+        for k in ("horizon", "workers"):
+            if data[k] is not None:
+                _pos_int(data[k], f"data.{k}")
+        if max(ntraj) > data["num_trajectories"]:
+            raise ConfigError(f"train_trajectories: {max(ntraj)} exceeds data.num_trajectories="
+                              f"{data['num_trajectories']}")
+        sweep = d.get("data_sweep")
+        if sweep is not None:
+            _check_keys(sweep, SWEEP_KEYS, "data_sweep")
+            if "train_trajectories" not in sweep:
+                raise ConfigError("data_sweep: missing key 'train_trajectories'")
+            sweep = dict(sweep)
+            sweep["train_trajectories"] = _int_list(sweep["train_trajectories"], "data_sweep.train_trajectories")
+            if max(sweep["train_trajectories"]) > data["num_trajectories"]:
+                raise ConfigError(f"data_sweep.train_trajectories: {max(sweep['train_trajectories'])} "
+                                  f"exceeds data.num_trajectories={data['num_trajectories']}")
+            largest = max(model_sizes, key=lambda s: (s["width"] * s["depth"], s["width"]))
+            sweep.setdefault("width", largest["width"])
+            sweep.setdefault("depth", largest["depth"])
+            sweep.setdefault("steps", max(steps))
+            for k in ("width", "depth", "steps"):
+                _pos_int(sweep[k], f"data_sweep.{k}")
+            sf = sweep.get("families")
+            if sf is None:
+                sweep["families"] = list(names)
+            else:
+                if not isinstance(sf, list):
+                    raise ConfigError(f"data_sweep.families: expected a list of family names, got {sf!r}")
+                for n in sf:
+                    if n not in names:
+                        raise ConfigError(f"data_sweep.families: unknown family name {n!r}; valid "
+                                          f"options: {', '.join(names)}")
+        name = d.get("name", default_name)
+        return cls(name=str(name), families=families, model_sizes=model_sizes, steps=steps,
+                   train_trajectories=ntraj, seeds=seeds, fixed=dict(fixed), data=data,
+                   data_sweep=sweep, description=str(d.get("description", "") or ""),
+                   raw=copy.deepcopy(d))
+
+    def to_dict(self) -> dict:
+        """The validated config as a plain dict (can be fed back to :meth:`from_dict`)."""
+        fams = []
+        for f in self.families:
+            e = {"name": f["name"], "family": f["family"], "augment": f["augment"]}
+            if f["algebra"] is not None:
+                e["algebra"] = f["algebra"]
+            if f["hparams"]:
+                e["hparams"] = dict(f["hparams"])
+            fams.append(e)
+        d = {"name": self.name, "description": self.description, "families": fams,
+             "model_sizes": [dict(s) for s in self.model_sizes], "steps": list(self.steps),
+             "train_trajectories": list(self.train_trajectories), "seeds": list(self.seeds),
+             "fixed": dict(self.fixed), "data": dict(self.data)}
+        if self.data_sweep is not None:
+            d["data_sweep"] = copy.deepcopy(self.data_sweep)
+        return d
+
+    # ------------------------------------------------------------------ expansion
+    def _spec(self, fam: dict, width: int, depth: int, steps: int, ntraj: int, seed: int) -> dict:
+        spec = {"name": fam["name"], "family": fam["family"], "algebra": fam["algebra"],
+                "augment": fam["augment"], "width": width, "depth": depth, "steps": steps,
+                "train_trajectories": ntraj, "seed": seed}
+        extra = dict(self.fixed)
+        extra.update(fam["hparams"])
+        extra.setdefault("bodies", self.data["bodies"])
+        for k in sorted(extra):
+            spec[k] = extra[k]
+        return spec
+
+    def expand(self) -> list[dict]:
+        """All run specs, deterministic order, without duplicates. Each has ``run_id`` removed;
+        use :func:`run_id` for the id."""
+        specs: list[dict] = []
+        seen: set[str] = set()
+
+        def add(spec: dict) -> None:
+            rid = run_id(spec)
+            if rid not in seen:
+                seen.add(rid)
+                specs.append(spec)
+
+        for fam in self.families:
+            for size in self.model_sizes:
+                for st in self.steps:
+                    for n in self.train_trajectories:
+                        for seed in self.seeds:
+                            add(self._spec(fam, size["width"], size["depth"], st, n, seed))
+        if self.data_sweep is not None:
+            sw = self.data_sweep
+            for fam in self.families:
+                if fam["name"] not in sw["families"]:
+                    continue
+                for n in sw["train_trajectories"]:
+                    for seed in self.seeds:
+                        add(self._spec(fam, sw["width"], sw["depth"], sw["steps"], n, seed))
+        return specs
+
+
+# ----------------------------------------------------------------------------- ids, shards, presets
+
+
+def spec_hash(spec: dict, length: int = 8) -> str:
+    """Short stable hash of a spec (key order does not matter)."""
+    blob = json.dumps({k: v for k, v in spec.items() if k != "run_id"}, sort_keys=True,
+                      separators=(",", ":"), default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:length]
+
+
+def run_id(spec: dict) -> str:
+    """Readable, filesystem-safe, stable id: ``<name>_w<width>_d<depth>_s<steps>_n<ntraj>_seed<seed>-<hash>``."""
+    readable = (f"{spec['name']}_w{spec['width']}_d{spec['depth']}_s{spec['steps']}"
+                f"_n{spec['train_trajectories']}_seed{spec['seed']}")
+    readable = re.sub(r"[^A-Za-z0-9._+-]", "_", readable)
+    return f"{readable}-{spec_hash(spec)}"
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """Parse ``"i/n"`` (0 <= i < n) into ``(i, n)``; None stays None."""
+    if shard is None:
+        return None
+    if isinstance(shard, tuple):
+        i, n = shard
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(shard))
+        if not m:
+            raise ConfigError(f"shard: expected 'i/n' with integers 0 <= i < n (e.g. '0/4'), got {shard!r}")
+        i, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 0 <= i < n:
+        raise ConfigError(f"shard: expected 0 <= i < n and n >= 1, got {i}/{n}")
+    return i, n
+
+
+def shard_specs(specs: list[dict], shard: str | tuple[int, int] | None) -> list[dict]:
+    """Specs of shard ``i/n``: those at index ``k`` with ``k % n == i`` in the grid order."""
+    sh = parse_shard(shard)
+    if sh is None:
+        return list(specs)
+    i, n = sh
+    return [s for k, s in enumerate(specs) if k % n == i]
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_config(preset: str | None = None, config: str | Path | dict | None = None) -> StudyConfig:
+    """Load a study config from a preset name, a YAML file or a dict (exactly one of them)."""
+    if isinstance(config, StudyConfig):
+        return config
+    if (preset is None) == (config is None):
+        raise ConfigError("give exactly one of a preset name or a config (file or dict)")
+    if preset is not None:
+        path = PRESET_DIR / f"{preset}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown preset {preset!r}; valid options: {', '.join(available_presets())}")
+        with open(path) as f:
+            return StudyConfig.from_dict(yaml.safe_load(f), default_name=preset)
+    if isinstance(config, dict):
+        return StudyConfig.from_dict(config)
+    path = Path(config)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    with open(path) as f:
+        return StudyConfig.from_dict(yaml.safe_load(f), default_name=path.stem)
+
+
+# ----------------------------------------------------------------------------- FLOP estimate
+
+
+def estimate_params(spec: dict) -> int:
+    """Rough parameter count, for listing a grid before any model exists (the training code reports
+    the real one). Transformer-like: ~12 w^2 per block; MLP: ~w^2 per layer; GATr: multivector
+    channels w with ~(linear maps + attention + bilinears) ~ 12 w^2 * n_maps / 4."""
+    w, d = spec["width"], spec["depth"]
+    fam = spec["family"]
+    if fam == "transformer":
+        return int(d * 12 * w * w + 40 * w)
+    if fam == "mlp":
+        tokens = spec.get("bodies", 4)
+        return int((d - 1) * w * w + 2 * 40 * tokens * w)
+    n_maps = {"euclidean": 4, "projective": 9, "projective-distance": 9, "conformal": 20}.get(
+        spec.get("algebra"), 9)
+    return int(d * 12 * w * w * n_maps / 4 + 40 * w)
+
+
+def estimate_flops(spec: dict) -> float:
+    """Nominal training FLOPs estimate 6 * params * tokens (tokens = steps * batch * bodies); GATr gets
+    a factor dim (multivector components) for its per-component work. Only for listing grids."""
+    tokens = spec["steps"] * spec.get("batch_size", 64) * spec.get("bodies", 4)
+    dim = {"euclidean": 8, "projective": 16, "projective-distance": 16, "conformal": 32}.get(
+        spec.get("algebra"), 1) if spec["family"] == "gatr" else 1
+    return float(6 * estimate_params(spec) * tokens * dim)
