@@ -1,0 +1,132 @@
+"""Study configs: presets, validation errors, run ids, shards."""
+
+import copy
+
+import pytest
+
+from experiments.scaling import grid
+from experiments.scaling.grid import ConfigError, StudyConfig, load_config, parse_shard, run_id, shard_specs
+
+BASE = {
+    "name": "t",
+    "families": [
+        {"name": "gatr-pga", "family": "gatr", "algebra": "pga"},
+        {"name": "tf", "family": "transformer", "augment": True},
+    ],
+    "model_sizes": [{"width": 4, "depth": 1}, {"width": 8, "depth": 2}],
+    "steps": [10, 20],
+    "train_trajectories": [16],
+    "seeds": [0, 1],
+    "data_sweep": {"train_trajectories": [4, 8, 16]},
+    "fixed": {"batch_size": 8, "lr": 1e-3},
+    "data": {"num_trajectories": 32, "bodies": 3},
+}
+
+
+def cfg(**changes):
+    d = copy.deepcopy(BASE)
+    d.update(changes)
+    return d
+
+
+def test_expand_deterministic_and_unique():
+    c = StudyConfig.from_dict(cfg())
+    specs = c.expand()
+    # main grid 2 fam x 2 sizes x 2 steps x 1 n x 2 seeds = 16; sweep adds n=4,8 (n=16 duplicate) x 2 fam x 2 seeds
+    assert len(specs) == 16 + 8
+    ids = [run_id(s) for s in specs]
+    assert len(set(ids)) == len(ids)
+    assert ids == [run_id(s) for s in StudyConfig.from_dict(cfg()).expand()]
+    s = specs[0]
+    for k in grid.SPEC_KEYS + ("batch_size", "lr", "bodies"):
+        assert k in s
+    assert s["algebra"] == "projective" and s["bodies"] == 3
+    assert ids[0].startswith("gatr-pga_w4_d1_s10_n16_seed0-") and len(ids[0].split("-")[-1]) == 8
+    tf = [s for s in specs if s["family"] == "transformer"][0]
+    assert tf["algebra"] is None and tf["augment"] is True
+    # sweep runs use the largest size and steps by default
+    sweep = [s for s in specs if s["train_trajectories"] == 4]
+    assert all(s["width"] == 8 and s["depth"] == 2 and s["steps"] == 20 for s in sweep)
+    # the id depends on every spec value
+    s2 = dict(s, lr=2e-3)
+    assert run_id(s2) != run_id(s)
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_presets_load(preset):
+    c = load_config(preset=preset)
+    specs = c.expand()
+    assert len(specs) == len({run_id(s) for s in specs})
+    assert c.to_dict() and StudyConfig.from_dict(c.to_dict()).expand() == specs
+
+
+def test_quick_preset_requirements():
+    specs = load_config(preset="quick").expand()
+    assert 15 <= len(specs) <= 40
+    budgets = {}
+    for s in specs:
+        budgets.setdefault((s["family"], s["algebra"], s["augment"]), set()).add((s["width"], s["depth"], s["steps"]))
+    gatr_algebras = {k[1] for k, v in budgets.items() if k[0] == "gatr" and len(v) >= 3}
+    assert len(gatr_algebras) >= 2
+    assert len(budgets[("transformer", None, False)]) >= 3
+    assert len(budgets[("transformer", None, True)]) >= 3
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"families": [{"family": "resnet"}]}, r"unknown family 'resnet'.*gatr, transformer, mlp"),
+        ({"families": [{"family": "gatr", "algebra": "spacetime"}]}, r"unknown algebra 'spacetime'.*conformal"),
+        ({"families": [{"family": "gatr"}]}, r"families\[0\]\.algebra: required"),
+        ({"families": [{"family": "mlp", "algebra": "pga"}]}, r"only valid for family 'gatr'"),
+        ({"families": [{"family": "mlp", "augment": "yes"}]}, r"augment"),
+        ({"families": [{"family": "mlp", "colour": 1}]}, r"unknown key 'colour'.*valid keys"),
+        ({"familys": []}, r"unknown key 'familys'.*families"),
+        ({"steps": [0]}, r"steps\[0\]"),
+        ({"model_sizes": [{"width": 4}]}, r"missing key 'depth'"),
+        ({"model_sizes": [{"width": 4, "depth": 1, "heads": 2}]}, r"unknown key 'heads'"),
+        ({"fixed": {"width": 3}}, r"fixed: key 'width'"),
+        ({"data": {"num_trajectories": 8}}, r"exceeds data.num_trajectories"),
+        ({"data": {"bodys": 8}}, r"unknown key 'bodys'"),
+        ({"data_sweep": {"train_trajectories": [4], "families": ["nope"]}}, r"unknown family name 'nope'"),
+        ({"families": [{"family": "mlp"}, {"family": "mlp"}]}, r"duplicate family names"),
+    ],
+)
+def test_bad_configs(change, match):
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig.from_dict(cfg(**change))
+
+
+def test_algebra_aliases():
+    fams = [{"family": "gatr", "algebra": a} for a in ("ega", "pga", "ipga", "cga", "Conformal")]
+    fams[-1]["name"] = "gatr-cga2"
+    c = StudyConfig.from_dict(cfg(families=fams, data_sweep=None))
+    assert [f["algebra"] for f in c.families] == ["euclidean", "projective", "projective-distance", "conformal",
+                                                  "conformal"]
+    assert c.families[0]["name"] == "gatr-euclidean"
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset 'huge'.*quick"):
+        load_config(preset="huge")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_shards_partition_grid(n):
+    specs = StudyConfig.from_dict(cfg()).expand()
+    all_ids = [run_id(s) for s in specs]
+    shards = [[run_id(s) for s in shard_specs(specs, f"{i}/{n}")] for i in range(n)]
+    union = [x for sh in shards for x in sh]
+    assert sorted(union) == sorted(all_ids)  # every run exactly once
+    assert len(union) == len(set(union))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+@pytest.mark.parametrize("bad", ["3/3", "1", "a/b", "-1/2", "0/0", "1/2/3"])
+def test_bad_shard(bad):
+    with pytest.raises(ConfigError, match="shard"):
+        parse_shard(bad)
+
+
+def test_parse_shard_ok():
+    assert parse_shard("2/5") == (2, 5) and parse_shard(None) is None

@@ -1,0 +1,189 @@
+"""End to end: a tiny sweep with a synthetic train function, resume, failures, CLI, analysis."""
+
+import csv
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from experiments.scaling import __main__ as cli
+from experiments.scaling.grid import StudyConfig, run_id
+from experiments.scaling.report import analyze
+from experiments.scaling.runner import collect_results, run_study
+
+ALPHA = {"gatr-pga": 0.30, "tf": 0.20, "tf-aug": 0.25}
+CALLS = []
+
+
+def synthetic_train(spec, data_dir, run_dir):
+    """Loss = A * C^-alpha (2% noise), C = 6 * params * steps * batch * bodies; E(3) loss degrades for
+    the non-equivariant family without augmentation."""
+    CALLS.append(run_id(spec))
+    assert Path(data_dir).is_dir() and Path(run_dir).is_dir()
+    if spec.get("fail"):
+        raise RuntimeError(f"synthetic failure for {spec['name']}")
+    params = 10 * spec["width"] ** 2 * spec["depth"]
+    flops = 6.0 * params * spec["steps"] * spec["batch_size"] * spec["bodies"]
+    rng = random.Random(run_id(spec))
+    loss = 1e3 * flops ** -ALPHA[spec["name"]] * math.exp(rng.gauss(0, 0.02))
+    loss *= (64 / spec["train_trajectories"]) ** 0.1
+    e3 = loss * (5.0 if spec["family"] == "transformer" and not spec["augment"] else 1.0)
+    return {"params": params, "flops_per_step": flops / spec["steps"], "train_flops": flops,
+            "val_loss": loss * 1.01, "test_loss": loss, "test_e3_loss": e3, "extra_metric": 1}
+
+
+def config(fail_family=None):
+    fams = [{"name": "gatr-pga", "family": "gatr", "algebra": "projective"},
+            {"name": "tf", "family": "transformer"},
+            {"name": "tf-aug", "family": "transformer", "augment": True}]
+    if fail_family:
+        for f in fams:
+            if f["name"] == fail_family:
+                f["hparams"] = {"fail": True}
+    return StudyConfig.from_dict({
+        "name": "tiny",
+        "families": fams,
+        "model_sizes": [{"width": 4, "depth": 1}, {"width": 8, "depth": 2}, {"width": 16, "depth": 3}],
+        "steps": [10, 40, 160],
+        "train_trajectories": [64],
+        "seeds": [0],
+        "data_sweep": {"train_trajectories": [16, 32], "families": ["tf", "tf-aug"]},
+        "fixed": {"batch_size": 8},
+        "data": {"num_trajectories": 80, "bodies": 4},
+    })
+
+
+def fake_generate(out_dir, num_trajectories, bodies=4, seed=0, workers=1, progress=True):
+    out = Path(out_dir) / "rigid_body"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "meta.json").write_text(json.dumps({"n": num_trajectories, "bodies": bodies}))
+    GEN_CALLS.append(num_trajectories)
+    return out
+
+
+GEN_CALLS = []
+THIS = __name__
+
+
+def test_end_to_end(tmp_path):
+    CALLS.clear()
+    GEN_CALLS.clear()
+    cfg = config()
+    n = len(cfg.expand())
+    assert n == 27 + 4
+    recs = run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=fake_generate, progress=False)
+    assert len(recs) == n and len(CALLS) == n and GEN_CALLS == [80]
+    assert all(r["status"] == "ok" for r in recs)
+    r0 = json.loads((tmp_path / "runs" / recs[0]["run_id"] / "result.json").read_text())
+    for k in ("spec", "seed", "params", "train_flops", "test_loss", "test_e3_loss", "wall_time_s", "host",
+              "timestamp", "extra_metric"):
+        assert k in r0
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert len(rows) == n and {r["status"] for r in rows} == {"ok"}
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == n
+
+    an = analyze(tmp_path, n_boot=100, progress=False)
+    for name, alpha in ALPHA.items():
+        fa = an["families"][name]
+        assert fa["fit"]["alpha"] == pytest.approx(alpha, abs=0.03), name
+        lo, hi = fa["alpha_boot"]["ci95"]
+        assert lo - 0.02 <= alpha <= hi + 0.02
+    # allocation: frontier runs scale params with compute (positive exponent, with uncertainty)
+    assert an["families"]["tf"]["allocation"]["params"]["exponent"] is not None
+    eff = an["data_efficiency"]["tf"]
+    assert [r["train_trajectories"] for r in eff] == [16, 32, 64]
+    assert eff[0]["test_loss"] > eff[-1]["test_loss"]
+    assert eff[0]["test_e3_loss"] > 4 * eff[0]["test_loss"]
+    for f in ("report.md", "analysis.json", "plots/loss_vs_compute.png", "plots/loss_vs_params.png",
+              "plots/loss_vs_data.png", "plots/plain_vs_e3.png"):
+        assert (tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0, f
+    report = (tmp_path / "report.md").read_text()
+    assert "gatr-pga" in report and "plots/loss_vs_compute.png" in report and "None." in report
+
+    # resume: nothing is redone, data are not regenerated
+    CALLS.clear()
+    run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=fake_generate, progress=False)
+    assert CALLS == [] and GEN_CALLS == [80]
+
+    # an interrupted run (spec.json but no result.json) is redone, and only it
+    victim = recs[5]["run_id"]
+    (tmp_path / "runs" / victim / "result.json").unlink()
+    assert (tmp_path / "runs" / victim / "spec.json").is_file()
+    run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=fake_generate, progress=False)
+    assert CALLS == [victim]
+
+
+def test_failed_runs_recorded(tmp_path):
+    CALLS.clear()
+    cfg = config(fail_family="tf-aug")
+    n = len(cfg.expand())
+    recs = run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    assert len(recs) == n == len(CALLS)
+    failed = [r for r in recs if r["status"] == "failed"]
+    assert len(failed) == 9 + 2 and all(r["spec"]["name"] == "tf-aug" for r in failed)
+    f = json.loads((tmp_path / "runs" / failed[0]["run_id"] / "result.json").read_text())
+    assert f["error_type"] == "RuntimeError" and "synthetic failure" in f["error_message"]
+    assert "Traceback" in f["traceback"]
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert sum(r["status"] == "failed" for r in rows) == 11 and len(rows) == n
+    an = analyze(tmp_path, n_boot=20, progress=False)
+    assert "tf-aug" not in an["families"] and len(an["failed"]) == 11
+    assert failed[0]["run_id"] in (tmp_path / "report.md").read_text()
+    # failed runs are retried on the next invocation, ok runs are not
+    CALLS.clear()
+    run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    assert sorted(CALLS) == sorted(r["run_id"] for r in failed)
+
+
+def test_bad_result_is_a_failure(tmp_path):
+    cfg = config()
+
+    def bad(spec, data_dir, run_dir):
+        return {"params": 3}
+
+    recs = run_study(cfg, tmp_path, shard="0/10", train_fn=bad, generate_fn=None, progress=False)
+    assert recs and all(r["status"] == "failed" and r["error_type"] == "KeyError" for r in recs)
+
+
+def test_shards_cover_grid(tmp_path):
+    cfg = config()
+    n = len(cfg.expand())
+    ids = []
+    for i in range(3):
+        CALLS.clear()
+        recs = run_study(cfg, tmp_path, shard=f"{i}/3", train_fn=synthetic_train, generate_fn=None, progress=False)
+        ids += [r["run_id"] for r in recs]
+        assert sorted(CALLS) == sorted(r["run_id"] for r in recs)
+    assert len(ids) == len(set(ids)) == n
+    assert len(collect_results(tmp_path)) == n
+    assert len(list(csv.DictReader(open(tmp_path / "results.csv")))) == n
+
+
+def test_cli(tmp_path, capsys):
+    cfg_file = tmp_path / "tiny.yaml"
+    import yaml
+
+    d = config().to_dict()
+    d["model_sizes"] = d["model_sizes"][:2]
+    d["steps"] = d["steps"][:2]
+    cfg_file.write_text(yaml.safe_dump(d))
+    out = tmp_path / "study"
+    assert cli.main(["list", "--config", str(cfg_file)]) == 0
+    listing = capsys.readouterr().out
+    assert "gatr-pga_w4_d1_s10_n64_seed0-" in listing
+    rc = cli.main(["run", "--config", str(cfg_file), "--out", str(out), "--train-fn", f"{THIS}.synthetic_train",
+                   "--generate-fn", "none", "--no-progress", "--shard", "1/2"])
+    assert rc == 0
+    rc = cli.main(["run", "--config", str(cfg_file), "--out", str(out), "--train-fn", f"{THIS}.synthetic_train",
+                   "--generate-fn", "none", "--no-progress", "--shard", "0/2"])
+    assert rc == 0
+    assert cli.main(["analyze", str(out), "--n-boot", "20"]) == 0
+    assert (out / "report.md").is_file() and (out / "plots" / "loss_vs_compute.png").is_file()
+    assert cli.main(["list", "--preset", "quick", "--shard", "2/2"]) == 2
+    assert "shard" in capsys.readouterr().err
+    assert cli.main(["list", "--preset", "nope"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+    with pytest.raises(ImportError, match="no_such_module"):
+        run_study(config(), tmp_path / "x", train_fn="no_such_module.train", generate_fn=None, progress=False)
