@@ -86,21 +86,37 @@ def fit_power_law(compute: Sequence[float], loss: Sequence[float], irreducible: 
     def model(xx, log_A, alpha, l_inf):
         return np.log(np.exp(log_A) * np.power(xx, -alpha) + l_inf)
 
+    def jac(xx, log_A, alpha, l_inf):
+        t = np.exp(log_A) * np.power(xx, -alpha)
+        d = t + l_inf
+        return np.stack([t / d, -t * np.log(xx) / d, 1.0 / d], axis=1)
+
+    logy = np.log(l_)
+    logx = np.log(x)
+    # starting point: profile over l_inf on a grid (log-log linear fit of L - l_inf for each value)
+    best_p0, best_r = None, math.inf
+    for frac in np.concatenate([[0.0], 1.0 - np.geomspace(1.0, 1e-3, 24)[1:]]):
+        linf = frac * ymin
+        slope, icpt = np.polyfit(logx, np.log(l_ - linf), 1)
+        p = (float(icpt), float(np.clip(-slope, -9.9, 9.9)), float(linf))
+        r = float(np.sum((model(x, *p) - logy) ** 2))
+        if np.isfinite(r) and r < best_r:
+            best_p0, best_r = p, r
     best = None
-    ymid = float(np.exp(np.mean(np.log(l_))))
-    for frac in (1e-3, 0.5, 0.9):  # a few starting points for l_inf
-        p0 = [math.log(max(ymid - frac * ymin, 1e-300)), min(max(lin.alpha, 1e-3), 5.0), frac * ymin]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                popt, _ = curve_fit(model, x, np.log(l_), p0=p0,
-                                    bounds=([-np.inf, -10.0, 0.0], [np.inf, 10.0, ymin * (1 - 1e-9)]),
-                                    maxfev=20000)
-            resid = float(np.sum((model(x, *popt) - np.log(l_)) ** 2))
-            if np.all(np.isfinite(popt)) and (best is None or resid < best[0]):
-                best = (resid, popt)
-        except Exception:  # noqa: BLE001 - fall back below
-            continue
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            upper = ymin * (1 - 1e-9)
+            p0 = [best_p0[0], best_p0[1], min(max(best_p0[2], 1e-6 * ymin), upper * (1 - 1e-6))]
+            popt, _ = curve_fit(model, x, logy, p0=p0, jac=jac,
+                                bounds=([-np.inf, -10.0, 0.0], [np.inf, 10.0, upper]), maxfev=5000)
+        resid = float(np.sum((model(x, *popt) - logy) ** 2))
+        if np.all(np.isfinite(popt)) and resid <= best_r * (1 + 1e-6):
+            best = (resid, popt)
+    except Exception:  # noqa: BLE001 - fall back to the profiled start below
+        pass
+    if best is None and best_p0 is not None:
+        best = (best_r, np.asarray(best_p0))
     if best is None:
         return lin
     log_A, alpha, l_inf = (float(v) for v in best[1])

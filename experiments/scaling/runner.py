@@ -48,7 +48,6 @@ import importlib
 import inspect
 import io
 import json
-import math
 import os
 import platform
 import socket
@@ -136,6 +135,17 @@ def read_json(path: Path) -> Any | None:
 
 
 def host_info() -> dict:
+    """Host description recorded with each result (computed once per process)."""
+    global _HOST
+    if _HOST is None:
+        _HOST = _host_info()
+    return dict(_HOST)
+
+
+_HOST: dict | None = None
+
+
+def _host_info() -> dict:
     info = {"hostname": socket.gethostname(), "platform": platform.platform(),
             "python": platform.python_version(), "cpu_count": os.cpu_count()}
     try:
@@ -388,6 +398,3 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
         _log(f"[scaling] done: {len(todo) - n_failed} ok, {n_failed} failed; tables in {out_dir}")
     return records
 
-
-def _nan_to_none(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
