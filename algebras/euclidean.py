@@ -1,0 +1,74 @@
+"""The Euclidean algebra G(3,0,0): e_0, e_1, e_2 are x, y, z; symmetry group O(3).
+
+Translations are not in O(3): positions are centred on a reference point before the network
+(:meth:`EuclideanAlgebra.center`) and the reference is added back afterwards, which gives E(3)
+equivariance overall.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .geometry3d import Euclidean3DAlgebra
+from .groups import pin_group
+
+SIGNATURE = (1, 1, 1)
+GROUPS = {"O(3)": False, "SO(3)": True}  # name -> even only
+
+
+class EuclideanAlgebra(Euclidean3DAlgebra):
+    """G(3,0,0) with the orthogonal group O(3) (or SO(3) with ``group="SO(3)"``)."""
+
+    spatial = (0, 1, 2)
+    embedding_parity = {"point": 1, "direction": 1, "axial_vector": 1, "plane": 1}
+
+    def __init__(self, group: str = "O(3)", name: str = "euclidean"):
+        if group not in GROUPS:
+            raise ValueError(f"unknown group {group!r} for the euclidean algebra; valid: {sorted(GROUPS)}")
+        versor_group = pin_group(SIGNATURE, name="O(3)")
+        super().__init__(SIGNATURE, name, versor_group.even("SO(3)") if GROUPS[group] else versor_group)
+
+    # ------------------------------------------------------------------ translations by centring
+    @staticmethod
+    def center(points: torch.Tensor, dim: int = -2, mask: torch.Tensor | None = None):
+        """Subtract the (masked) mean over ``dim`` from ``points (..., 3)``.
+
+        Returns ``(centred_points, centre)`` with ``centre`` keeping ``dim`` as size 1, so that
+        ``centred + centre`` restores the input; add the centre back to predicted points.
+        """
+        points = Euclidean3DAlgebra.check_coordinates(points, 3, "points")
+        if mask is None:
+            centre = points.mean(dim=dim, keepdim=True)
+        else:
+            weights = mask.to(points.dtype).unsqueeze(-1)
+            centre = (points * weights).sum(dim, keepdim=True) / weights.sum(dim, keepdim=True).clamp_min(1)
+        return points - centre, centre
+
+    def embed_translation(self, translation: torch.Tensor) -> torch.Tensor:
+        raise ValueError(
+            "translations are not elements of O(3) in the euclidean algebra: centre positions with "
+            "EuclideanAlgebra.center() before embedding and add the centre back after extraction"
+        )
+
+    def _plane_offset(self, offset):
+        raise ValueError("the euclidean algebra represents only planes through the origin (offset 0)")
+
+    # ------------------------------------------------------------------ embeddings
+    def embed_point(self, point: torch.Tensor) -> torch.Tensor:
+        """A (centred) position as the vector ``x e_0 + y e_1 + z e_2``."""
+        return self.vector(self.check_coordinates(point, 3, "point"), self._spatial_vectors)
+
+    def extract_point(self, x: torch.Tensor) -> torch.Tensor:
+        return self.check(x)[..., self._spatial_vectors]
+
+    embed_direction = embed_point
+    extract_direction = extract_point
+
+    def embed_axial_vector(self, w: torch.Tensor) -> torch.Tensor:
+        """A pseudovector (angular velocity) as the bivector dual to it: flips with det under reflections."""
+        return self.euclidean_bivector(w)
+
+    extract_axial_vector = Euclidean3DAlgebra.extract_euclidean_bivector
+
+    def extract_plane(self, x: torch.Tensor):
+        return self.extract_point(x), torch.zeros_like(x[..., 0])

@@ -1,0 +1,103 @@
+"""What every algebra of 3D Euclidean geometry shares: rotations, reflections, axial vectors.
+
+A backend names its three spatial basis vectors (x, y, z); rotors, reflecting planes through the
+origin and Euclidean bivectors are then the same in all of them. Subclasses add points, directions,
+planes with offsets and translations, which is where the algebras differ.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .clifford_algebra import CliffordAlgebra
+
+
+class Euclidean3DAlgebra(CliffordAlgebra):
+    """Base of the euclidean, projective and conformal backends.
+
+    Subclasses set :attr:`spatial` (indices of the basis vectors playing x, y, z) and
+    :attr:`embedding_parity`: for each embedding, ``+1`` if ``act(u, embed(z)) == embed(g z)`` for
+    every group element, ``-1`` if it picks up ``det(g)`` under reflections (PGA's trivector points:
+    ``rho_u`` of an odd-grade object under an odd versor carries a sign; projectively it is the same
+    point, and ``extract_point`` is blind to it).
+    """
+
+    spatial: tuple[int, int, int] = (0, 1, 2)
+    embedding_parity: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ index helpers
+    def _blade(self, *vectors: int) -> int:
+        """Index of the blade ``e_a e_b ...`` (given in increasing order)."""
+        return self.blade_index[tuple(vectors)]
+
+    @property
+    def _spatial_vectors(self) -> list[int]:
+        return [self._blade(i) for i in self.spatial]
+
+    @property
+    def _spatial_bivectors(self) -> tuple[list[int], torch.Tensor]:
+        """Blades and signs of the Euclidean bivectors dual to x, y, z: e_yz, e_zx, e_xy."""
+        x, y, z = self.spatial
+        pairs = [(y, z), (z, x), (x, y)]
+        blades = [self._blade(*sorted(p)) for p in pairs]
+        signs = torch.tensor([1.0 if p[0] < p[1] else -1.0 for p in pairs])
+        return blades, signs
+
+    # ------------------------------------------------------------------ axial vectors
+    def euclidean_bivector(self, w: torch.Tensor) -> torch.Tensor:
+        """The bivector ``w_x e_yz + w_y e_zx + w_z e_xy`` (Hodge dual of a 3-vector)."""
+        w = self.check_coordinates(w, 3, "axial vector")
+        blades, signs = self._spatial_bivectors
+        return self.vector(w * signs.to(w), blades)
+
+    def extract_euclidean_bivector(self, x: torch.Tensor) -> torch.Tensor:
+        blades, signs = self._spatial_bivectors
+        return self.check(x)[..., blades] * signs.to(x)
+
+    # ------------------------------------------------------------------ rotations
+    def embed_rotation(self, quaternion: torch.Tensor) -> torch.Tensor:
+        """Rotor of the rotation given by a quaternion ``(w, x, y, z)``, shape ``(..., 4)``.
+
+        For ``q = (cos(t/2), sin(t/2) a)`` the rotor is ``cos(t/2) - sin(t/2) B_a`` with ``B_a`` the
+        bivector dual to the axis ``a``, so that ``act(R, v)`` rotates by ``t`` about ``a``
+        (right-handed). The quaternion is normalised; a zero quaternion is an error.
+        """
+        q = self.check_coordinates(quaternion, 4, "quaternion")
+        norm = q.norm(dim=-1, keepdim=True)
+        if bool((norm <= 1e-12).any()):
+            raise ValueError("zero quaternion: a rotation needs a non-zero quaternion (w, x, y, z)")
+        q = q / norm
+        rotor = -self.euclidean_bivector(q[..., 1:])
+        rotor[..., 0] = q[..., 0]
+        return rotor
+
+    def extract_rotation(self, rotor: torch.Tensor) -> torch.Tensor:
+        """Unit quaternion ``(w, x, y, z)`` with ``w >= 0`` of a rotor (inverse of embed_rotation)."""
+        q = torch.cat([self.check(rotor)[..., :1], -self.extract_euclidean_bivector(rotor)], -1)
+        q = q / q.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
+        return torch.where(q[..., :1] < 0, -q, q)
+
+    # ------------------------------------------------------------------ reflections
+    def _plane_offset(self, offset: torch.Tensor) -> torch.Tensor:
+        """Multivector added to the normal for a plane ``n . p = offset`` (needs translations)."""
+        raise NotImplementedError
+
+    def embed_plane(self, normal: torch.Tensor, offset: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """The oriented plane ``{p : normal . p = offset}`` as a vector; ``normal`` ``(..., 3)``."""
+        normal = self.check_coordinates(normal, 3, "plane normal")
+        offset = self.check_coordinates(torch.as_tensor(offset, dtype=normal.dtype), None, "plane offset")
+        plane = self.vector(normal, self._spatial_vectors)
+        if bool((offset != 0).any()):
+            plane = plane + self._plane_offset(offset.expand(normal.shape[:-1]))
+        return plane
+
+    def embed_reflection(self, normal: torch.Tensor, offset: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """Versor of the reflection in the plane ``{p : normal . p = offset}`` (normal normalised)."""
+        normal = self.check_coordinates(normal, 3, "plane normal")
+        norm = normal.norm(dim=-1, keepdim=True)
+        if bool((norm <= 1e-12).any()):
+            raise ValueError("zero plane normal: a reflection needs a non-zero normal")
+        return self.embed_plane(normal / norm, torch.as_tensor(offset, dtype=normal.dtype) / norm.squeeze(-1))
+
+    def extract_plane(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
