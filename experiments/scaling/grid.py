@@ -18,10 +18,11 @@ A study config is a YAML mapping::
       steps: 300                      # default: the largest number of steps
       families: [gatr-pga]            # default: all families (names from `families`)
     fixed: {batch_size: 64, lr: 1.0e-3}   # fixed hyper-parameters copied into every run spec
-    data: {num_trajectories: 512, bodies: 4, horizon: 10, seed: 0}
+    data: {num_trajectories: 512, bodies: 4, horizon: 5, seed: 0, sim: {frames: 51}}
 
 The main grid is the Cartesian product families x model_sizes x steps x train_trajectories x seeds;
-the data sweep adds families x data_sweep.train_trajectories x seeds at one model size and step
+``data.horizon`` and ``data.bodies`` are copied into every spec (the training code needs them);
+``data.sim`` is passed to the data generator only. The data sweep adds families x data_sweep.train_trajectories x seeds at one model size and step
 count; duplicates (same spec) are dropped. The order is deterministic.
 
 Every run spec is a flat JSON-serialisable dict with the keys in :data:`SPEC_KEYS` plus the keys of
@@ -73,8 +74,10 @@ REQUIRED_TOP_KEYS = ("families", "model_sizes", "steps", "train_trajectories")
 FAMILY_KEYS = ("name", "family", "algebra", "augment", "hparams")
 SIZE_KEYS = ("width", "depth")
 SWEEP_KEYS = ("train_trajectories", "width", "depth", "steps", "families")
-DATA_KEYS = ("num_trajectories", "bodies", "horizon", "seed", "workers")
-DATA_DEFAULTS = {"num_trajectories": 512, "bodies": 4, "horizon": None, "seed": 0, "workers": None}
+DATA_KEYS = ("num_trajectories", "bodies", "horizon", "seed", "workers", "sim")
+#: ``horizon`` (prediction horizon in frames) is a training/dataset setting: it goes into every run spec
+#: (with ``bodies``); ``sim`` holds extra simulator settings passed to the generator (``frames``, ...).
+DATA_DEFAULTS = {"num_trajectories": 512, "bodies": 4, "horizon": None, "seed": 0, "workers": None, "sim": {}}
 
 
 class ConfigError(ValueError):
@@ -234,6 +237,10 @@ class StudyConfig:
         for k in ("horizon", "workers"):
             if data[k] is not None:
                 _pos_int(data[k], f"data.{k}")
+        if not isinstance(data["sim"] or {}, dict):
+            raise ConfigError(f"data.sim: expected a mapping of simulator settings, got {data['sim']!r}")
+        data["sim"] = dict(data["sim"] or {})
+        _json_value(data["sim"], "data.sim")
         if max(ntraj) > data["num_trajectories"]:
             raise ConfigError(f"train_trajectories: {max(ntraj)} exceeds data.num_trajectories="
                               f"{data['num_trajectories']}")
@@ -295,6 +302,8 @@ class StudyConfig:
         extra = dict(self.fixed)
         extra.update(fam["hparams"])
         extra.setdefault("bodies", self.data["bodies"])
+        if self.data.get("horizon") is not None:
+            extra.setdefault("horizon", self.data["horizon"])
         for k in sorted(extra):
             spec[k] = extra[k]
         return spec

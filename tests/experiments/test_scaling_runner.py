@@ -187,3 +187,44 @@ def test_cli(tmp_path, capsys):
     assert "unknown preset" in capsys.readouterr().err
     with pytest.raises(ImportError, match="no_such_module"):
         run_study(config(), tmp_path / "x", train_fn="no_such_module.train", generate_fn=None, progress=False)
+
+
+def test_real_generator_integration(tmp_path):
+    """The default data generator is called once per study directory with the config's settings."""
+    pytest.importorskip("mujoco")
+    gen = pytest.importorskip("experiments.rigid_body.generate")
+    d = config().to_dict()
+    d["data"] = {"num_trajectories": 6, "bodies": 2, "seed": 1, "workers": 1, "horizon": 2, "sim": {"frames": 5}}
+    d["train_trajectories"] = [4]
+    d["data_sweep"] = None
+    d["model_sizes"] = d["model_sizes"][:1]
+    d["steps"] = d["steps"][:2]
+    seen = []
+
+    def train(spec, data_dir, run_dir):
+        seen.append(data_dir)
+        assert spec["horizon"] == 2 and spec["bodies"] == 2
+        return synthetic_train(spec, data_dir, run_dir)
+
+    cfg = StudyConfig.from_dict(d)
+    recs = run_study(cfg, tmp_path, train_fn=train, generate_fn=gen.generate_dataset, progress=False)
+    assert all(r["status"] == "ok" for r in recs), recs
+    assert len(set(seen)) == 1 and (Path(seen[0]) / "manifest.json").is_file()
+    assert (tmp_path / "data" / ".scaling_data.json").is_file() and not (tmp_path / "data" / ".lock").exists()
+
+
+def test_stale_data_lock_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": p.pid}))
+    GEN_CALLS.clear()
+    d = config().to_dict()
+    d["model_sizes"], d["steps"], d["data_sweep"] = d["model_sizes"][:1], d["steps"][:1], None
+    recs = run_study(StudyConfig.from_dict(d), tmp_path, train_fn=synthetic_train, generate_fn=fake_generate,
+                     progress=False)
+    assert GEN_CALLS == [80] and all(r["status"] == "ok" for r in recs)
