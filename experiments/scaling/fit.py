@@ -282,7 +282,10 @@ def analyze_results(results: list[dict], n_boot: int = 500, seed: int = 0) -> di
     eff = {name: data_efficiency(runs) for name, runs in families.items()}
     meta = {name: {k: runs[0]["spec"].get(k) for k in ("family", "algebra", "augment")}
             for name, runs in families.items()}
+    ok_ids = {r["run_id"] for r in ok}
+    unusable = [{"run_id": r.get("run_id"), "test_loss": r.get("test_loss"), "train_flops": r.get("train_flops")}
+                for r in results if r.get("status") == "ok" and r.get("run_id") not in ok_ids]
     return {"families": fits, "family_meta": meta, "data_efficiency": eff,
-            "n_results": len(results), "n_ok": len(ok),
+            "n_results": len(results), "n_ok": len(ok), "unusable": unusable,
             "failed": [{"run_id": r.get("run_id"), "error_type": r.get("error_type"),
                         "error_message": r.get("error_message")} for r in failed]}

@@ -93,6 +93,12 @@ def render_report(analysis: dict, study: dict | None, plots: dict[str, Path], ou
     for key, p in plots.items():
         rel = Path(p).relative_to(out_dir) if Path(p).is_relative_to(out_dir) else Path(p)
         lines += [f"### {titles.get(key, key)}", "", f"![{titles.get(key, key)}]({rel.as_posix()})", ""]
+    if analysis.get("unusable"):
+        lines += ["## Runs left out of the fits", "",
+                  "Finished, but with a non-finite or non-positive loss or compute (e.g. diverged):", ""]
+        for u in analysis["unusable"]:
+            lines.append(f"- `{u['run_id']}`: test loss {u.get('test_loss')}, train FLOPs {u.get('train_flops')}")
+        lines.append("")
     lines += ["## Failed runs", ""]
     if analysis["failed"]:
         for f in analysis["failed"]:

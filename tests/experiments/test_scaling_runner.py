@@ -29,19 +29,22 @@ def synthetic_train(spec, data_dir, run_dir):
     rng = random.Random(run_id(spec))
     loss = 1e3 * flops ** -ALPHA[spec["name"]] * math.exp(rng.gauss(0, 0.02))
     loss *= (64 / spec["train_trajectories"]) ** 0.1
+    if spec.get("diverge"):
+        loss = float("nan")
     e3 = loss * (5.0 if spec["family"] == "transformer" and not spec["augment"] else 1.0)
     return {"params": params, "flops_per_step": flops / spec["steps"], "train_flops": flops,
             "val_loss": loss * 1.01, "test_loss": loss, "test_e3_loss": e3, "extra_metric": 1}
 
 
-def config(fail_family=None):
+def config(fail_family=None, diverge_family=None):
     fams = [{"name": "gatr-pga", "family": "gatr", "algebra": "projective"},
             {"name": "tf", "family": "transformer"},
             {"name": "tf-aug", "family": "transformer", "augment": True}]
-    if fail_family:
-        for f in fams:
-            if f["name"] == fail_family:
-                f["hparams"] = {"fail": True}
+    for f in fams:
+        if f["name"] == fail_family:
+            f["hparams"] = {"fail": True}
+        if f["name"] == diverge_family:
+            f["hparams"] = {"diverge": True}
     return StudyConfig.from_dict({
         "name": "tiny",
         "families": fams,
@@ -135,6 +138,15 @@ def test_failed_runs_recorded(tmp_path):
     CALLS.clear()
     run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
     assert sorted(CALLS) == sorted(r["run_id"] for r in failed)
+
+
+def test_diverged_runs_reported(tmp_path):
+    cfg = config(diverge_family="tf")
+    recs = run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    assert all(r["status"] == "ok" for r in recs)
+    an = analyze(tmp_path, n_boot=10, progress=False)
+    assert "tf" not in an["families"] and len(an["unusable"]) == 11
+    assert "left out of the fits" in (tmp_path / "report.md").read_text()
 
 
 def test_bad_result_is_a_failure(tmp_path):
