@@ -27,7 +27,7 @@ def synthetic_train(spec, data_dir, run_dir):
     params = 10 * spec["width"] ** 2 * spec["depth"]
     flops = 6.0 * params * spec["steps"] * spec["batch_size"] * spec["bodies"]
     rng = random.Random(run_id(spec))
-    loss = 1e3 * flops ** -ALPHA[spec["name"]] * math.exp(rng.gauss(0, 0.02))
+    loss = 1e3 * flops ** -ALPHA.get(spec["name"], 0.25) * math.exp(rng.gauss(0, 0.02))
     loss *= (64 / spec["train_trajectories"]) ** 0.1
     if spec.get("diverge"):
         loss = float("nan")
