@@ -198,10 +198,16 @@ def generate_dataset(
             for k, a, b in tasks:
                 collect(k, a, simulate_range(a, b, seed, config["sim"]))
         else:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            # spawn: safe even if the caller has torch / threads loaded
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+            try:
                 futures = {pool.submit(simulate_range, a, b, seed, config["sim"]): (k, a) for k, a, b in tasks}
                 for fut in as_completed(futures):
                     collect(*futures[fut], fut.result())
+            except BaseException:  # e.g. KeyboardInterrupt: drop queued work, keep written shards
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     finally:
         if bar is not None:
             bar.close()

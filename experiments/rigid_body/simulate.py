@@ -244,7 +244,8 @@ def simulate_scene(scene: dict, config: SimConfig) -> dict:
     positions = np.empty((T, n, 3))
     orientations = np.empty((T, n, 4))
     velocity = np.empty((T, n, 3))
-    angular_velocity = np.empty((T, n, 3))
+    local_w = np.empty((T, n, 3))
+    xmats = np.empty((T, n, 3, 3))
     contacts = np.zeros(T, dtype=np.int32)
     xmat = data.xmat[1:].reshape(n, 3, 3)  # views, updated in place by MuJoCo
 
@@ -252,7 +253,8 @@ def simulate_scene(scene: dict, config: SimConfig) -> dict:
         positions[t] = data.xpos[1:]
         orientations[t] = data.xquat[1:]
         velocity[t] = qvel[:, :3]
-        angular_velocity[t] = np.einsum("nij,nj->ni", xmat, qvel[:, 3:])
+        local_w[t] = qvel[:, 3:]
+        xmats[t] = xmat
 
     record(0)
     contacts[0] = data.ncon
@@ -269,6 +271,7 @@ def simulate_scene(scene: dict, config: SimConfig) -> dict:
         mujoco.mj_kinematics(model, data)
         record(t)
 
+    angular_velocity = np.einsum("tnij,tnj->tni", xmats, local_w)  # local -> world
     iq = quat_to_matrix(model.body_iquat[1:])
     inertia = np.einsum("nij,nj,nkj->nik", iq, model.body_inertia[1:], iq)
     return dict(
