@@ -34,7 +34,7 @@ from typing import Callable
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from .simulate import quat_to_matrix
 from .storage import load_arrays
@@ -175,8 +175,12 @@ class RigidBodyDataset(Dataset):
     def __len__(self) -> int:
         return len(self._index)
 
-    def state(self, m: int, t: int) -> dict:
-        """Untransformed sample for local trajectory ``m`` and start frame ``t``."""
+    def state(self, m, t) -> dict:
+        """Untransformed sample for local trajectory ``m`` and start frame ``t``.
+
+        ``m`` and ``t`` are ints (one sample) or int64 tensors of shape (B,)
+        (a batch: every entry gets a leading dim B).
+        """
         k = t + self.horizon
         return {
             "positions": self.positions[m, t],
@@ -190,11 +194,20 @@ class RigidBodyDataset(Dataset):
             "target_positions": self.positions[m, k],
             "target_axes": self.axes[m, k],
             "trajectory": self.trajectory_ids[m],
-            "frame": torch.tensor(t, dtype=torch.int64),
+            "frame": torch.as_tensor(t, dtype=torch.int64),
         }
 
-    def __getitem__(self, i: int) -> dict:
-        m, t = (int(v) for v in self._index[i])
+    def __getitem__(self, i) -> dict:
+        """Sample ``i`` (int), or a whole batch for a sequence/tensor of indices (B,).
+
+        Batched indexing is vectorised and much faster than stacking single
+        samples; :class:`RigidBodyDataModule` uses it via a ``BatchSampler``.
+        """
+        if isinstance(i, (int, np.integer)):
+            m, t = (int(v) for v in self._index[i])
+        else:
+            i = torch.as_tensor(i, dtype=torch.int64)
+            m, t = self._index[i].unbind(-1)
         sample = self.state(m, t)
         if self.e3 is not None:
             sample = transform_sample(sample, self.e3[0][i], self.e3[1][i])
@@ -307,9 +320,15 @@ class RigidBodyDataModule(L.LightningDataModule):
                                         translation_scale=self.translation_scale, **kw)
 
     def _loader(self, ds, shuffle=False):
-        gen = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, generator=gen,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        # Batches are fetched with one vectorised ``ds[indices]`` call (BatchSampler,
+        # batch_size=None); the yielded batches are dicts of tensors with leading dim B.
+        if shuffle:
+            sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
+        else:
+            sampler = SequentialSampler(ds)
+        batches = BatchSampler(sampler, self.batch_size, drop_last=False)
+        return DataLoader(ds, sampler=batches, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self):
         return self._loader(self.train, shuffle=True)

@@ -183,3 +183,14 @@ def test_bad_horizon(arrays):
         RigidBodyDataset(arrays, "train", horizon=12)
     with pytest.raises(ValueError):
         RigidBodyDataset(arrays, "bogus", horizon=1)
+
+
+@pytest.mark.parametrize("e3_seed", [None, 4])
+def test_batched_indexing_matches_single(arrays, e3_seed):
+    ds = RigidBodyDataset(arrays, "train", horizon=2, e3_seed=e3_seed)
+    idx = [5, 0, 17, len(ds) - 1]
+    batch = ds[torch.tensor(idx)]
+    ref = _batch(ds, idx)
+    assert batch.keys() == ref.keys()
+    for key in ref:
+        torch.testing.assert_close(batch[key], ref[key])
