@@ -1,0 +1,68 @@
+"""Rigid-body predictors: GATr on any algebra, and non-equivariant transformer / MLP baselines.
+
+>>> from experiments.models import build_model
+>>> model = build_model("transformer", width=8, depth=1)
+>>> # keypoints = model(batch)    # (B, N, 4, 3); model.nominal_flops_per_sample(4); model.num_parameters()
+
+Every model: ``forward(batch) -> keypoints (B, N, 4, 3)`` (centre and the three axis tips),
+``nominal_flops_per_sample(num_bodies)`` (forward + backward FLOPs of one sample, convention in
+:mod:`experiments.models.flops`) and ``num_parameters()``.
+"""
+
+from __future__ import annotations
+
+from algebras import available_algebras, canonical_name
+
+from .augmentation import augment_batch
+from .base import BodyModel, flat_body_features
+from .baselines import MLPBodyModel, TransformerBodyModel
+from .embedding import BodyEmbedding, handedness, input_keypoints
+
+__all__ = ["FAMILIES", "BodyModel", "BodyEmbedding", "GATrBodyModel", "MLPBodyModel", "TransformerBodyModel",
+           "augment_batch", "build_model", "flat_body_features", "handedness", "input_keypoints"]
+
+FAMILIES = ("gatr", "transformer", "mlp")
+
+
+def __getattr__(name):  # GATrBodyModel needs the gatr package; import it on demand
+    if name == "GATrBodyModel":
+        from .gatr_model import GATrBodyModel
+
+        return GATrBodyModel
+    raise AttributeError(name)
+
+
+def build_model(family: str, algebra: str | None = None, width: int = 16, depth: int = 2, num_heads: int = 4,
+                num_bodies: int = 4, **kwargs) -> BodyModel:
+    """Build a rigid-body predictor.
+
+    Parameters
+    ----------
+    family : "gatr", "transformer" or "mlp"
+    algebra : for "gatr" only: an algebra name or alias (see ``algebras.available_algebras()``) or object
+    width : GATr hidden multivector channels (hidden scalars = 2 * width); baselines: hidden size 8 * width
+    depth : number of blocks (GATr, transformer) / residual MLP blocks (mlp)
+    num_heads : attention heads (gatr, transformer)
+    num_bodies : bodies per scene (the MLP's input size depends on it; the token models accept any)
+    kwargs : passed to the model class (e.g. ``init_gate``, ``hidden_per_width``, ``residual``)
+    """
+    fam = str(family).strip().lower() if isinstance(family, str) else family
+    if fam not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; valid families: {list(FAMILIES)}")
+    if fam == "gatr":
+        if algebra is None:
+            raise ValueError(f"family 'gatr' needs an algebra; valid algebras: {available_algebras()}")
+        if isinstance(algebra, str):
+            try:
+                canonical_name(algebra)
+            except ValueError as err:
+                raise ValueError(f"unknown algebra {algebra!r} for family 'gatr'; valid algebras: "
+                                 f"{available_algebras()}") from err
+        from .gatr_model import GATrBodyModel
+
+        return GATrBodyModel(algebra, width=width, depth=depth, num_heads=num_heads, **kwargs)
+    if algebra is not None:
+        raise ValueError(f"algebra={algebra!r} is only valid for family 'gatr', not {fam!r}")
+    if fam == "transformer":
+        return TransformerBodyModel(width=width, depth=depth, num_heads=num_heads, **kwargs)
+    return MLPBodyModel(num_bodies=num_bodies, width=width, depth=depth, **kwargs)

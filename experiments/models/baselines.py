@@ -1,0 +1,152 @@
+"""Non-equivariant baselines on the same rigid-body tokens: a transformer and an MLP.
+
+Both read the flattened per-body features of :func:`~experiments.models.base.flat_body_features`
+(positions, axes, velocity, angular velocity, sizes, mass, one-hot shape: 26 numbers, world frame) and
+predict the 12 keypoint coordinates of each body as an offset from the body's input keypoints
+(``residual="keypoints"``, the same "no motion" reference as the GATr read-out) or from its input
+centre (``residual="centre"``). The final linear layer is zero-initialised, so an untrained model
+predicts the reference.
+
+Width / depth mapping (so that parameter counts are comparable with GATr at the same knobs):
+
+* ``TransformerBodyModel``: hidden size ``h = hidden_per_width * width`` (default 8 * width), ``depth``
+  pre-norm blocks (multi-head self-attention over the bodies + 4h GELU MLP, ~12 h^2 parameters each),
+  ``num_heads`` heads.
+* ``MLPBodyModel``: all bodies' features concatenated in body order (``num_bodies * 26`` inputs; the
+  number of bodies is fixed at construction), hidden size ``h = hidden_per_width * width``, ``depth``
+  pre-norm residual blocks ``h -> 4h -> h`` (~8 h^2 parameters each), output ``num_bodies * 12``.
+
+FLOPs: dense matrix products only, training = 3 x forward (:mod:`experiments.models.flops`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import FLAT_FEATURES, BodyModel, flat_body_features
+from .embedding import input_keypoints
+from .flops import attention_flops, linear_flops, training_flops
+
+__all__ = ["TransformerBodyModel", "MLPBodyModel", "NUM_FLAT_FEATURES"]
+
+NUM_FLAT_FEATURES = sum(n for _, n in FLAT_FEATURES)
+RESIDUALS = ("keypoints", "centre")
+
+
+def _reference(batch: dict, residual: str) -> torch.Tensor:
+    kp = input_keypoints(batch)
+    if residual == "centre":
+        return batch["positions"].unsqueeze(-2).expand_as(kp)
+    return kp
+
+
+def _check_residual(residual: str) -> str:
+    if residual not in RESIDUALS:
+        raise ValueError(f"unknown residual {residual!r}; valid: {list(RESIDUALS)}")
+    return residual
+
+
+class _FeedForward(nn.Module):
+    def __init__(self, hidden: int, expansion: int = 4):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.net = nn.Sequential(nn.Linear(hidden, expansion * hidden), nn.GELU(), nn.Linear(expansion * hidden, hidden))
+
+    def forward(self, x):
+        return x + self.net(self.norm(x))
+
+
+class _TransformerBlock(nn.Module):
+    def __init__(self, hidden: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm = nn.LayerNorm(hidden)
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.mlp = _FeedForward(hidden)
+
+    def forward(self, x, attention_mask=None):
+        *lead, n, h = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(*lead, n, 3, self.num_heads, h // self.num_heads).unbind(-3)
+        q, k, v = (t.transpose(-2, -3) for t in (q, k, v))  # (..., heads, n, d)
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
+        x = x + self.out(a.transpose(-2, -3).reshape(*lead, n, h))
+        return self.mlp(x)
+
+
+class TransformerBodyModel(BodyModel):
+    """Pre-norm transformer over one token per body (see module docstring)."""
+
+    family = "transformer"
+
+    def __init__(self, width: int = 16, depth: int = 2, num_heads: int = 4, hidden_per_width: int = 8,
+                 residual: str = "keypoints"):
+        super().__init__()
+        self.hidden = int(hidden_per_width * width)
+        if width < 1 or depth < 1 or num_heads < 1 or self.hidden % num_heads:
+            raise ValueError(f"transformer needs width, depth, num_heads >= 1 and hidden size {self.hidden} "
+                             f"(= {hidden_per_width} * width) divisible by num_heads={num_heads}")
+        self.width, self.depth, self.num_heads = width, depth, num_heads
+        self.residual = _check_residual(residual)
+        self.inp = nn.Linear(NUM_FLAT_FEATURES, self.hidden)
+        self.blocks = nn.ModuleList(_TransformerBlock(self.hidden, num_heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(self.hidden)
+        self.head = nn.Linear(self.hidden, 12)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        x = self.inp(flat_body_features(batch).to(self.inp.weight.dtype))
+        for block in self.blocks:
+            x = block(x)
+        out = self.head(self.norm(x))
+        return _reference(batch, self.residual) + out.reshape(*out.shape[:-1], 4, 3)
+
+    def nominal_flops_per_token(self, num_items: int) -> float:
+        """Forward FLOPs per body token in a scene of ``num_items`` bodies."""
+        h = self.hidden
+        block = (linear_flops(h, 3 * h) + attention_flops(num_items, h) + linear_flops(h, h)
+                 + linear_flops(h, 4 * h) + linear_flops(4 * h, h))
+        return float(linear_flops(NUM_FLAT_FEATURES, h) + self.depth * block + linear_flops(h, 12))
+
+    def nominal_flops_per_sample(self, num_bodies: int) -> float:
+        return training_flops(num_bodies * self.nominal_flops_per_token(num_bodies))
+
+
+class MLPBodyModel(BodyModel):
+    """MLP over all bodies' concatenated features (see module docstring)."""
+
+    family = "mlp"
+
+    def __init__(self, num_bodies: int = 4, width: int = 16, depth: int = 2, hidden_per_width: int = 8,
+                 residual: str = "keypoints"):
+        super().__init__()
+        self.hidden = int(hidden_per_width * width)
+        if num_bodies < 1 or width < 1 or depth < 1:
+            raise ValueError("mlp needs num_bodies, width, depth >= 1")
+        self.num_bodies, self.width, self.depth = num_bodies, width, depth
+        self.residual = _check_residual(residual)
+        self.inp = nn.Linear(num_bodies * NUM_FLAT_FEATURES, self.hidden)
+        self.blocks = nn.Sequential(*(_FeedForward(self.hidden) for _ in range(depth)))
+        self.norm = nn.LayerNorm(self.hidden)
+        self.head = nn.Linear(self.hidden, num_bodies * 12)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        feats = flat_body_features(batch).to(self.inp.weight.dtype)  # (B, N, 26)
+        n = feats.shape[-2]
+        if n != self.num_bodies:
+            raise ValueError(f"this MLP was built for {self.num_bodies} bodies, got a batch with {n}")
+        out = self.head(self.norm(self.blocks(self.inp(feats.flatten(-2)))))
+        return _reference(batch, self.residual) + out.reshape(*out.shape[:-1], n, 4, 3)
+
+    def nominal_flops_per_sample(self, num_bodies: int | None = None) -> float:
+        n = self.num_bodies if num_bodies is None else num_bodies
+        if n != self.num_bodies:
+            raise ValueError(f"this MLP was built for {self.num_bodies} bodies, not {n}")
+        h = self.hidden
+        forward = (linear_flops(n * NUM_FLAT_FEATURES, h) + self.depth * (linear_flops(h, 4 * h) + linear_flops(4 * h, h))
+                   + linear_flops(h, n * 12))
+        return training_flops(forward)

@@ -1,0 +1,191 @@
+"""Rigid bodies as GATr tokens, for any 3D algebra backend, and keypoints read back as points.
+
+One token per body. Multivector channels (``MV_CHANNELS``):
+
+===  ==========================  ===========================================================
+ #   channel                     embedding
+===  ==========================  ===========================================================
+ 0   centre                      ``embed_point(position)``
+1-3  axis tips                   ``embed_point(position + axes[j] * sizes[j])`` (the input
+                                 keypoints; the net can compare them across bodies)
+4-6  body axes                   ``embed_direction(axes[j])`` (unit vectors)
+ 7   linear velocity             ``embed_direction(velocity)``
+ 8   angular velocity            ``embed_axial_vector(angular_velocity)`` (transforms with
+                                 ``det(R) R``, like the data, see ``rigid_body.transforms``)
+===  ==========================  ===========================================================
+
+Scalar channels (``SCALAR_FEATURES``): the three sizes, log mass, one-hot shape (4), and E(3)
+invariants |v|, |w|, ``v . a_j`` (3) and ``c (w . a_j)`` (3) where ``c`` is the handedness below.
+
+Translations. Backends without translations in their group (the euclidean one, which has a
+``center`` method) see positions centred on the mean over the bodies of each scene; the centre is
+added back to the predicted keypoints. The projective and conformal backends embed absolute points.
+
+Reflections (exact E(3) equivariance for every backend).
+    Some embeddings pick up ``det(g)`` under reflections: in PGA points and directions are
+    trivectors and an odd versor maps ``embed_point(p)`` to ``-embed_point(g p)``
+    (``alg.embedding_parity[kind] == -1``), whereas axial vectors and scalars do not flip. Feeding
+    the raw embeddings would give the network inputs that do not all transform by ``rho_u``, and
+    a network that is equivariant under ``rho_u`` would then not be equivariant on the scene.
+    Fix: every body carries a frame whose handedness ``c_i = det[axes_i] = +-1`` is a pseudoscalar
+    invariant (``+1`` for real, right-handed bodies; ``-1`` after a reflection of the scene, since
+    ``axes -> axes R^T`` multiplies the determinant by ``det R``). Every embedding whose parity is
+    ``-1`` is multiplied by ``c_i``: ``c_i embed_point(p)`` becomes ``(det g c_i) embed_point(g p)
+    = rho_u(c_i embed_point(p))``. So every input transforms exactly by ``rho_u``, and the outputs
+    are read back sign-blind (``extract_point`` divides by the homogeneous weight). Invariant
+    scalars built from pseudovectors (``w . a_j``) are multiplied by ``c_i`` for the same reason.
+
+Read-out (residual, "no motion" at initialisation).
+    The network outputs four channels ``Y_k`` (centre and axis tips). Each is added to the
+    reference ``X_k`` = the embedded input keypoint (with the same ``c_i`` factor) and read back with
+    ``extract_point``. For backends whose points carry a homogeneous weight (a linear functional
+    ``phi`` with ``phi(embed_point(p)) = 1``, derived numerically below: ``e_123`` in PGA, ``-X . e_inf``
+    in CGA; none in the euclidean algebra) the weight of ``Y_k`` is first moved onto the reference:
+    ``Z_k = Y_k - (c_i^(parity) phi(Y_k)) X_k`` has weight 0, so ``X_k + gate * Z_k`` has weight exactly
+    ``phi(X_k) = +-1`` and the read-out ``x_k + displacement`` never divides by a learned number.
+    ``c_i^(parity) phi(Y)`` is an invariant scalar, so ``Z_k`` transforms by ``rho_u`` and the whole
+    predictor is E(3)-equivariant. ``gate`` is a learnable scalar (initialised to 0 by the models, so
+    an untrained model predicts the input keypoints, i.e. no motion).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from algebras import get_algebra
+
+__all__ = [
+    "MV_CHANNELS", "SCALAR_FEATURES", "NUM_SHAPES", "BodyEmbedding", "EmbeddedBodies",
+    "handedness", "input_keypoints", "point_weight_functional",
+]
+
+MV_CHANNELS = ("centre", "tip_0", "tip_1", "tip_2", "axis_0", "axis_1", "axis_2", "velocity",
+               "angular_velocity")
+NUM_SHAPES = 4
+SCALAR_FEATURES = ("size_0", "size_1", "size_2", "log_mass", "shape_box", "shape_sphere", "shape_capsule",
+                   "shape_ellipsoid", "speed", "spin", "v.a_0", "v.a_1", "v.a_2", "c w.a_0", "c w.a_1",
+                   "c w.a_2")
+OUT_CHANNELS = 4  # centre and the three axis tips
+
+
+def handedness(axes: torch.Tensor) -> torch.Tensor:
+    """``c = sign(det[axes])`` (``(..., 3, 3)`` -> ``(...)``): +1 right-handed, -1 after a reflection."""
+    c = torch.linalg.det(axes.to(torch.float64)).sign().to(axes.dtype)
+    return torch.where(c == 0, torch.ones_like(c), c)
+
+
+def input_keypoints(batch: dict) -> torch.Tensor:
+    """Keypoints of the input state: centre and centre + axes[j] * sizes[j], ``(..., N, 4, 3)``."""
+    p, axes, sizes = batch["positions"], batch["axes"], batch["sizes"]
+    tips = p.unsqueeze(-2) + axes * sizes.unsqueeze(-1).to(p.dtype)
+    return torch.cat([p.unsqueeze(-2), tips], -2)
+
+
+@lru_cache(maxsize=None)
+def _weight_functional(alg) -> tuple | None:
+    """Cached ``phi`` (as a tuple, float64) or None; see :func:`point_weight_functional`."""
+    gen = torch.Generator().manual_seed(0)
+    p = torch.randn(64, 3, generator=gen, dtype=torch.float64)
+    points = alg.embed_point(p)  # (64, dim)
+    ones = torch.ones(64, 1, dtype=torch.float64)
+    phi = torch.linalg.lstsq(points, ones, driver="gelsd").solution[:, 0]  # min-norm solution
+    phi = torch.where(phi.abs() < 1e-10, torch.zeros_like(phi), phi)  # clean round-off
+    if (points @ phi - 1).abs().max() > 1e-8:
+        return None  # e.g. euclidean: points are plain vectors, no homogeneous weight
+    # phi must be equivariant up to the point parity: phi(rho_u x) = s(u) phi(x).
+    parity = alg.embedding_parity.get("point", 1)
+    u = alg.random_versors(8, generator=1, dtype=torch.float64)
+    x = torch.randn(8, alg.dim, generator=gen, dtype=torch.float64)
+    odd = alg.parity(u).to(torch.float64)  # 1 for odd versors
+    sign = torch.where((odd > 0.5) & (parity == -1), -1.0, 1.0).to(torch.float64)
+    if (alg.act(u, x) @ phi - sign * (x @ phi)).abs().max() > 1e-8:
+        return None
+    return tuple(phi.tolist())
+
+
+def point_weight_functional(algebra) -> torch.Tensor | None:
+    """Linear functional ``phi (dim,)`` with ``phi(embed_point(p)) == 1`` that transforms like the
+    points (invariant, or times ``det g`` for parity -1 points); None if the backend has none."""
+    phi = _weight_functional(get_algebra(algebra))
+    return None if phi is None else torch.tensor(phi, dtype=torch.float64)
+
+
+@dataclass
+class EmbeddedBodies:
+    mv: torch.Tensor  # (B, N, C_in, dim)
+    scalars: torch.Tensor  # (B, N, S_in)
+    reference: torch.Tensor  # (B, N, 4, dim): embedded input keypoints (times c where parity is -1)
+    handedness: torch.Tensor  # (B, N)
+    centre: torch.Tensor | None  # (B, 1, 3) for backends that centre positions, else None
+
+
+class BodyEmbedding:
+    """Embedding of rigid-body states into an algebra and the keypoint read-out (see module doc)."""
+
+    num_mv_channels = len(MV_CHANNELS)
+    num_scalar_channels = len(SCALAR_FEATURES)
+    num_out_channels = OUT_CHANNELS
+
+    def __init__(self, algebra):
+        self.algebra = get_algebra(algebra)
+        self.parity = {k: int(self.algebra.embedding_parity.get(k, 1)) for k in ("point", "direction", "axial_vector")}
+        # translations by centring for backends whose group has none (capability: a ``center`` method)
+        self.centres_positions = callable(getattr(self.algebra, "center", None))
+        phi = point_weight_functional(self.algebra)
+        self._phi = phi
+
+    # ------------------------------------------------------------------ inputs
+    def _signed(self, mv: torch.Tensor, kind: str, c: torch.Tensor) -> torch.Tensor:
+        """Multiply parity -1 embeddings by the handedness ``c`` (so they transform by rho_u)."""
+        if self.parity[kind] == -1:
+            return mv * c.reshape(*c.shape, *([1] * (mv.dim() - c.dim())))
+        return mv
+
+    def embed(self, batch: dict) -> EmbeddedBodies:
+        alg = self.algebra
+        positions, axes = batch["positions"], batch["axes"]
+        dtype = positions.dtype
+        velocity, omega = batch["velocity"].to(dtype), batch["angular_velocity"].to(dtype)
+        sizes, mass = batch["sizes"].to(dtype), batch["mass"].to(dtype)
+        c = handedness(axes)  # (B, N)
+
+        keypoints = input_keypoints(batch)  # (B, N, 4, 3)
+        centre = None
+        if self.centres_positions:
+            _, centre = alg.center(positions, dim=-2)  # (B, 1, 3)
+            keypoints = keypoints - centre.unsqueeze(-2)
+
+        points = self._signed(alg.embed_point(keypoints), "point", c)  # (B, N, 4, dim)
+        directions = torch.cat([axes, velocity.unsqueeze(-2)], -2)  # (B, N, 4, 3)
+        directions = self._signed(alg.embed_direction(directions), "direction", c)
+        spin = self._signed(alg.embed_axial_vector(omega).unsqueeze(-2), "axial_vector", c)
+        mv = torch.cat([points, directions, spin], -2)  # (B, N, 9, dim)
+
+        shape = torch.nn.functional.one_hot(batch["shape"].long(), NUM_SHAPES).to(dtype)
+        v_dot_a = (axes * velocity.unsqueeze(-2)).sum(-1)
+        w_dot_a = (axes * omega.unsqueeze(-2)).sum(-1) * c.unsqueeze(-1)  # pseudoscalar * c: invariant
+        scalars = torch.cat([
+            sizes, torch.log(mass.clamp_min(1e-12)).unsqueeze(-1), shape,
+            velocity.norm(dim=-1, keepdim=True), omega.norm(dim=-1, keepdim=True), v_dot_a, w_dot_a,
+        ], -1)
+        return EmbeddedBodies(mv=mv, scalars=scalars, reference=points, handedness=c, centre=centre)
+
+    # ------------------------------------------------------------------ outputs
+    def readout(self, out_mv: torch.Tensor, emb: EmbeddedBodies, gate: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """Keypoints ``(B, N, 4, 3)`` from the network's 4 output channels ``(B, N, 4, dim)``."""
+        alg = self.algebra
+        ref = emb.reference
+        y = out_mv
+        if self._phi is not None:
+            phi = self._phi.to(dtype=y.dtype, device=y.device)
+            weight = y @ phi  # (B, N, 4)
+            if self.parity["point"] == -1:
+                weight = weight * emb.handedness.unsqueeze(-1)  # c phi(Y): invariant
+            y = y - weight.unsqueeze(-1) * ref  # weight-0 displacement, transforms by rho_u
+        points = alg.extract_point(ref + gate * y)
+        if emb.centre is not None:
+            points = points + emb.centre.unsqueeze(-2)
+        return points

@@ -1,0 +1,70 @@
+"""GATr on the rigid-body tokens, for any registered 3D algebra backend.
+
+``GATrBodyModel(algebra, width, depth, num_heads)`` wraps :class:`gatr.GATr` with
+``hidden_mv_channels = width`` and ``hidden_s_channels = hidden_s_per_width * width`` (default
+``2 * width``), ``num_blocks = depth``. Inputs are the 9 multivector and 16 scalar channels of
+:class:`~experiments.models.embedding.BodyEmbedding`; outputs are 4 multivector channels read back as
+the centre and the three axis tips with the residual, sign-blind read-out described there (a learnable
+scalar ``gate``, initialised to ``init_gate = 0``, scales the network's contribution, so an untrained
+model predicts no motion). The whole predictor is E(3)-equivariant, reflections included.
+
+FLOPs: ``GATr.nominal_flops_per_token`` (forward, per token) times the number of bodies, times 3 for
+forward + backward; embedding and read-out are element-wise and not counted (the convention of
+:mod:`experiments.models.flops`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from algebras import get_algebra
+
+from .base import BodyModel
+from .embedding import BodyEmbedding
+from .flops import training_flops
+
+__all__ = ["GATrBodyModel"]
+
+
+class GATrBodyModel(BodyModel):
+    family = "gatr"
+
+    def __init__(self, algebra, width: int = 16, depth: int = 2, num_heads: int = 4, hidden_s_per_width: int = 2,
+                 init_gate: float = 0.0, **gatr_kwargs):
+        super().__init__()
+        from gatr import GATr  # imported lazily: the network package is optional for the baselines
+
+        if width < 1 or depth < 1 or num_heads < 1:
+            raise ValueError(f"gatr needs width, depth, num_heads >= 1; got {width}, {depth}, {num_heads}")
+        self.algebra = get_algebra(algebra)
+        self.algebra_name = self.algebra.name
+        self.width, self.depth, self.num_heads = width, depth, num_heads
+        self.embedding = BodyEmbedding(self.algebra)
+        self.net = GATr(
+            algebra=self.algebra,
+            in_mv_channels=self.embedding.num_mv_channels,
+            out_mv_channels=self.embedding.num_out_channels,
+            hidden_mv_channels=width,
+            in_s_channels=self.embedding.num_scalar_channels,
+            out_s_channels=1,  # unused: the targets are points
+            hidden_s_channels=hidden_s_per_width * width,
+            num_blocks=depth,
+            num_heads=num_heads,
+            **gatr_kwargs,
+        )
+        self.gate = nn.Parameter(torch.tensor(float(init_gate)))
+
+    def forward(self, batch: dict, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        dtype = self.gate.dtype
+        batch = {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in batch.items()}
+        emb = self.embedding.embed(batch)
+        mv_out, _ = self.net(emb.mv, emb.scalars, attention_mask=attention_mask)
+        return self.embedding.readout(mv_out, emb, self.gate)
+
+    def nominal_flops_per_token(self, num_items: int) -> float:
+        """Forward FLOPs per body token (from the network)."""
+        return float(self.net.nominal_flops_per_token(num_items))
+
+    def nominal_flops_per_sample(self, num_bodies: int) -> float:
+        return training_flops(num_bodies * self.nominal_flops_per_token(num_bodies))
