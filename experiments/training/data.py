@@ -1,0 +1,202 @@
+"""Training-side data module: the rigid-body data module plus exact resumption, caching and
+optional automatic generation of a small dataset.
+
+:class:`TrainingDataModule` extends :class:`experiments.rigid_body.dataset.RigidBodyDataModule`:
+
+* the training loader uses :class:`ResumableSampler`, a :class:`DistributedSampler` (so Lightning
+  keeps it under DDP, and each rank gets its own shard) whose permutation depends only on
+  ``(seed, epoch)`` and which skips the batches already consumed in the current epoch when a run
+  is resumed from a mid-epoch checkpoint - ``--ckpt_path`` continues with exactly the batches an
+  uninterrupted run would have seen;
+* loaded arrays and built datasets are cached in-process (keyed by the resolved data directory
+  and the manifest's modification time), so many short runs (scaling sweeps) pay the loading once;
+* ``auto_generate=True``: if ``data_dir`` holds no dataset, a small one is generated there (in
+  ``prepare_data``, i.e. once per node under DDP) with :func:`generate_dataset` and
+  ``auto_generate_trajectories`` trajectories of ``bodies`` bodies; otherwise a missing dataset
+  fails with a message giving the generation command.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset
+
+__all__ = ["ResumableSampler", "TrainingDataModule", "load_cached_arrays", "clear_cache", "missing_data_message"]
+
+_ARRAYS: dict = {}
+_DATASETS: dict = {}
+
+
+def clear_cache() -> None:
+    """Forget cached arrays and datasets."""
+    _ARRAYS.clear()
+    _DATASETS.clear()
+
+
+def _manifest_key(data_dir: Path) -> tuple:
+    root = Path(data_dir).resolve()
+    m = root / "manifest.json"
+    st = m.stat()
+    return str(root), st.st_mtime_ns, st.st_size
+
+
+def missing_data_message(data_dir: Path, bodies: int = 4) -> str:
+    return (f"no rigid-body dataset in {data_dir} (missing manifest.json). Generate one with\n"
+            f"    python -m experiments.rigid_body.generate --num-trajectories 1000 --bodies {bodies} "
+            f"--seed 0 --out {data_dir}\n"
+            "or pass --data.auto_generate true to generate a small one automatically.")
+
+
+def load_cached_arrays(data_dir: str | os.PathLike) -> tuple[dict, dict]:
+    """``storage.load_arrays(data_dir)``, cached per process."""
+    from experiments.rigid_body.storage import load_arrays
+
+    data_dir = Path(data_dir)
+    if not (data_dir / "manifest.json").exists():
+        raise FileNotFoundError(missing_data_message(data_dir))
+    key = _manifest_key(data_dir)
+    if key not in _ARRAYS:
+        for k in [k for k in _ARRAYS if k[0] == key[0]]:  # stale versions of the same directory
+            del _ARRAYS[k]
+        _ARRAYS[key] = load_arrays(data_dir)
+    return _ARRAYS[key]
+
+
+class ResumableSampler(DistributedSampler):
+    """Shuffling sampler: permutation a function of ``(seed, epoch)``; one-shot skipping for resume.
+
+    With ``num_replicas=1, rank=0`` it works without a process group.
+    """
+
+    def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)
+        self._skip = 0
+
+    def skip(self, n: int) -> None:
+        """Skip the first ``n`` indices of the next iteration (only)."""
+        self._skip = max(0, int(n))
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        skip, self._skip = self._skip, 0
+        return iter(indices[skip:])
+
+
+class TrainingDataModule(RigidBodyDataModule):
+    """:class:`RigidBodyDataModule` for training (see the module docstring).
+
+    Parameters
+    ----------
+    data_dir : generated dataset directory
+    horizon : prediction horizon in frames
+    batch_size, num_workers : DataLoader settings
+    max_train_trajectories : use only the first this many training trajectories
+    seed : split / shuffle seed (the E(3) test set uses ``seed + 1``)
+    split_fractions : (train, val, test) trajectory fractions
+    translation_scale : std of the E(3) test set's translations [m]
+    bodies : bodies per scene expected in the data (checked against the manifest; the CLI links
+        it to ``model.num_bodies``); also used by ``auto_generate``
+    auto_generate : generate a small dataset into ``data_dir`` if there is none
+    auto_generate_trajectories : trajectories of that dataset
+    drop_last : drop the last incomplete training batch of each epoch
+    shuffle_seed : seed of the training order (default: ``seed``)
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike = "data/rigid_body",
+        horizon: int = 5,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        max_train_trajectories: int | None = None,
+        seed: int = 0,
+        split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        translation_scale: float = 1.0,
+        bodies: int = 4,
+        auto_generate: bool = False,
+        auto_generate_trajectories: int = 200,
+        drop_last: bool = False,
+        shuffle_seed: int | None = None,
+    ):
+        super().__init__(data_dir, horizon=horizon, batch_size=batch_size, num_workers=num_workers,
+                         max_train_trajectories=max_train_trajectories, seed=seed,
+                         split_fractions=split_fractions, translation_scale=translation_scale)
+        self.bodies, self.auto_generate = int(bodies), bool(auto_generate)
+        self.auto_generate_trajectories, self.drop_last = int(auto_generate_trajectories), bool(drop_last)
+        self.shuffle_seed = self.seed if shuffle_seed is None else int(shuffle_seed)
+        self.manifest = None
+        self._sampler = None
+
+    # ------------------------------------------------------------------ data presence
+
+    def prepare_data(self) -> None:
+        if (self.data_dir / "manifest.json").exists():
+            return
+        if not self.auto_generate:
+            raise FileNotFoundError(missing_data_message(self.data_dir, self.bodies))
+        from experiments.rigid_body.generate import generate_dataset
+
+        print(f"[experiments.train] no dataset in {self.data_dir}: generating {self.auto_generate_trajectories} "
+              f"trajectories with {self.bodies} bodies (auto_generate=True)", flush=True)
+        generate_dataset(self.data_dir, self.auto_generate_trajectories, bodies=self.bodies, seed=self.seed,
+                         workers=min(4, os.cpu_count() or 1), progress=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train is not None:
+            return
+        if not (self.data_dir / "manifest.json").exists():
+            # prepare_data runs on local rank 0 only; other ranks (or direct use) end up here
+            raise FileNotFoundError(missing_data_message(self.data_dir, self.bodies))
+        arrays, self.manifest = load_cached_arrays(self.data_dir)
+        found = int(arrays["positions"].shape[2])
+        if found != self.bodies:
+            raise ValueError(f"dataset {self.data_dir} has {found} bodies per scene but bodies={self.bodies}; "
+                             f"set --data.bodies {found}")
+        key = (_manifest_key(self.data_dir), self.horizon, self.split_fractions, self.seed,
+               self.max_train_trajectories, self.translation_scale)
+        if key not in _DATASETS:
+            kw = dict(horizon=self.horizon, split_fractions=self.split_fractions, split_seed=self.seed)
+            _DATASETS[key] = (
+                RigidBodyDataset(arrays, "train", max_trajectories=self.max_train_trajectories, **kw),
+                RigidBodyDataset(arrays, "val", **kw),
+                RigidBodyDataset(arrays, "test", **kw),
+                RigidBodyDataset(arrays, "test", e3_seed=self.seed + 1,
+                                 translation_scale=self.translation_scale, **kw),
+            )
+        self.train, self.val, self.test, self.test_e3 = _DATASETS[key]
+        for name in ("train", "val", "test"):
+            if len(getattr(self, name)) == 0:
+                raise ValueError(f"the {name} split of {self.data_dir} is empty; generate more trajectories")
+
+    # ------------------------------------------------------------------ loaders
+
+    def _trainer_state(self) -> tuple[int, int, int]:
+        """(world_size, global_rank, training batches already consumed in the current epoch)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0, 0
+        consumed = 0
+        loop = trainer.fit_loop
+        if loop.restarting:
+            consumed = int(loop.epoch_loop.batch_progress.current.completed)
+        return int(trainer.world_size), int(trainer.global_rank), consumed
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank, consumed = self._trainer_state()
+        self._sampler = ResumableSampler(self.train, num_replicas=world, rank=rank, shuffle=True,
+                                         seed=self.shuffle_seed, drop_last=False)
+        if consumed:
+            per_epoch = len(self._sampler) // self.batch_size if self.drop_last else \
+                math.ceil(len(self._sampler) / self.batch_size)
+            if consumed < per_epoch:
+                self._sampler.skip(consumed * self.batch_size)
+        return DataLoader(self.train, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)

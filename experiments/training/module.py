@@ -1,0 +1,292 @@
+"""Lightning module that trains any model family on rigid-body dynamics.
+
+Task: from the state of ``N`` bodies at frame ``t`` predict the bodies' keypoints (centre and the
+three axis tips, see :mod:`experiments.rigid_body.dataset`) at frame ``t + horizon``.
+
+Loss (train / val / test, the same quantity everywhere)::
+
+    loss = mean_{batch, body, keypoint} || pred - target ||^2        [m^2]
+
+i.e. the squared Euclidean distance of each predicted keypoint from its target, summed over x, y, z,
+then averaged over keypoints (4), bodies (N) and samples.  ``sqrt(loss)`` is an RMS keypoint error
+in metres.
+
+Families (validated in ``__init__``, before any training starts):
+
+* ``gatr`` with ``algebra`` in :func:`algebras.available_algebras` (``euclidean``, ``projective``,
+  ``projective-distance``, ``conformal``; aliases such as ``pga``/``cga`` are canonicalised),
+* ``transformer`` and ``mlp`` (``algebra`` must be ``None``); ``augment=True`` adds random E(3)
+  augmentation (rotations, reflections, translations) of every training batch.
+
+Logged metrics: ``train/loss``, ``val/loss``, ``test/mse`` (plain test set), ``test_e3/mse``
+(E(3)-transformed test set), ``perf/samples_per_s``, ``perf/tokens_per_s`` (tokens = bodies),
+``perf/train_flops`` (nominal training FLOPs so far = forward+backward FLOPs per sample x samples
+seen, all ranks), ``lr``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import torch
+
+__all__ = [
+    "DEFAULT_FAMILIES",
+    "BodyDynamicsModule",
+    "keypoint_mse",
+    "valid_families",
+    "valid_algebras",
+    "validate_family_algebra",
+    "SCHEDULERS",
+]
+
+DEFAULT_FAMILIES = ("gatr", "transformer", "mlp")
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+def keypoint_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared keypoint distance [m^2]: sum over xyz, mean over everything else.
+
+    Parameters
+    ----------
+    pred, target : Tensor, shape (B, N, 4, 3)
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
+    return (pred.float() - target.float()).pow(2).sum(-1).mean()
+
+
+def valid_families() -> tuple[str, ...]:
+    """Model families known to :func:`experiments.models.build_model`."""
+    try:
+        from experiments import models
+
+        fams = getattr(models, "FAMILIES", None)
+        if fams:
+            return tuple(fams)
+    except ImportError:
+        pass
+    return DEFAULT_FAMILIES
+
+
+def valid_algebras() -> tuple[str, ...]:
+    """Canonical names of the registered algebras (usable with ``family='gatr'``)."""
+    from algebras import available_algebras
+
+    return tuple(available_algebras())
+
+
+def validate_family_algebra(family: str, algebra: str | None) -> tuple[str, str | None]:
+    """Check ``family`` / ``algebra`` and return them canonicalised.
+
+    Raises
+    ------
+    ValueError
+        Listing the valid values, for an unknown family, an unknown algebra, a GATr without
+        algebra, or an algebra given to a non-GATr family.
+    """
+    families = valid_families()
+    fam = str(family).lower()
+    if fam not in families:
+        raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(families)}")
+    if fam != "gatr":
+        if algebra not in (None, "", "none", "None"):
+            raise ValueError(f"family {fam!r} takes no algebra (got {algebra!r}); "
+                             f"algebras ({', '.join(valid_algebras())}) are for family 'gatr'")
+        return fam, None
+    algebras_ = valid_algebras()
+    if algebra in (None, "", "none", "None"):
+        raise ValueError(f"family 'gatr' needs an algebra; valid algebras: {', '.join(algebras_)}")
+    from algebras import get_algebra
+
+    try:
+        name = get_algebra(str(algebra)).name
+    except Exception:  # noqa: BLE001 - unknown name: KeyError / ValueError depending on backend
+        name = None
+    if name not in algebras_:
+        raise ValueError(f"unknown algebra {algebra!r}; valid algebras: {', '.join(algebras_)} "
+                         "(aliases: ega, pga, ipga, cga)")
+    return fam, name
+
+
+class BodyDynamicsModule(L.LightningModule):
+    """Train a keypoint-prediction model of any family.
+
+    Parameters
+    ----------
+    family : "gatr", "transformer" or "mlp"
+    algebra : for ``gatr``: "euclidean", "projective", "projective-distance" or "conformal"
+        (aliases ega/pga/ipga/cga); must be None for the other families
+    width, depth, num_heads : model size (see :func:`experiments.models.build_model`)
+    num_bodies : bodies per scene (tokens per sample); must match the data
+    augment : apply a random E(3) transformation (with reflections) to every training batch
+    augment_translation_scale : std of the augmentation translations [m]
+    lr : peak learning rate (AdamW)
+    weight_decay : AdamW weight decay
+    betas : AdamW betas
+    warmup_steps : linear warm-up from 0 to ``lr``
+    scheduler : after warm-up: "cosine" (to ``min_lr_ratio * lr``), "linear" (to the same) or
+        "constant"
+    min_lr_ratio : final learning rate as a fraction of ``lr``
+    total_steps : length of the schedule in optimiser steps; default: the trainer's
+        ``estimated_stepping_batches`` (``max_steps`` when set)
+    grad_clip : not used here (use ``--trainer.gradient_clip_val``); kept out on purpose
+    seed : seed of the augmentation stream (combined with rank and step, so resuming from a
+        checkpoint reproduces it exactly)
+    model_kwargs : further keyword arguments for ``build_model``
+    """
+
+    def __init__(
+        self,
+        family: str = "gatr",
+        algebra: str | None = "projective",
+        width: int = 16,
+        depth: int = 2,
+        num_heads: int = 4,
+        num_bodies: int = 4,
+        augment: bool = False,
+        augment_translation_scale: float = 1.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        warmup_steps: int = 100,
+        scheduler: str = "cosine",
+        min_lr_ratio: float = 0.0,
+        total_steps: int | None = None,
+        seed: int = 0,
+        model_kwargs: dict | None = None,
+    ):
+        super().__init__()
+        family, algebra = validate_family_algebra(family, algebra)
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}")
+        for name, v in (("width", width), ("depth", depth), ("num_heads", num_heads), ("num_bodies", num_bodies)):
+            if int(v) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v}")
+        if warmup_steps < 0 or lr <= 0 or weight_decay < 0 or not 0 <= min_lr_ratio <= 1:
+            raise ValueError("need warmup_steps >= 0, lr > 0, weight_decay >= 0, 0 <= min_lr_ratio <= 1")
+        self.save_hyperparameters()
+        self.hparams.family, self.hparams.algebra = family, algebra
+
+        from experiments.models import build_model
+
+        self.model = build_model(family, algebra, width=width, depth=depth, num_heads=num_heads,
+                                 num_bodies=num_bodies, **(model_kwargs or {}))
+        self.flops_per_sample = float(self.model.nominal_flops_per_sample(num_bodies))
+        self.samples_seen = 0  # training samples over all ranks (persisted in checkpoints)
+        self._t_batch = None
+
+    # ------------------------------------------------------------------ model
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.model(batch)
+
+    def num_parameters(self) -> int:
+        n = getattr(self.model, "num_parameters", None)
+        return int(n()) if callable(n) else sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def augmentation_generator(self, step: int | None = None) -> torch.Generator:
+        """Generator of the augmentation of one step: a function of (seed, rank, step) only."""
+        step = self.global_step if step is None else step
+        rank = self.global_rank if self._trainer is not None else 0
+        seed = (int(self.hparams.seed) * 1_000_003 + rank * 7_919 + int(step) * 104_729 + 1) % (2**63 - 1)
+        return torch.Generator(device="cpu").manual_seed(seed)
+
+    def _augment(self, batch: dict) -> dict:
+        from experiments.models.augmentation import augment_batch
+
+        return augment_batch(batch, self.augmentation_generator(),
+                             translation_scale=self.hparams.augment_translation_scale)
+
+    def _check_bodies(self, batch: dict) -> None:
+        n = batch["positions"].shape[-2]
+        if n != self.hparams.num_bodies:
+            raise ValueError(f"data has {n} bodies per scene but the model was built for num_bodies="
+                             f"{self.hparams.num_bodies}; set --data.bodies / num_bodies to {n}")
+
+    # ------------------------------------------------------------------ steps
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if batch_idx == 0:
+            self._check_bodies(batch)
+        if self.hparams.augment:
+            batch = self._augment(batch)
+        loss = keypoint_mse(self(batch), batch["target_keypoints"])
+        bs = batch["positions"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = keypoint_mse(self(batch), batch["target_keypoints"])
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch["positions"].shape[0], sync_dist=True)
+        return loss
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        loss = keypoint_mse(self(batch), batch["target_keypoints"])
+        name = "test/mse" if dataloader_idx == 0 else "test_e3/mse"
+        self.log(name, loss, batch_size=batch["positions"].shape[0], sync_dist=True, add_dataloader_idx=False)
+        return loss
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return self(batch)
+
+    # ------------------------------------------------------------------ throughput / FLOPs
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        self._t_batch = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        bs = batch["positions"].shape[0]
+        n = batch["positions"].shape[-2]
+        world = self.trainer.world_size if self._trainer is not None else 1
+        self.samples_seen += bs * world
+        if self._t_batch is None:
+            return
+        dt = max(time.perf_counter() - self._t_batch, 1e-9)
+        self.log_dict({
+            "perf/samples_per_s": bs * world / dt,
+            "perf/tokens_per_s": bs * n * world / dt,
+            "perf/train_flops": self.flops_per_sample * self.samples_seen,
+        }, batch_size=bs, on_step=True, on_epoch=False)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["samples_seen"] = self.samples_seen
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.samples_seen = int(checkpoint.get("samples_seen", 0))
+
+    # ------------------------------------------------------------------ optimiser
+
+    def lr_factor(self, step: int, total: int) -> float:
+        """Learning-rate multiplier at optimiser step ``step`` of ``total``."""
+        h = self.hparams
+        if h.warmup_steps > 0 and step < h.warmup_steps:
+            return (step + 1) / h.warmup_steps
+        if h.scheduler == "constant":
+            return 1.0
+        decay = max(1, total - h.warmup_steps)
+        progress = min(1.0, (step - h.warmup_steps) / decay)
+        if h.scheduler == "cosine":
+            shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+        else:  # linear
+            shape = 1.0 - progress
+        return h.min_lr_ratio + (1.0 - h.min_lr_ratio) * shape
+
+    def configure_optimizers(self):
+        h = self.hparams
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (decay if p.dim() >= 2 else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": h.weight_decay}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        opt = torch.optim.AdamW(groups, lr=h.lr, betas=tuple(h.betas))
+        total = h.total_steps
+        if total is None:
+            est = self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
+            total = int(est) if math.isfinite(est) else max(1, h.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.lr_factor(s, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
