@@ -1,0 +1,124 @@
+"""Geometric self- and cross-attention: q/k/v by EquiLinear, one fused SDPA call, output EquiLinear."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from algebras import get_algebra
+
+from ..primitives.attention import build_attention_mask, geometric_sdpa
+from ._checks import check_inputs
+from .linear import EquiLinear
+
+
+class _AttentionBase(nn.Module):
+    def __init__(self, algebra, out_mv_channels, out_s_channels, num_heads, hidden_mv_channels, hidden_s_channels,
+                 multi_query, dropout):
+        super().__init__()
+        if num_heads < 1 or hidden_mv_channels < 1 or hidden_s_channels < 0:
+            raise ValueError(
+                f"attention needs num_heads >= 1, hidden_mv_channels >= 1, hidden_s_channels >= 0; got "
+                f"{num_heads}, {hidden_mv_channels}, {hidden_s_channels}"
+            )
+        self.algebra = get_algebra(algebra)
+        self.num_heads, self.multi_query, self.dropout = num_heads, multi_query, dropout
+        self.hidden_mv_channels, self.hidden_s_channels = hidden_mv_channels, hidden_s_channels
+        self.kv_heads = 1 if multi_query else num_heads
+        self.out_mv_channels, self.out_s_channels = out_mv_channels, out_s_channels
+        self.output = EquiLinear(self.algebra, num_heads * hidden_mv_channels, out_mv_channels,
+                                 num_heads * hidden_s_channels, out_s_channels)
+
+    def _split(self, mv, s, heads, parts):
+        """``(..., items, parts*heads*hm, dim)`` -> ``parts`` tensors ``(..., heads, items, hm, dim)`` (+ scalars)."""
+        mv = mv.unflatten(-2, (parts, heads, self.hidden_mv_channels)).movedim(-4, 0).transpose(-4, -3)
+        s = s.unflatten(-1, (parts, heads, self.hidden_s_channels)).movedim(-3, 0).transpose(-3, -2)
+        return list(zip(mv, s))
+
+    def _attend(self, q, k, v, attention_mask, key_padding_mask):
+        (q_mv, q_s), (k_mv, k_s), (v_mv, v_s) = q, k, v
+        mask = build_attention_mask(attention_mask, key_padding_mask, q_mv.dtype, q_mv.device)
+        out_mv, out_s = geometric_sdpa(self.algebra, q_mv, k_mv, v_mv, q_s, k_s, v_s, mask,
+                                       self.dropout if self.training else 0.0)
+        # (..., heads, items, hm, dim) -> (..., items, heads*hm, dim)
+        out_mv = out_mv.transpose(-4, -3).flatten(-3, -2)
+        out_s = out_s.transpose(-3, -2).flatten(-2)
+        return self.output(out_mv, out_s)
+
+
+class GeometricAttention(_AttentionBase):
+    """Multi-head geometric self-attention.
+
+    Logits per head: ``sum_c algebra.query_features(q_c) . algebra.key_features(k_c) + q_s . k_s``,
+    scaled by ``1/sqrt(feature length)``; values are whole multivectors and scalars. One
+    ``scaled_dot_product_attention`` call per forward.
+
+    Parameters
+    ----------
+    algebra : str or CliffordAlgebra
+    in_mv_channels, out_mv_channels, in_s_channels, out_s_channels : int
+    num_heads : int
+    hidden_mv_channels, hidden_s_channels : int
+        Channels per head (queries, keys and values).
+    multi_query : bool
+        One key/value head shared by all query heads.
+    dropout : float
+        Attention-weight dropout (training only).
+
+    Shapes
+    ------
+    forward(mv (..., items, in_mv, dim), scalars (..., items, in_s), attention_mask=None,
+    key_padding_mask=None) -> (mv (..., items, out_mv, dim), scalars (..., items, out_s)).
+    ``attention_mask``: bool (True = attend) or additive float, broadcastable to
+    ``(..., heads, items, items)``; ``key_padding_mask``: bool ``(..., items)``, True = real item.
+    """
+
+    def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
+                 out_s_channels: int = 0, num_heads: int = 8, hidden_mv_channels: int = 2,
+                 hidden_s_channels: int = 4, multi_query: bool = False, dropout: float = 0.0):
+        super().__init__(algebra, out_mv_channels, out_s_channels, num_heads, hidden_mv_channels, hidden_s_channels,
+                         multi_query, dropout)
+        self.in_mv_channels, self.in_s_channels = in_mv_channels, in_s_channels
+        heads = num_heads + 2 * self.kv_heads
+        self.qkv = EquiLinear(self.algebra, in_mv_channels, heads * hidden_mv_channels, in_s_channels,
+                              heads * hidden_s_channels)
+
+    def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None):
+        scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
+        y_mv, y_s = self.qkv(mv, scalars)
+        h, kvh, hm, hs = self.num_heads, self.kv_heads, self.hidden_mv_channels, self.hidden_s_channels
+        q = self._split(y_mv[..., : h * hm, :], y_s[..., : h * hs], h, 1)[0]
+        k, v = self._split(y_mv[..., h * hm :, :], y_s[..., h * hs :], kvh, 2)
+        return self._attend(q, k, v, attention_mask, key_padding_mask)
+
+
+class GeometricCrossAttention(_AttentionBase):
+    """Geometric cross-attention: queries from ``(mv, scalars)``, keys/values from ``(kv_mv, kv_scalars)``.
+
+    Same parameters as :class:`GeometricAttention` plus ``kv_mv_channels`` / ``kv_s_channels``.
+
+    Shapes
+    ------
+    forward(mv (..., q_items, in_mv, dim), scalars (..., q_items, in_s), kv_mv (..., k_items, kv_mv, dim),
+    kv_scalars (..., k_items, kv_s), attention_mask=None (..., heads, q_items, k_items),
+    key_padding_mask=None (..., k_items)) -> (mv (..., q_items, out_mv, dim), s (..., q_items, out_s)).
+    """
+
+    def __init__(self, algebra, in_mv_channels: int, kv_mv_channels: int, out_mv_channels: int,
+                 in_s_channels: int = 0, kv_s_channels: int = 0, out_s_channels: int = 0, num_heads: int = 8,
+                 hidden_mv_channels: int = 2, hidden_s_channels: int = 4, multi_query: bool = False,
+                 dropout: float = 0.0):
+        super().__init__(algebra, out_mv_channels, out_s_channels, num_heads, hidden_mv_channels, hidden_s_channels,
+                         multi_query, dropout)
+        self.in_mv_channels, self.in_s_channels = in_mv_channels, in_s_channels
+        self.kv_mv_channels, self.kv_s_channels = kv_mv_channels, kv_s_channels
+        self.q = EquiLinear(self.algebra, in_mv_channels, num_heads * hidden_mv_channels, in_s_channels,
+                            num_heads * hidden_s_channels)
+        self.kv = EquiLinear(self.algebra, kv_mv_channels, 2 * self.kv_heads * hidden_mv_channels, kv_s_channels,
+                             2 * self.kv_heads * hidden_s_channels)
+
+    def forward(self, mv, scalars, kv_mv, kv_scalars=None, attention_mask=None, key_padding_mask=None):
+        scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels, "query")
+        kv_scalars = check_inputs(self, kv_mv, kv_scalars, self.kv_mv_channels, self.kv_s_channels, "key/value")
+        q = self._split(*self.q(mv, scalars), self.num_heads, 1)[0]
+        k, v = self._split(*self.kv(kv_mv, kv_scalars), self.kv_heads, 2)
+        return self._attend(q, k, v, attention_mask, key_padding_mask)

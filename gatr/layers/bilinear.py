@@ -1,0 +1,81 @@
+"""GeometricBilinear: learned operands, every equivariant bilinear of the algebra, output mixing."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from algebras import get_algebra
+
+from ..primitives.bilinear import bilinear_products
+from ._checks import check_inputs
+from .linear import EquiLinear
+
+
+def reference_from_inputs(mv: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean multivector over items and channels, ``(..., 1, 1, dim)``; padded items left out.
+
+    A linear equivariant function of the inputs, so it transforms with them (as the projective join
+    requires: its pseudoscalar component picks up ``det`` under reflections).
+    """
+    if key_padding_mask is None:
+        return mv.mean(dim=(-3, -2), keepdim=True)
+    weights = key_padding_mask.to(mv.dtype)[..., None, None]  # (..., items, 1, 1)
+    total = (mv * weights).sum(dim=(-3, -2), keepdim=True)
+    count = weights.sum(dim=-3, keepdim=True).clamp_min(1) * mv.shape[-2]
+    return total / count
+
+
+class GeometricBilinear(nn.Module):
+    """For each ``b`` in ``algebra.bilinears``: EquiLinear projections to left/right operands
+    (``hidden_mv_channels`` each), the bilinear product (times ``reference[..., component]`` where
+    the bilinear has one), then one EquiLinear from all products and the input scalars to outputs.
+
+    Parameters
+    ----------
+    algebra : str or CliffordAlgebra
+    in_mv_channels, out_mv_channels, in_s_channels, out_s_channels : int
+    hidden_mv_channels : int, optional
+        Operand channels per bilinear; default ``max(1, out_mv_channels // n_bilinears)``.
+
+    Shapes
+    ------
+    forward(mv (..., items, in_mv, dim), scalars (..., items, in_s), reference_mv=None)
+    -> (mv (..., items, out_mv, dim), scalars (..., items, out_s)).
+    ``reference_mv`` ``(..., dim)`` must broadcast against ``(..., items, 1, dim)`` (e.g. shape
+    ``(batch, 1, 1, dim)``); default: :func:`reference_from_inputs` of this layer's input.
+    """
+
+    def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
+                 out_s_channels: int = 0, hidden_mv_channels: int | None = None):
+        super().__init__()
+        self.algebra = alg = get_algebra(algebra)
+        self.in_mv_channels, self.out_mv_channels = in_mv_channels, out_mv_channels
+        self.in_s_channels, self.out_s_channels = in_s_channels, out_s_channels
+        nb = self.num_bilinears = len(alg.bilinears)
+        self.hidden_mv_channels = h = hidden_mv_channels or max(1, out_mv_channels // nb)
+        # operand channels laid out (left/right, hidden, bilinear) so the products need no transpose
+        self.operands = EquiLinear(alg, in_mv_channels, 2 * h * nb, in_s_channels, 0)
+        self.output = EquiLinear(alg, h * nb, out_mv_channels, in_s_channels, out_s_channels)
+        with torch.no_grad():  # unit-variance products: divide left operands by the table's gain
+            tables = np.stack([np.asarray(b.table) for b in alg.bilinears])
+            gain = np.sqrt(np.maximum((tables**2).sum((1, 2)).mean(-1), 1e-12))  # (nb,) rms per output
+            scale = torch.ones(2, h, nb)
+            scale[0] = torch.as_tensor(1.0 / gain, dtype=scale.dtype)
+            self.operands.weight_mv.mul_(scale.reshape(-1, 1, 1))
+            if self.operands.weight_s2mv is not None:
+                self.operands.weight_s2mv.mul_(scale.reshape(-1, 1, 1))
+
+    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, reference_mv: torch.Tensor | None = None):
+        scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
+        h, nb = self.hidden_mv_channels, self.num_bilinears
+        ops, _ = self.operands(mv, scalars)
+        ops = ops.unflatten(-2, (2, h, nb))  # (..., items, 2, h, nb, dim)
+        if reference_mv is None:
+            reference_mv = reference_from_inputs(mv)
+        if reference_mv.shape[-1] != self.algebra.dim:
+            raise ValueError(f"reference_mv must have last axis {self.algebra.dim}, got {tuple(reference_mv.shape)}")
+        # reference (..., items|1, 1, dim) broadcasts over the operands' (..., items, h) axes
+        products = bilinear_products(self.algebra, ops[..., 0, :, :, :], ops[..., 1, :, :, :], reference_mv)
+        return self.output(products.flatten(-3, -2), scalars)

@@ -1,0 +1,84 @@
+"""GATrBlock: pre-norm residual geometric attention and residual geometric MLP."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from algebras import get_algebra
+
+from .attention import GeometricAttention
+from .bilinear import GeometricBilinear
+from .linear import EquiLinear
+from .nonlinearity import ScalarGatedNonlinearity
+from .norm import EquiLayerNorm
+
+
+def mv_dropout(mv: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout of whole multivectors (one mask entry per channel), so it stays equivariant."""
+    if not training or p == 0.0:
+        return mv
+    keep = torch.rand(mv.shape[:-1] + (1,), device=mv.device) >= p
+    return mv * keep.to(mv.dtype) / (1.0 - p)
+
+
+class GeometricMLP(nn.Module):
+    """``GeometricBilinear(c -> 2c) -> ScalarGatedNonlinearity -> EquiLinear(2c -> c)`` (same for scalars)."""
+
+    def __init__(self, algebra, mv_channels: int, s_channels: int, activation: str = "gelu"):
+        super().__init__()
+        self.bilinear = GeometricBilinear(algebra, mv_channels, 2 * mv_channels, s_channels, 2 * s_channels)
+        self.nonlinearity = ScalarGatedNonlinearity(activation)
+        self.linear = EquiLinear(algebra, 2 * mv_channels, mv_channels, 2 * s_channels, s_channels)
+
+    def forward(self, mv, scalars=None, reference_mv=None):
+        mv, scalars = self.bilinear(mv, scalars, reference_mv=reference_mv)
+        mv, scalars = self.nonlinearity(mv, scalars)
+        return self.linear(mv, scalars)
+
+
+class GATrBlock(nn.Module):
+    """Pre-norm transformer block on ``(mv (..., items, c, dim), scalars (..., items, s))``.
+
+    ``x = x + Attention(Norm(x)); x = x + MLP(Norm(x))``, with whole-multivector dropout on both
+    branches. Shapes are preserved.
+
+    Parameters
+    ----------
+    algebra : str or CliffordAlgebra
+    mv_channels, s_channels : int
+    num_heads : int
+    head_mv_channels, head_s_channels : int, optional
+        Per-head attention channels; default ``max(1, mv_channels // num_heads)`` and
+        ``s_channels // num_heads``.
+    multi_query : bool
+    dropout : float
+    activation : str
+    """
+
+    def __init__(self, algebra, mv_channels: int, s_channels: int, num_heads: int = 8,
+                 head_mv_channels: int | None = None, head_s_channels: int | None = None,
+                 multi_query: bool = False, dropout: float = 0.0, activation: str = "gelu"):
+        super().__init__()
+        self.algebra = get_algebra(algebra)
+        self.mv_channels, self.s_channels, self.dropout = mv_channels, s_channels, dropout
+        self.norm = EquiLayerNorm(self.algebra)
+        self.attention = GeometricAttention(
+            self.algebra, mv_channels, mv_channels, s_channels, s_channels, num_heads,
+            head_mv_channels or max(1, mv_channels // num_heads),
+            s_channels // num_heads if head_s_channels is None else head_s_channels,
+            multi_query=multi_query, dropout=dropout,
+        )
+        self.mlp = GeometricMLP(self.algebra, mv_channels, s_channels, activation)
+
+    def _residual(self, mv, scalars, update):
+        d_mv, d_s = update
+        d_mv = mv_dropout(d_mv, self.dropout, self.training)
+        d_s = nn.functional.dropout(d_s, self.dropout, self.training)
+        return mv + d_mv, (scalars + d_s if scalars is not None else d_s)
+
+    def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None, reference_mv=None):
+        h_mv, h_s = self.norm(mv, scalars)
+        mv, scalars = self._residual(mv, scalars, self.attention(h_mv, h_s, attention_mask, key_padding_mask))
+        h_mv, h_s = self.norm(mv, scalars)
+        return self._residual(mv, scalars, self.mlp(h_mv, h_s, reference_mv=reference_mv))

@@ -1,0 +1,30 @@
+"""Scalar-gated nonlinearity as a module."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..primitives.nonlinearity import gated_nonlinearity, get_activation
+
+
+class ScalarGatedNonlinearity(nn.Module):
+    """``(mv, s) -> (act(<mv>_0) * mv, act(s))``; shapes unchanged.
+
+    Parameters
+    ----------
+    activation : {"gelu", "gelu_exact", "relu", "silu", "sigmoid"}
+    """
+
+    def __init__(self, activation: str = "gelu"):
+        super().__init__()
+        get_activation(activation)
+        self.activation = activation
+
+    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
+        if scalars is None:
+            scalars = mv.new_zeros(*mv.shape[:-2], 0)
+        return gated_nonlinearity(mv, scalars, self.activation)
+
+    def extra_repr(self) -> str:
+        return self.activation

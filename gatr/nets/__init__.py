@@ -1,0 +1,3 @@
+from .gatr import GATr, GATrConfig
+
+__all__ = ["GATr", "GATrConfig"]

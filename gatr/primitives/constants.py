@@ -1,0 +1,77 @@
+"""Per-algebra constant tensors used by the network, built once and cached per (device, dtype).
+
+Everything here depends only on the algebra object, so hot paths never rebuild it. The cache is
+keyed weakly on the algebra, so registering a new algebra does not leak memory.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import torch
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _linear_basis_flat(alg) -> np.ndarray:
+    """``(n_maps, dim * dim)``: the equivariant maps as rows, for one GEMM with the weights."""
+    basis = alg.linear_basis.detach().cpu().numpy()
+    return basis.reshape(basis.shape[0], -1)
+
+
+def _bilinear_tables(alg) -> np.ndarray:
+    """``(n_bilinears, dim, dim * dim)``: ``T[b, i, j * dim + k]``, so ``x @ T[b]`` gives the
+    left-multiplication matrix ``L(x)[j, k]`` of bilinear ``b`` for every operand at once."""
+    tables = np.stack([np.asarray(b.table, dtype=np.float64) for b in alg.bilinears])
+    return tables.reshape(tables.shape[0], alg.dim, alg.dim * alg.dim)
+
+
+def _bilinear_gather(alg) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse form of all bilinear tables: ``z_k = sum_{r, i} x_i S[b, r*dim + i, k] y[J[b, r*dim + i, k]]``.
+
+    A table in a blade basis has at most one ``j`` with ``T[i, j, k] != 0`` per ``(i, k)`` (blade
+    products are signed blades), so ``R = 1`` layer of (index, value) suffices; general tables are
+    split into ``R`` such layers. Indices are offset by ``b * dim`` so that one gather from operands
+    laid out as ``(..., n_bilinears * dim)`` serves every bilinear. Returns ``(J, S)``, each
+    ``(n_bilinears, R * dim, dim)``.
+    """
+    tables = [np.asarray(b.table, dtype=np.float64) for b in alg.bilinears]
+    dim = alg.dim
+    layers = max(int((t != 0).sum(1).max()) for t in tables)
+    index = np.zeros((len(tables), layers, dim, dim), dtype=np.int64)
+    value = np.zeros((len(tables), layers, dim, dim))
+    for b, t in enumerate(tables):
+        for i in range(dim):
+            for k in range(dim):
+                for r, j in enumerate(np.flatnonzero(t[i, :, k])):
+                    index[b, r, i, k] = b * dim + j
+                    value[b, r, i, k] = t[i, j, k]
+        index[b][value[b] == 0] = b * dim  # padding entries gather anything and multiply by 0
+    return index.reshape(len(tables), layers * dim, dim), value.reshape(len(tables), layers * dim, dim)
+
+
+_BUILDERS = {
+    "bilinear_index": lambda alg: _bilinear_gather(alg)[0],
+    "bilinear_values": lambda alg: _bilinear_gather(alg)[1],
+    "linear_basis_flat": _linear_basis_flat,
+    "invariant_basis": lambda alg: np.asarray(alg.invariant_basis, dtype=np.float64),
+    "invariant_functionals": lambda alg: np.asarray(alg.invariant_functionals, dtype=np.float64),
+    "bilinear_tables": _bilinear_tables,
+}
+
+
+def constant(alg, name: str, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The constant ``name`` of algebra ``alg`` as a tensor on ``device`` with ``dtype`` (cached)."""
+    per_alg = _CACHE.setdefault(alg, {})
+    key = (name, torch.device(device) if device is not None else torch.device("cpu"), dtype)
+    if key not in per_alg:
+        array = _BUILDERS[name](alg)
+        dtype = torch.long if array.dtype == np.int64 else dtype
+        per_alg[key] = torch.as_tensor(array, dtype=dtype, device=key[1])
+    return per_alg[key]
+
+
+def numpy_constant(alg, name: str) -> np.ndarray:
+    """The same constant as a float64 NumPy array (for initialisation and FLOP counting)."""
+    return _BUILDERS[name](alg)

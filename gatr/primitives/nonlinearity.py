@@ -1,0 +1,30 @@
+"""Scalar-gated nonlinearity: ``act(<x>_0) * x`` on multivectors, ``act(s)`` on scalars.
+
+The scalar component ``<x>_0`` is invariant (``rho_u(1) = 1`` and ``rho_u`` preserves grades), so
+scaling ``x`` by any function of it commutes with the group action.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_exact": F.gelu,
+    "relu": F.relu,
+    "silu": F.silu,
+    "sigmoid": torch.sigmoid,
+}
+
+
+def get_activation(name: str):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str = "gelu"):
+    """``mv (..., c, dim) -> act(mv[..., :1]) * mv``; ``scalars (..., s) -> act(scalars)``."""
+    act = get_activation(activation)
+    return act(mv[..., :1]) * mv, act(scalars)
