@@ -16,8 +16,7 @@ Examples::
 Model options are ``--model.*`` (:class:`experiments.training.BodyDynamicsModule`), data options
 ``--data.*`` (:class:`experiments.training.TrainingDataModule`); ``--data.bodies`` also sets
 ``model.num_bodies``.  Defaults: CSV + TensorBoard loggers under ``runs/``, a
-``ModelCheckpoint`` keeping ``last.ckpt`` and the best ``val/loss`` one (``--checkpoint.*``), learning-rate
-monitor (``--lr_monitor.*``),
+``ModelCheckpoint`` keeping ``last.ckpt`` and the best ``val/loss`` one (``--checkpoint.*``),
 Lightning's progress bar, and after ``fit`` a test on the plain and E(3)-transformed test sets
 (``--test_after_fit false`` to skip).  If ``--data.data_dir`` holds no dataset the run fails with
 the command that generates one, unless ``--data.auto_generate true`` (the shipped configs set it)
@@ -28,7 +27,7 @@ from __future__ import annotations
 
 import sys
 
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from experiments.training.data import TrainingDataModule
@@ -49,12 +48,10 @@ class TrainingCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.bodies", "model.num_bodies")
         parser.set_defaults({"trainer.logger": LOGGER_DEFAULTS})
-        # always-on callbacks, configurable as --checkpoint.* and --lr_monitor.*
+        # always-on checkpointing, configurable as --checkpoint.*
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.mode": "min", "checkpoint.save_last": True,
                              "checkpoint.save_top_k": 1, "checkpoint.filename": "best-{step}"})
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, evaluate the final weights on the test and E(3) test sets")
 

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset
 
-__all__ = ["ResumableSampler", "TrainingDataModule", "load_cached_arrays", "clear_cache", "missing_data_message"]
+__all__ = ["ResumableSampler", "ResumableLoader", "TrainingDataModule", "load_cached_arrays", "clear_cache", "missing_data_message"]
 
 _ARRAYS: dict = {}
 _DATASETS: dict = {}
@@ -88,6 +88,20 @@ class ResumableSampler(DistributedSampler):
         indices = list(super().__iter__())
         skip, self._skip = self._skip, 0
         return iter(indices[skip:])
+
+
+class ResumableLoader(DataLoader):
+    """DataLoader marked resumable for Lightning (``state_dict`` / ``load_state_dict``).
+
+    The resume position is not stored here: :class:`TrainingDataModule` derives it from the
+    trainer's restored progress counters and tells the :class:`ResumableSampler` to skip.
+    """
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
 
 
 class TrainingDataModule(RigidBodyDataModule):
@@ -186,7 +200,9 @@ class TrainingDataModule(RigidBodyDataModule):
         consumed = 0
         loop = trainer.fit_loop
         if loop.restarting:
-            consumed = int(loop.epoch_loop.batch_progress.current.completed)
+            # `processed` (not `completed`): a checkpoint written in on_train_batch_end has the
+            # batch processed but not yet completed; Lightning completes it on restart
+            consumed = int(loop.epoch_loop.batch_progress.current.processed)
         return int(trainer.world_size), int(trainer.global_rank), consumed
 
     def train_dataloader(self) -> DataLoader:
@@ -198,5 +214,5 @@ class TrainingDataModule(RigidBodyDataModule):
                 math.ceil(len(self._sampler) / self.batch_size)
             if consumed < per_epoch:
                 self._sampler.skip(consumed * self.batch_size)
-        return DataLoader(self.train, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
+        return ResumableLoader(self.train, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)

@@ -215,7 +215,12 @@ class BodyDynamicsModule(L.LightningModule):
             batch = self._augment(batch)
         loss = keypoint_mse(self(batch), batch["target_keypoints"])
         bs = batch["positions"].shape[0]
+        # counted here (not in on_train_batch_end) so that checkpoints written by callbacks in
+        # on_train_batch_end already include this batch
+        self.samples_seen += bs * (self.trainer.world_size if self._trainer is not None else 1)
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        if self._trainer is not None and self.trainer.optimizers:
+            self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -241,7 +246,6 @@ class BodyDynamicsModule(L.LightningModule):
         bs = batch["positions"].shape[0]
         n = batch["positions"].shape[-2]
         world = self.trainer.world_size if self._trainer is not None else 1
-        self.samples_seen += bs * world
         if self._t_batch is None:
             return
         dt = max(time.perf_counter() - self._t_batch, 1e-9)
