@@ -7,6 +7,7 @@ dtype on any device; constant tables are cached per (device, dtype).
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import NamedTuple
 
@@ -15,12 +16,14 @@ import torch
 
 from .equivariance import equivariant_linear_maps, invariant_vectors
 from .groups import VersorGroup, as_numpy_rng, pin_group
-from .tables import blades_from_array, load_tables
+from .tables import blades_from_array, cached_arrays, load_tables, signature_key
 
 #: Number of random group elements whose constraints define the equivariant maps.
 NUM_CONSTRAINT_SAMPLES = 8
 #: Seed of those samples, so the derived bases are reproducible.
 CONSTRAINT_SEED = 1234
+#: Bump when the derivation changes, so that cached group structures are derived again.
+STRUCTURE_VERSION = 1
 
 
 class Bilinear(NamedTuple):
@@ -276,22 +279,93 @@ class CliffordAlgebra:
         return out
 
     # ------------------------------------------------------------------ derived group structure
+    def _act_matrices_np(self, u: np.ndarray) -> np.ndarray:
+        """``act_matrix`` in plain numpy einsums (no BLAS threads: stays fast on a busy CPU)."""
+        gp, rev, inv = self._arrays["geometric"], self._arrays["reverse"], self._arrays["involution"]
+        u_rev = u * rev
+        norm = np.einsum("ni,nj,ij->n", u, u_rev, gp[:, :, 0])
+        u_inv = u_rev / norm[:, None]
+        left = np.einsum("ni,ijk->nkj", u, gp)  # (u x)_k = left[k, j] x_j
+        right = np.einsum("ni,jik->nkj", u_inv, gp)  # (x u^-1)_k = right[k, j] x_j
+        odd = (u**2 * (inv < 0)).sum(-1) > (u**2 * (inv > 0)).sum(-1)
+        twist = np.where(odd[:, None], inv[None], 1.0)
+        return np.einsum("nab,nbc,nc->nac", right, left, twist)
+
     @cached_property
     def _constraint_matrices(self) -> np.ndarray:
-        u = torch.as_tensor(
-            self._random_versors_np(NUM_CONSTRAINT_SAMPLES, np.random.default_rng(CONSTRAINT_SEED), None)
+        u = self._random_versors_np(NUM_CONSTRAINT_SAMPLES, np.random.default_rng(CONSTRAINT_SEED), None)
+        return self._act_matrices_np(u)
+
+    @property
+    def _structure_filename(self) -> str:
+        """Cache file of the derived group structure, keyed by signature and group."""
+        group = re.sub(r"[^A-Za-z0-9]+", "_", self.group.name).strip("_") or "group"
+        return f"basis_{signature_key(self.signature)}_{group}{'_even' if self.group.even_only else ''}.npz"
+
+    @property
+    def _group_tag(self) -> str:
+        return f"{self.group.name}|even={self.group.even_only}|v{STRUCTURE_VERSION}"
+
+    def _derive_group_structure(self) -> dict[str, np.ndarray]:
+        """Solve for the equivariant maps and invariants (SVDs: fast alone, slow on a busy CPU)."""
+        basis, blocks = equivariant_linear_maps(self._constraint_matrices, self.grades)
+        return {
+            "linear_basis": basis,
+            "blocks": np.asarray(blocks, dtype=np.int64).reshape(-1, 2),
+            "invariant_basis": invariant_vectors(self._constraint_matrices, self.grades),
+            "invariant_functionals": invariant_vectors(self._constraint_matrices, self.grades, transpose=True),
+            "signature": np.asarray(self.signature, dtype=np.int64),
+            "group": np.asarray(self._group_tag),
+        }
+
+    def _structure_is_valid(self, arrays: dict[str, np.ndarray]) -> bool:
+        """A cached structure must be for this signature and group, and really commute with it."""
+        try:
+            if tuple(arrays["signature"]) != self.signature or str(arrays["group"]) != self._group_tag:
+                return False
+            return self._commutation_residual(arrays["linear_basis"]) <= 1e-8 and self._fixes(arrays)
+        except (KeyError, ValueError, IndexError):
+            return False
+
+    @cached_property
+    def _fresh_act_matrices(self) -> np.ndarray:
+        """Group elements independent of the constraints, to check a derived or cached structure."""
+        return self._act_matrices_np(self._random_versors_np(4, np.random.default_rng(CONSTRAINT_SEED + 1), None))
+
+    def _commutation_residual(self, basis: np.ndarray) -> float:
+        fresh = self._fresh_act_matrices
+        if basis.ndim != 3 or basis.shape[1:] != (self.dim, self.dim):
+            return np.inf
+        lhs = np.matmul(basis[:, None], fresh[None])
+        rhs = np.matmul(fresh[None], basis[:, None])
+        return float(np.abs(lhs - rhs).max(initial=0.0)) / max(1.0, float(np.abs(fresh).max()))
+
+    def _fixes(self, arrays) -> bool:
+        fresh = self._fresh_act_matrices
+        inv, fun = arrays["invariant_basis"], arrays["invariant_functionals"]
+        return bool(
+            np.abs(np.einsum("nab,kb->nka", fresh, inv) - inv).max(initial=0.0) <= 1e-8
+            and np.abs(np.einsum("ka,nab->nkb", fun, fresh) - fun).max(initial=0.0) <= 1e-8
         )
-        return self.act_matrix(u).numpy()
+
+    @cached_property
+    def _group_structure(self) -> dict[str, np.ndarray]:
+        """Equivariant maps and invariants: shipped data, the user cache, or a fresh derivation.
+
+        Cached entries are re-checked against fresh group elements (cheap: no SVD), so a stale or
+        foreign cache file is never trusted.
+        """
+        arrays = cached_arrays(self._structure_filename, self._derive_group_structure, self._structure_is_valid)
+        # Guard against too few constraints: the maps must commute with fresh group elements too.
+        residual = self._commutation_residual(arrays["linear_basis"])
+        if residual > 1e-8:
+            raise RuntimeError(f"equivariance solver did not converge for {self!r} (residual {residual:.2e})")
+        return arrays
 
     @cached_property
     def _linear_maps(self) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
-        basis, blocks = equivariant_linear_maps(self._constraint_matrices, self.grades)
-        # Guard against too few constraints: the maps must commute with fresh group elements too.
-        fresh = self.act_matrix(self.random_versors(6, generator=CONSTRAINT_SEED + 1)).numpy()
-        residual = np.abs(np.einsum("nab,mbc->nmac", basis, fresh) - np.einsum("mab,nbc->nmac", fresh, basis)).max()
-        if residual > 1e-8 * max(1.0, np.abs(fresh).max()):
-            raise RuntimeError(f"equivariance solver did not converge for {self!r} (residual {residual:.2e})")
-        return basis, blocks
+        arrays = self._group_structure
+        return arrays["linear_basis"], tuple((int(a), int(b)) for a, b in arrays["blocks"])
 
     @property
     def linear_basis(self) -> torch.Tensor:
@@ -309,12 +383,12 @@ class CliffordAlgebra:
     @cached_property
     def invariant_basis(self) -> np.ndarray:
         """Multivectors fixed by the group, ``(k, dim)`` (always contains the scalar 1)."""
-        return invariant_vectors(self._constraint_matrices, self.grades)
+        return self._group_structure["invariant_basis"]
 
     @cached_property
     def invariant_functionals(self) -> np.ndarray:
         """Linear functionals ``f`` with ``f . rho_u(x) = f . x``, ``(k, dim)``."""
-        return invariant_vectors(self._constraint_matrices, self.grades, transpose=True)
+        return self._group_structure["invariant_functionals"]
 
     # ------------------------------------------------------------------ norms
     def _array_norm_maps(self) -> np.ndarray:

@@ -102,11 +102,46 @@ def load_tables(signature: tuple[int, ...]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def cached_arrays(filename: str, derive, is_valid=None) -> dict[str, np.ndarray]:
+    """Arrays from ``SHIPPED_DIR/filename``, else the user cache, else ``derive()`` (then cached).
+
+    ``is_valid(arrays)`` rejects stale or foreign files, which are then derived again.
+    """
+    for directory in (SHIPPED_DIR, user_cache_dir()):
+        try:
+            with np.load(directory / filename) as data:
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError, EOFError):
+            continue  # missing or corrupted
+        if is_valid is None or is_valid(arrays):
+            return arrays
+    arrays = derive()
+    try:
+        _atomic_save(user_cache_dir() / filename, arrays)
+    except OSError:
+        pass
+    return arrays
+
+
 def blades_from_array(blades: np.ndarray) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(i) for i in row if i >= 0) for row in blades)
 
 
-if __name__ == "__main__":  # regenerate the shipped tables
+#: Built-in (algebra, group) pairs whose derived equivariant structure ships as ``basis_*.npz``.
+SHIPPED_GROUPS = (
+    ("euclidean", "O(3)"), ("euclidean", "SO(3)"), ("projective", "E(3)"), ("projective", "SE(3)"),
+    ("conformal", "E(3)"), ("conformal", "SE(3)"), ("conformal", "Pin(4,1)"), ("conformal", "Spin(4,1)"),
+)
+
+
+if __name__ == "__main__":  # regenerate the shipped tables, then the shipped group structures
     for sig in SHIPPED_SIGNATURES:
         _atomic_save(SHIPPED_DIR / f"tables_{signature_key(sig)}.npz", derive_tables(sig))
         print("wrote", SHIPPED_DIR / f"tables_{signature_key(sig)}.npz")
+    load_tables.cache_clear()
+    from algebras import get_algebra
+
+    for name, group in SHIPPED_GROUPS:
+        alg = get_algebra(name, group=group)
+        _atomic_save(SHIPPED_DIR / alg._structure_filename, alg._derive_group_structure())
+        print("wrote", SHIPPED_DIR / alg._structure_filename)

@@ -22,3 +22,12 @@ from algebras import get_algebra
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return get_algebra(request.param)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_algebra_cache(tmp_path_factory):
+    """Keep derived tables / bases of test-only algebras out of the user's cache directory."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GATR_ALGEBRA_CACHE", str(tmp_path_factory.mktemp("algebra-cache")))
+    yield
+    mp.undo()

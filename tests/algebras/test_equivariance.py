@@ -290,3 +290,40 @@ def test_act_matrix_matches_act_and_is_a_homomorphism(backend):
     for k in range(len(alg.signature) + 1):
         torch.testing.assert_close(alg.grade_project(alg.act(u, x), k), alg.act(u, alg.grade_project(x, k)),
                                    atol=1e-9, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------- cached structures
+@pytest.mark.parametrize("name,group", [
+    ("euclidean", "O(3)"), ("euclidean", "SO(3)"), ("projective", "E(3)"), ("projective", "SE(3)"),
+    ("conformal", "E(3)"), ("conformal", "SE(3)"), ("conformal", "Pin(4,1)"), ("conformal", "Spin(4,1)"),
+])
+def test_shipped_group_structure_equals_a_fresh_derivation(name, group):
+    from algebras.tables import SHIPPED_DIR, SHIPPED_GROUPS
+
+    assert (name, group) in SHIPPED_GROUPS
+    alg = get_algebra(name, group=group)
+    with np.load(SHIPPED_DIR / alg._structure_filename) as shipped:
+        fresh = alg._derive_group_structure()
+        assert set(shipped.files) == set(fresh)
+        for key in fresh:
+            np.testing.assert_array_equal(shipped[key], fresh[key], err_msg=key)
+    np.testing.assert_array_equal(alg.linear_basis.numpy(), fresh["linear_basis"])
+
+
+def test_user_group_structure_is_cached_and_foreign_files_are_rejected(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATR_ALGEBRA_CACHE", str(tmp_path))
+    group = pin_group((1, 1), name="O(2)")
+    alg = CliffordAlgebra((1, 1), group=group)
+    assert alg.linear_basis.shape[0] == 3
+    cached = tmp_path / alg._structure_filename
+    assert cached.exists()
+    # a different group under the same name (here: SO(2) maps saved as "O(2)") must not be trusted
+    so2 = CliffordAlgebra((1, 1), group=group.even())
+    arrays = dict(so2._derive_group_structure())
+    arrays["group"] = np.asarray(alg._group_tag)
+    np.savez(cached, **arrays)
+    again = CliffordAlgebra((1, 1), group=group)
+    assert again.linear_basis.shape[0] == 3
+    assert_commutes(again, again.linear_basis)
+    cached.write_bytes(b"corrupted")
+    assert CliffordAlgebra((1, 1), group=group).linear_basis.shape[0] == 3
