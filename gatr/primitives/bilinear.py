@@ -1,10 +1,57 @@
-"""Equivariant bilinear products (geometric product, join, ...) of many operand pairs at once."""
+"""Equivariant bilinear products (geometric product, join, ...) of many operand pairs at once.
+
+Kernel: ``z = outer(x, y).flatten() @ M`` with ``M`` the (block-diagonal over bilinears) table
+reshaped to ``(dim^2, dim)``: one GEMM with a small output, processed in row chunks so the outer
+products stay in cache. The backward passes are bilinear maps with permuted tables
+(``dL/dx_i = sum_jk T_ijk y_j g_k``, ``dL/dy_j = sum_ik T_ijk x_i g_k``) and run through the same
+kernel, so autograd never stores the ``dim^2`` outer products.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from .constants import constant
+
+#: Elements of one chunk of outer products (about 4 MB in float32).
+CHUNK_ELEMENTS = 2**20
+
+
+def _outer_matmul(x: torch.Tensor, y: torch.Tensor, matrix: torch.Tensor, nb: int) -> torch.Tensor:
+    """``x, y (N, nb, dim)`` -> ``(N, nb * dim)``: rows of ``outer(x_b, y_b)`` times ``matrix``."""
+    n, dim = x.shape[0], x.shape[-1]
+    out = x.new_empty(n, matrix.shape[1])
+    rows = max(1, CHUNK_ELEMENTS // (nb * dim * dim))
+    for start in range(0, n, rows):
+        xs, ys = x[start : start + rows], y[start : start + rows]
+        torch.mm((xs.unsqueeze(-1) * ys.unsqueeze(-2)).view(xs.shape[0], -1), matrix, out=out[start : start + rows])
+    return out
+
+
+class _Bilinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y, alg):
+        nb, dim = x.shape[-2:]
+        shape = x.shape
+        x2, y2 = x.reshape(-1, nb, dim), y.reshape(-1, nb, dim)
+        ctx.save_for_backward(x2, y2)
+        ctx.alg, ctx.shape = alg, shape
+        return _outer_matmul(x2, y2, constant(alg, "bilinear_forward", x.device, x.dtype), nb).view(shape)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x2, y2 = ctx.saved_tensors
+        nb, dim = x2.shape[-2:]
+        g = grad.reshape(-1, nb, dim).to(x2.dtype)
+        gx = gy = None
+        if ctx.needs_input_grad[0]:
+            gx = _outer_matmul(y2, g, constant(ctx.alg, "bilinear_grad_left", g.device, g.dtype), nb)
+            gx = gx.view(ctx.shape)
+        if ctx.needs_input_grad[1]:
+            gy = _outer_matmul(x2, g, constant(ctx.alg, "bilinear_grad_right", g.device, g.dtype), nb)
+            gy = gy.view(ctx.shape)
+        return gx, gy, None
 
 
 def bilinear_products(alg, left: torch.Tensor, right: torch.Tensor, reference: torch.Tensor | None = None):
@@ -27,16 +74,10 @@ def bilinear_products(alg, left: torch.Tensor, right: torch.Tensor, reference: t
     nb, dim = len(bilinears), alg.dim
     if left.shape[-2:] != (nb, dim) or right.shape[-2:] != (nb, dim):
         raise ValueError(f"operands must end in ({nb}, {dim}), got {tuple(left.shape)} and {tuple(right.shape)}")
-    index = constant(alg, "bilinear_index", left.device)  # (nb, R*dim, dim), offsets b*dim included
-    values = constant(alg, "bilinear_values", left.device, left.dtype)  # (nb, R*dim, dim)
-    layers = index.shape[1] // dim
-    # Sparse table: z_k = sum_i x_i * S[i, k] * y[J[i, k]] (one signed blade per (i, k) in a blade
-    # basis). ONE gather builds the signed "right multiplication" matrices of all operands and
-    # bilinears, then one batched (1 x R*dim) @ (R*dim x dim) contraction with the left operands.
-    y = right.reshape(*right.shape[:-2], nb * dim).index_select(-1, index.reshape(-1))
-    y = y.view(*right.shape[:-2], nb, layers * dim, dim) * values
-    x = left if layers == 1 else left.repeat(*([1] * (left.ndim - 1)), layers)  # x_i at r*dim + i
-    z = (x.unsqueeze(-2) @ y).squeeze(-2)
+    left, right = torch.broadcast_tensors(left, right)
+    if right.dtype != left.dtype:
+        right = right.to(left.dtype)
+    z = _Bilinear.apply(left.contiguous(), right.contiguous(), alg)
     refs = [b.reference_component for b in bilinears]
     if any(r is not None for r in refs):
         if reference is None:

@@ -51,7 +51,27 @@ def _bilinear_gather(alg) -> tuple[np.ndarray, np.ndarray]:
     return index.reshape(len(tables), layers * dim, dim), value.reshape(len(tables), layers * dim, dim)
 
 
+def _bilinear_blocks(alg, which: str) -> np.ndarray:
+    """Block-diagonal product matrices ``(n_bilinears * dim^2, n_bilinears * dim)``.
+
+    ``"forward"``: row ``(b, i, j)``, column ``(b, k)`` holds ``T_b[i, j, k]``, so
+    ``outer(x, y).flatten() @ M = z`` for all bilinears in ONE GEMM. ``"grad_left"``: rows
+    ``(b, j, k)``, columns ``(b, i)``; ``"grad_right"``: rows ``(b, i, k)``, columns ``(b, j)``
+    (the backward passes are bilinear maps too: ``dL/dx_i = sum_jk T_ijk y_j g_k``).
+    """
+    tables = [np.asarray(b.table, dtype=np.float64) for b in alg.bilinears]
+    nb, dim = len(tables), alg.dim
+    perm = {"forward": (0, 1, 2), "grad_left": (1, 2, 0), "grad_right": (0, 2, 1)}[which]
+    out = np.zeros((nb, dim * dim, nb, dim))
+    for b, t in enumerate(tables):
+        out[b, :, b, :] = t.transpose(perm).reshape(dim * dim, dim)
+    return out.reshape(nb * dim * dim, nb * dim)
+
+
 _BUILDERS = {
+    "bilinear_forward": lambda alg: _bilinear_blocks(alg, "forward"),
+    "bilinear_grad_left": lambda alg: _bilinear_blocks(alg, "grad_left"),
+    "bilinear_grad_right": lambda alg: _bilinear_blocks(alg, "grad_right"),
     "bilinear_index": lambda alg: _bilinear_gather(alg)[0],
     "bilinear_values": lambda alg: _bilinear_gather(alg)[1],
     "linear_basis_flat": _linear_basis_flat,
