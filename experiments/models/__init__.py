@@ -6,7 +6,7 @@
 
 Every model: ``forward(batch) -> keypoints (B, N, 4, 3)`` (centre and the three axis tips),
 ``nominal_flops_per_sample(num_bodies)`` (forward + backward FLOPs of one sample, convention in
-:mod:`experiments.models.flops`) and ``num_parameters()``.
+:mod:`gatr.flops`) and ``num_parameters()``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def build_model(family: str, algebra: str | None = None, width: int = 16, depth:
     ----------
     family : "gatr", "transformer" or "mlp"
     algebra : for "gatr" only: an algebra name or alias (see ``algebras.available_algebras()``) or object
-    width : GATr hidden multivector channels (hidden scalars = 2 * width); baselines: hidden size 8 * width
+    width : GATr hidden multivector channels (hidden scalars = 2 * width); baselines: hidden size 6 * width
+        (transformer: rounded up to a multiple of num_heads); see ``experiments.models.baselines``
     depth : number of blocks (GATr, transformer) / residual MLP blocks (mlp)
     num_heads : attention heads (gatr, transformer)
     num_bodies : bodies per scene (the MLP's input size depends on it; the token models accept any)

@@ -8,9 +8,14 @@ the centre and the three axis tips with the residual, sign-blind read-out descri
 scalar ``gate``, initialised to ``init_gate = 0``, scales the network's contribution, so an untrained
 model predicts no motion). The whole predictor is E(3)-equivariant, reflections included.
 
-FLOPs: ``GATr.nominal_flops_per_token`` (forward, per token) times the number of bodies, times 3 for
-forward + backward; embedding and read-out are element-wise and not counted (the convention of
-:mod:`experiments.models.flops`).
+FLOPs: ``GATr.nominal_flops_per_token`` (already forward + backward, per token, convention of
+:mod:`gatr.flops`) times the number of bodies; embedding and read-out are element-wise and not counted.
+
+Reference multivector of the reference-scaled bilinears (the projective join): the network's default,
+the mean input multivector, has no pseudoscalar component here (PGA points / directions / axial vectors
+are trivectors), which would make the join vanish. We pass ``embed_pseudoscalar(c_i)`` per body instead,
+``c_i = det[axes_i]`` the handedness: it transforms by ``rho_u`` (the pseudoscalar and ``c_i`` both
+pick up ``det g``), so the join stays equivariant, reflections included, and has unit scale.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from algebras import get_algebra
 
 from .base import BodyModel
 from .embedding import BodyEmbedding
-from .flops import training_flops
 
 __all__ = ["GATrBodyModel"]
 
@@ -55,16 +59,19 @@ class GATrBodyModel(BodyModel):
         )
         self.gate = nn.Parameter(torch.tensor(float(init_gate)))
 
-    def forward(self, batch: dict, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, batch: dict, attention_mask: torch.Tensor | None = None,
+                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         dtype = self.gate.dtype
         batch = {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in batch.items()}
         emb = self.embedding.embed(batch)
-        mv_out, _ = self.net(emb.mv, emb.scalars, attention_mask=attention_mask)
+        reference = self.algebra.embed_pseudoscalar(emb.handedness).unsqueeze(-2)  # (B, N, 1, dim)
+        mv_out, _ = self.net(emb.mv, emb.scalars, attention_mask=attention_mask,
+                             key_padding_mask=key_padding_mask, reference_mv=reference)
         return self.embedding.readout(mv_out, emb, self.gate)
 
     def nominal_flops_per_token(self, num_items: int) -> float:
-        """Forward FLOPs per body token (from the network)."""
+        """Forward + backward FLOPs per body token (from the network, :mod:`gatr.flops`)."""
         return float(self.net.nominal_flops_per_token(num_items))
 
     def nominal_flops_per_sample(self, num_bodies: int) -> float:
-        return training_flops(num_bodies * self.nominal_flops_per_token(num_bodies))
+        return num_bodies * self.nominal_flops_per_token(num_bodies)

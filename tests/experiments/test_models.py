@@ -194,6 +194,23 @@ def test_gatr_body_model_e3_equivariant(name):
 
 
 @needs_gatr
+def test_gatr_projective_join_sees_a_reference_with_a_pseudoscalar():
+    """PGA inputs are trivectors, so the default reference (mean input) has no pseudoscalar and the join
+    would vanish; the model passes embed_pseudoscalar(handedness), which makes the join contribute."""
+    torch.manual_seed(0)
+    model = build_model("gatr", algebra="projective", width=4, depth=1, num_heads=2).double()
+    perturb(model, scale=0.2)
+    emb = model.embedding.embed(make_batch())
+    alg = model.algebra
+    assert emb.mv[..., alg.pseudoscalar_index].abs().max() == 0
+    ref = alg.embed_pseudoscalar(emb.handedness).unsqueeze(-2)
+    with torch.no_grad():
+        ours, _ = model.net(emb.mv, emb.scalars, reference_mv=ref)
+        default, _ = model.net(emb.mv, emb.scalars)
+    assert (ours - default).abs().max() > 1e-3
+
+
+@needs_gatr
 def test_gatr_body_model_init_no_motion_gradients_and_flops():
     batch = make_batch(dtype=torch.float32)
     model = build_model("gatr", algebra="pga", width=4, depth=1, num_heads=2)
@@ -298,10 +315,13 @@ def test_build_model_errors():
         build_model("gatr", algebra="hyperbolic")
     with pytest.raises(ValueError, match="only valid for family 'gatr'"):
         build_model("mlp", algebra="pga")
-    with pytest.raises(ValueError, match="divisible by num_heads"):
-        build_model("transformer", width=3, num_heads=5)
+    with pytest.raises(ValueError, match="width, depth"):
+        build_model("transformer", width=0)
+    with pytest.raises(ValueError, match="width, depth"):
+        build_model("mlp", depth=0)
+    assert build_model("transformer", width=3, num_heads=5).hidden == 20  # 18 rounded up to 5 heads
     with pytest.raises(ValueError, match="residual"):
         build_model("transformer", residual="nowhere")
     m = build_model("transformer", width=4, depth=1, num_heads=2)
-    assert m.family == "transformer" and m.hidden == 32
+    assert m.family == "transformer" and m.hidden == 24
     assert build_model("mlp", width=4, num_bodies=6).num_bodies == 6
