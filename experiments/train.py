@@ -15,8 +15,10 @@ Examples::
 
 Model options are ``--model.*`` (:class:`experiments.training.BodyDynamicsModule`), data options
 ``--data.*`` (:class:`experiments.training.TrainingDataModule`); ``--data.bodies`` also sets
-``model.num_bodies``.  Defaults: CSV + TensorBoard loggers under ``runs/``, a
-``ModelCheckpoint`` keeping ``last.ckpt`` and the best ``val/loss`` one (``--checkpoint.*``),
+``model.num_bodies``.  Defaults: CSV logger (metrics, config and checkpoints in ``runs/NAME/version_K``)
+and TensorBoard logger (``runs/tensorboard/NAME``), a
+``ModelCheckpoint`` keeping ``last.ckpt`` (also written when training ends) and the best ``val/loss``
+one (``--checkpoint.*``),
 Lightning's progress bar, and after ``fit`` a test on the plain and E(3)-transformed test sets
 (``--test_after_fit false`` to skip).  If ``--data.data_dir`` holds no dataset the run fails with
 the command that generates one, unless ``--data.auto_generate true`` (the shipped configs set it)
@@ -27,9 +29,9 @@ from __future__ import annotations
 
 import sys
 
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from experiments.training.callbacks import FinalModelCheckpoint
 from experiments.training.data import TrainingDataModule
 from experiments.training.module import BodyDynamicsModule
 
@@ -38,7 +40,8 @@ __all__ = ["TrainingCLI", "main", "TRAINER_DEFAULTS", "LOGGER_DEFAULTS"]
 TRAINER_DEFAULTS = {"max_steps": 1000, "log_every_n_steps": 10}
 LOGGER_DEFAULTS = [
     {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "default"}},
-    {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "default"}},
+    {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+     "init_args": {"save_dir": "runs/tensorboard", "name": "default"}},
 ]
 
 
@@ -49,7 +52,7 @@ class TrainingCLI(LightningCLI):
         parser.link_arguments("data.bodies", "model.num_bodies")
         parser.set_defaults({"trainer.logger": LOGGER_DEFAULTS})
         # always-on checkpointing, configurable as --checkpoint.*
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(FinalModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.mode": "min", "checkpoint.save_last": True,
                              "checkpoint.save_top_k": 1, "checkpoint.filename": "best-{step}"})
         parser.add_argument("--test_after_fit", type=bool, default=True,

@@ -93,7 +93,7 @@ def validate_family_algebra(family: str, algebra: str | None) -> tuple[str, str 
         raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(families)}")
     if fam != "gatr":
         if algebra not in (None, "", "none", "None"):
-            raise ValueError(f"family {fam!r} takes no algebra (got {algebra!r}); "
+            raise ValueError(f"family {fam!r} takes no algebra (got {algebra!r}; pass --model.algebra null); "
                              f"algebras ({', '.join(valid_algebras())}) are for family 'gatr'")
         return fam, None
     algebras_ = valid_algebras()

@@ -1,0 +1,221 @@
+"""Training: shipped configs, CLI validation, exact resume, train_run, mixed precision, DDP (2 CPU ranks)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments.rigid_body.generate import generate_dataset
+from experiments.train import main
+from experiments.training import BodyDynamicsModule, TrainingDataModule, train_run
+from experiments.training.callbacks import parameter_checksum
+from experiments.training.data import load_cached_arrays
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((REPO / "experiments" / "configs").glob("*.yaml"))
+EXPECTED_CONFIGS = {"gatr_euclidean", "gatr_projective", "gatr_projective_distance", "gatr_conformal",
+                    "transformer", "transformer_aug", "mlp"}
+BODIES = 3
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    # 16 trajectories of 12 frames, 3 bodies: 13 train / 2 val / 1 test... (80/10/10 split)
+    return generate_dataset(tmp_path_factory.mktemp("train_data"), 16, bodies=BODIES, seed=0, workers=1,
+                            progress=False, frames=12)
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["experiments.train"])  # keep pytest's options away from LightningCLI
+
+
+def small_args(config: Path, data_dir: Path, *extra: str) -> list[str]:
+    """CLI arguments: a shipped config shrunk to a tiny model on the tiny data set."""
+    return ["fit", "--config", str(config), "--data.data_dir", str(data_dir), "--data.bodies", str(BODIES),
+            "--data.horizon", "2", "--data.batch_size", "8", "--data.auto_generate", "false",
+            "--model.width", "4", "--model.depth", "1", "--model.num_heads", "2", "--model.warmup_steps", "1",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1", "--trainer.max_steps", "2",
+            "--trainer.log_every_n_steps", "1",
+            "--test_after_fit", "false", *extra]
+
+
+def test_all_configs_shipped():
+    assert {c.stem for c in CONFIGS} == EXPECTED_CONFIGS
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_config_parses_and_trains(config, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the configs log to ./runs
+    # run=False: parse + instantiate only (no subcommand)
+    cli = main(["--config", str(config), "--data.data_dir", str(data_dir), "--data.bodies", "3"], run=False)
+    assert isinstance(cli.model, BodyDynamicsModule) and isinstance(cli.datamodule, TrainingDataModule)
+    assert cli.model.hparams.num_bodies == 3  # linked from data.bodies
+    assert cli.model.hparams.augment == (config.stem == "transformer_aug")
+
+    extra = ["--test_after_fit", "true"] if config.stem == "transformer_aug" else []
+    cli = main(small_args(config, data_dir, *extra))
+    assert cli.trainer.global_step == 2
+    metrics = cli.trainer.callback_metrics  # after the test, only test metrics are left there
+    for key in ("test/mse", "test_e3/mse") if extra else ("train/loss", "val/loss"):
+        assert math.isfinite(float(metrics[key])), key
+    run = tmp_path / "runs" / config.stem / "version_0"
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    for key in ("train/loss", "val/loss", "perf/tokens_per_s", "perf/train_flops", "lr"):
+        values = [float(r[key]) for r in rows if r.get(key)]
+        assert values and all(math.isfinite(v) for v in values), key
+    assert (run / "checkpoints" / "last.ckpt").exists() and (run / "config.yaml").exists()
+    assert list((tmp_path / "runs" / "tensorboard" / config.stem).rglob("events.out.tfevents*"))
+
+
+def test_algebra_switch_is_one_key(data_dir):
+    cfg = REPO / "experiments/configs/gatr_conformal.yaml"
+    base = ["--config", str(cfg), "--data.data_dir", str(data_dir), "--data.bodies", "3"]
+    assert main(base, run=False).model.hparams.algebra == "conformal"
+    for given, canonical in (("euclidean", "euclidean"), ("pga", "projective"), ("projective-distance",
+                                                                                   "projective-distance")):
+        cli = main([*base, "--model.algebra", given], run=False)
+        assert cli.model.hparams.algebra == canonical
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--model.family", "resnet"], ["unknown model family 'resnet'", "gatr", "transformer", "mlp"]),
+    (["--model.algebra", "quaternionic"], ["unknown algebra 'quaternionic'", "euclidean", "projective",
+                                           "projective-distance", "conformal"]),
+    (["--model.family", "mlp"], ["takes no algebra", "--model.algebra null"]),
+    (["--model.algebra", "null"], ["needs an algebra", "conformal"]),
+])
+def test_invalid_choices_fail_before_training(extra, words, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = REPO / "experiments/configs/gatr_conformal.yaml"
+    with pytest.raises(ValueError) as err:
+        main(["fit", "--config", str(cfg), "--data.data_dir", str(data_dir), "--data.bodies", "3", *extra])
+    for w in words:
+        assert w in str(err.value)
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_missing_data_dir_message_and_auto_generate(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "nothing_here"
+    cfg = REPO / "experiments/configs/mlp.yaml"
+    args = ["fit", "--config", str(cfg), "--data.data_dir", str(missing), "--data.bodies", "2",
+            "--trainer.max_steps", "1", "--trainer.logger", "false", "--test_after_fit", "false",
+            "--trainer.enable_progress_bar", "false", "--checkpoint.dirpath", str(tmp_path / "ck")]
+    with pytest.raises(FileNotFoundError, match="python -m experiments.rigid_body.generate"):
+        main([*args, "--data.auto_generate", "false"])
+    cli = main([*args, "--data.auto_generate", "true", "--data.auto_generate_trajectories", "10",
+                "--data.horizon", "2"])
+    assert (missing / "manifest.json").exists() and cli.trainer.global_step == 1
+
+
+def test_bodies_mismatch_is_explained(data_dir):
+    dm = TrainingDataModule(data_dir, bodies=5)
+    with pytest.raises(ValueError, match="--data.bodies 3"):
+        dm.setup("fit")
+
+
+@pytest.mark.parametrize("config, split", [("transformer_aug", 5), ("mlp", 7)])
+def test_resume_from_checkpoint_is_exact(config, split, data_dir, tmp_path, monkeypatch):
+    """N steps + checkpoint + resume to 2N == 2N uninterrupted (mid-epoch, with augmentation)."""
+    monkeypatch.chdir(tmp_path)
+    total = 2 * split
+
+    def run(name, steps, ckpt=None):
+        args = small_args(REPO / f"experiments/configs/{config}.yaml", data_dir,
+                          "--trainer.max_steps", str(steps), "--model.total_steps", str(total),
+                          "--model.warmup_steps", "3", "--trainer.logger", "false",
+                          "--checkpoint.dirpath", str(tmp_path / name), "--checkpoint.monitor", "null",
+                          "--checkpoint.every_n_train_steps", str(split), "--checkpoint.save_top_k", "-1",
+                          "--checkpoint.filename", "{step}")
+        return main(args + (["--ckpt_path", str(ckpt)] if ckpt else []))
+
+    full = run("full", total)
+    run("part", split)
+    resumed = run("resumed", total, tmp_path / "part" / f"step={split}.ckpt")
+    assert resumed.trainer.global_step == full.trainer.global_step == total
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-7, msg=k)
+    torch.testing.assert_close(full.trainer.callback_metrics["train/loss"],
+                               resumed.trainer.callback_metrics["train/loss"], rtol=1e-6, atol=0)
+    assert full.model.samples_seen == resumed.model.samples_seen
+
+
+def test_bf16_mixed_precision(data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = main(small_args(REPO / "experiments/configs/gatr_euclidean.yaml", data_dir,
+                          "--trainer.precision", "bf16-mixed", "--trainer.logger", "false"))
+    assert cli.trainer.global_step == 2
+    assert math.isfinite(float(cli.trainer.callback_metrics["train/loss"]))
+
+
+REQUIRED = ("params", "flops_per_step", "train_flops", "val_loss", "test_loss", "test_e3_loss", "wall_time_s",
+            "tokens_per_s")
+
+
+@pytest.mark.parametrize("family, algebra, augment", [("mlp", None, False), ("transformer", None, True),
+                                                      ("gatr", "projective", False)])
+def test_train_run(family, algebra, augment, data_dir, tmp_path):
+    spec = {"name": "x", "family": family, "algebra": algebra, "augment": augment, "width": 4, "depth": 1,
+            "steps": 3, "train_trajectories": 8, "seed": 1, "bodies": BODIES, "horizon": 2, "batch_size": 8,
+            "lr": 1e-3, "weight_decay": 0.0, "num_heads": 2, "eval_batches": 2}
+    res = train_run(spec, data_dir, tmp_path / "run")
+    for key in REQUIRED:
+        assert key in res and math.isfinite(res[key]), key
+    assert res["params"] > 0 and res["steps"] == 3
+    assert res["flops_per_step"] == pytest.approx(res["flops_per_sample"] * 8)
+    assert res["train_flops"] == pytest.approx(res["flops_per_step"] * 3)
+    assert res["train_set_size"] == 8 * (12 - 2)  # 8 trajectories x (frames - horizon) start frames
+    json.dumps(res)  # JSON-serialisable for the scaling runner
+    assert not list((tmp_path / "run").rglob("*.ckpt"))  # no checkpoint spam
+    # same spec, same seed -> same result; the data arrays are cached in-process
+    arrays = load_cached_arrays(data_dir)[0]
+    again = train_run(spec, data_dir, tmp_path / "run2")
+    assert load_cached_arrays(data_dir)[0] is arrays
+    assert again["val_loss"] == pytest.approx(res["val_loss"], rel=1e-5)
+
+
+def test_lr_schedule_warmup_then_cosine(data_dir):
+    m = BodyDynamicsModule(family="mlp", algebra=None, width=2, depth=1, num_bodies=3, warmup_steps=10,
+                           min_lr_ratio=0.1)
+    f = [m.lr_factor(s, 110) for s in range(111)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[10] == pytest.approx(1.0) and f[60] == pytest.approx(0.55) and f[110] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_ranks_agree(data_dir, tmp_path):
+    """``python -m experiments.train fit ... --trainer.strategy ddp --trainer.devices 2`` on CPU (gloo)."""
+    sums = tmp_path / "checksums"
+    extra = tmp_path / "checksum.yaml"
+    extra.write_text("trainer:\n  callbacks:\n    - class_path: experiments.training.callbacks.ParameterChecksum\n"
+                     f"      init_args: {{out_dir: {sums}}}\n")
+    cfg = REPO / "experiments/configs/transformer_aug.yaml"
+    args = small_args(cfg, data_dir, "--config", str(extra), "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                      "--trainer.accelerator", "cpu", "--trainer.max_steps", "3")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    infos = [json.loads((sums / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(i["world_size"] == 2 and i["global_step"] == 3 for i in infos)
+    assert infos[0]["checksum"] == infos[1]["checksum"]  # gradient-synchronised weights identical
+    assert all(math.isfinite(i["train_loss"]) for i in infos)
+    run = tmp_path / "runs" / "transformer_aug" / "version_0"
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert losses and all(math.isfinite(v) for v in losses)
+    ckpt = BodyDynamicsModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert parameter_checksum(ckpt) == infos[0]["checksum"]  # last.ckpt written at the end of training
