@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .constants import constant
+from .constants import bilinear_info, constant
 
 #: Elements of one chunk of outer products (about 4 MB in float32).
 CHUNK_ELEMENTS = 2**20
@@ -70,20 +70,19 @@ def bilinear_products(alg, left: torch.Tensor, right: torch.Tensor, reference: t
     -------
     Tensor ``(..., n_bilinears, dim)``: ``z_k = sum_ij x_i y_j T_b[i, j, k]``.
     """
-    bilinears = alg.bilinears
-    nb, dim = len(bilinears), alg.dim
+    nb, refs = bilinear_info(alg)
+    dim = alg.dim
     if left.shape[-2:] != (nb, dim) or right.shape[-2:] != (nb, dim):
         raise ValueError(f"operands must end in ({nb}, {dim}), got {tuple(left.shape)} and {tuple(right.shape)}")
     left, right = torch.broadcast_tensors(left, right)
     if right.dtype != left.dtype:
         right = right.to(left.dtype)
     z = _Bilinear.apply(left.contiguous(), right.contiguous(), alg)
-    refs = [b.reference_component for b in bilinears]
     if any(r is not None for r in refs):
         if reference is None:
             raise ValueError(
-                f"the {alg.name} bilinears {[b.name for b in bilinears if b.reference_component is not None]} "
-                "need a reference multivector (..., dim)"
+                f"the {alg.name} algebra has bilinears scaled by a reference component {refs}: "
+                "pass a reference multivector (..., dim)"
             )
         comps = torch.tensor([0 if r is None else r for r in refs], device=left.device)
         has = torch.tensor([r is not None for r in refs], device=left.device)

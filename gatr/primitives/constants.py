@@ -92,6 +92,15 @@ def constant(alg, name: str, device=None, dtype=torch.float32) -> torch.Tensor:
     return per_alg[key]
 
 
+def bilinear_info(alg) -> tuple[int, tuple[int | None, ...]]:
+    """``(n_bilinears, reference components)``, cached (``alg.bilinears`` may rebuild its tables)."""
+    per_alg = _CACHE.setdefault(alg, {})
+    if "bilinear_info" not in per_alg:
+        bilinears = alg.bilinears
+        per_alg["bilinear_info"] = (len(bilinears), tuple(b.reference_component for b in bilinears))
+    return per_alg["bilinear_info"]
+
+
 def numpy_constant(alg, name: str) -> np.ndarray:
     """The same constant as a float64 NumPy array (for initialisation and FLOP counting)."""
     return _BUILDERS[name](alg)

@@ -1,0 +1,134 @@
+"""The whole network: equivariance, depth, masking, broadcasting, state, gradients, autocast, config."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from gatr import GATr, GATrConfig
+from gatr import flops as F
+from gatr.diagnostics import equivariance_error
+from gatr_test_utils import assert_equivariant, randn, reference_pseudoscalar
+
+
+def small_net(alg, **kw):
+    args = dict(in_mv_channels=2, out_mv_channels=1, hidden_mv_channels=4, in_s_channels=2, out_s_channels=3,
+                hidden_s_channels=4, num_blocks=2, num_heads=2)
+    args.update(kw)
+    return GATr(alg, **args)
+
+
+def test_gatr_equivariant_with_masks(alg):
+    net = small_net(alg, multi_query=True).double()
+    ref = reference_pseudoscalar(alg, 4)
+    kpm = torch.ones(4, 6, dtype=torch.bool)
+    kpm[:, 4:] = False
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    mv, s = assert_equivariant(
+        alg, lambda x, s, r: net(x, s, attention_mask=causal, key_padding_mask=kpm, reference_mv=r),
+        [randn(4, 6, 2, alg.dim)], [randn(4, 6, 2), ref], transform_reference=1)
+    assert mv.shape == (4, 6, 1, alg.dim) and s.shape == (4, 6, 3)
+    # default reference (mean of the inputs) transforms with them automatically
+    assert_equivariant(alg, lambda x, s: net(x, s, key_padding_mask=kpm), [randn(4, 6, 2, alg.dim)],
+                       [randn(4, 6, 2)])
+
+
+@pytest.mark.parametrize("depth", [1, 4, 16])
+def test_equivariance_error_vs_depth_float32(alg, depth):
+    assert equivariance_error(alg, depth, torch.float32) < 1e-4
+
+
+def test_masked_items_have_no_influence(alg):
+    net = small_net(alg).double()
+    x, s = randn(2, 6, 2, alg.dim), randn(2, 6, 2)
+    kpm = torch.ones(2, 6, dtype=torch.bool)
+    kpm[:, 4:] = False
+    out, out_s = net(x, s, key_padding_mask=kpm)
+    x2, s2 = x.clone(), s.clone()
+    x2[:, 4:] = 100 * randn(2, 2, 2, alg.dim)
+    s2[:, 4:] = -50.0
+    out2, out_s2 = net(x2, s2, key_padding_mask=kpm)
+    torch.testing.assert_close(out[:, :4], out2[:, :4])
+    torch.testing.assert_close(out_s[:, :4], out_s2[:, :4])
+    # same as running on the unpadded items alone
+    out3, out_s3 = net(x[:, :4], s[:, :4])
+    torch.testing.assert_close(out[:, :4], out3)
+    torch.testing.assert_close(out_s[:, :4], out_s3)
+
+
+def test_batch_axes_broadcast(alg):
+    net = small_net(alg).double()
+    x, s = randn(2, 3, 5, 2, alg.dim), randn(2, 3, 5, 2)
+    ref = reference_pseudoscalar(alg, 2).unsqueeze(1)  # (2, 1, 1, 1, dim)
+    out, out_s = net(x, s, reference_mv=ref)
+    assert out.shape == (2, 3, 5, 1, alg.dim) and out_s.shape == (2, 3, 5, 3)
+    single, single_s = net(x[1, 2], s[1, 2], reference_mv=ref[1, 0])
+    torch.testing.assert_close(out[1, 2], single)
+    torch.testing.assert_close(out_s[1, 2], single_s)
+
+
+def test_state_dict_round_trip_and_config(alg):
+    net = small_net(alg, dropout=0.1)
+    config = dataclasses.asdict(net.config)
+    assert config["algebra"] == alg.name
+    clone = GATr.from_config(GATrConfig(**config))
+    clone.load_state_dict(net.state_dict())
+    net.eval(), clone.eval()
+    x, s = torch.randn(2, 5, 2, alg.dim), torch.randn(2, 5, 2)
+    for a, b in zip(net(x, s), clone(x, s)):
+        torch.testing.assert_close(a, b)
+    assert GATr.from_config(config).config == net.config
+
+
+def test_gradients_reach_every_parameter_and_checkpoint_matches(alg):
+    net = small_net(alg)
+    x, s = torch.randn(2, 5, 2, alg.dim), torch.randn(2, 5, 2)
+    ref = reference_pseudoscalar(alg, 2, torch.float32)
+    out, out_s = net(x, s, reference_mv=ref)
+    (out.square().sum() + out_s.square().sum()).backward()
+    grads = {n: p.grad.clone() for n, p in net.named_parameters()}
+    missing = [n for n, g in grads.items() if g is None or not g.abs().sum() > 0]
+    assert not missing, missing
+    net.zero_grad()
+    net.checkpoint = True
+    out2, out_s2 = net(x, s, reference_mv=ref)
+    (out2.square().sum() + out_s2.square().sum()).backward()
+    for n, p in net.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-5)
+
+
+def test_bfloat16_autocast(alg):
+    net = small_net(alg)
+    x, s = torch.randn(2, 5, 2, alg.dim), torch.randn(2, 5, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, out_s = net(x, s, reference_mv=reference_pseudoscalar(alg, 2, torch.float32))
+        loss = out.float().square().mean() + out_s.float().square().mean()
+    loss.backward()
+    assert torch.isfinite(out.float()).all() and torch.isfinite(out_s.float()).all()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_wrong_inputs_raise(alg):
+    net = small_net(alg)
+    with pytest.raises(ValueError, match=rf"\(\.\.\., items, 2, {alg.dim}\)"):
+        net(torch.randn(2, 5, 3, alg.dim), torch.randn(2, 5, 2))
+    with pytest.raises(ValueError, match="got None"):
+        net(torch.randn(2, 5, 2, alg.dim))
+    with pytest.raises(ValueError, match="key_padding_mask"):
+        net(torch.randn(2, 5, 2, alg.dim), torch.randn(2, 5, 2), key_padding_mask=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="unknown algebra"):
+        GATr("nope", 1, 1, 4)
+
+
+def test_nominal_flops(alg):
+    net = small_net(alg)
+    dim = alg.dim
+    # input/output EquiLinear are counted as dense matrices, and the total scales linearly in items
+    # only through attention
+    f64, f128 = net.nominal_flops_per_token(64), net.nominal_flops_per_token(128)
+    attention = 2 * F.TRAINING_MULTIPLIER * 2 * 64 * (  # blocks x fwd+bwd x 2 FLOPs/MAC ...
+        2 * (net.head_mv_channels * alg.attention_feature_dim + net.head_s_channels)  # heads x qk
+        + 2 * (net.head_mv_channels * dim + net.head_s_channels))  # heads x v
+    assert f128 - f64 == attention
+    assert F.equi_linear_flops(alg, 2, 4, 2, 4) == 2 * (2 * dim + 2) * (4 * dim + 4)
+    assert F.transformer_block_flops(8, 10) == 2 * (8 * 24 + 10 * 16 + 8 * 8 + 2 * 8 * 32)
