@@ -8,6 +8,7 @@ optional automatic generation of a small dataset.
   ``(seed, epoch)`` and which skips the batches already consumed in the current epoch when a run
   is resumed from a mid-epoch checkpoint - ``--ckpt_path`` continues with exactly the batches an
   uninterrupted run would have seen;
+* batches are gathered with tensor indexing (:class:`BatchedDataset`), not sample by sample;
 * loaded arrays and built datasets are cached in-process (keyed by the resolved data directory
   and the manifest's modification time), so many short runs (scaling sweeps) pay the loading once;
 * ``auto_generate=True``: if ``data_dir`` holds no dataset, a small one is generated there (in
@@ -23,11 +24,12 @@ import os
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
-from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset
+from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset, keypoints
+from experiments.rigid_body.transforms import transform_sample
 
-__all__ = ["ResumableSampler", "ResumableLoader", "TrainingDataModule", "load_cached_arrays", "clear_cache", "missing_data_message"]
+__all__ = ["BatchedDataset", "collate_batched", "ResumableSampler", "ResumableLoader", "TrainingDataModule", "load_cached_arrays", "clear_cache", "missing_data_message"]
 
 _ARRAYS: dict = {}
 _DATASETS: dict = {}
@@ -88,6 +90,61 @@ class ResumableSampler(DistributedSampler):
         indices = list(super().__iter__())
         skip, self._skip = self._skip, 0
         return iter(indices[skip:])
+
+
+class BatchedDataset(Dataset):
+    """View of a :class:`RigidBodyDataset` that gathers whole batches with tensor indexing.
+
+    ``DataLoader`` calls ``__getitems__(indices)`` (one call per batch instead of one per
+    sample); use it with ``collate_fn=collate_batched``.  The batches are identical to
+    collating ``[base[i] for i in indices]`` (tested), several times faster for small models.
+    """
+
+    def __init__(self, base: RigidBodyDataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.base[i]
+
+    def __getitems__(self, indices) -> dict:
+        b = self.base
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        m, t = b._index[idx].unbind(-1)
+        k = t + b.horizon
+        batch = {
+            "positions": b.positions[m, t],
+            "axes": b.axes[m, t],
+            "velocity": b.velocity[m, t],
+            "angular_velocity": b.angular_velocity[m, t],
+            "sizes": b.sizes[m],
+            "mass": b.mass[m],
+            "shape": b.shape[m],
+            "target_keypoints": keypoints(b.positions[m, k], b.axes[m, k], b.sizes[m]),
+            "target_positions": b.positions[m, k],
+            "target_axes": b.axes[m, k],
+            "trajectory": b.trajectory_ids[m],
+            "frame": t.clone(),
+        }
+        if b.e3 is not None:
+            batch = transform_sample(batch, b.e3[0][idx], b.e3[1][idx])
+        return batch
+
+
+def collate_batched(batch):
+    """Collate function for :class:`BatchedDataset` (batches are already collated)."""
+    if isinstance(batch, dict):
+        return batch
+    return default_collate(batch)
+
+
+def _batched(ds):
+    """A :class:`BatchedDataset` over ``ds`` if it has the expected layout, else ``ds`` itself."""
+    if all(hasattr(ds, a) for a in ("_index", "e3", "positions", "axes", "horizon", "trajectory_ids")):
+        return BatchedDataset(ds)
+    return ds
 
 
 class ResumableLoader(DataLoader):
@@ -214,5 +271,12 @@ class TrainingDataModule(RigidBodyDataModule):
                 math.ceil(len(self._sampler) / self.batch_size)
             if consumed < per_epoch:
                 self._sampler.skip(consumed * self.batch_size)
-        return ResumableLoader(self.train, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
+        return ResumableLoader(_batched(self.train), batch_size=self.batch_size, sampler=self._sampler,
+                               drop_last=self.drop_last, collate_fn=collate_batched, num_workers=self.num_workers,
+                               persistent_workers=self.num_workers > 0)
+
+    def _loader(self, ds, shuffle=False):
+        if shuffle:
+            return super()._loader(ds, shuffle=True)
+        return DataLoader(_batched(ds), batch_size=self.batch_size, shuffle=False, collate_fn=collate_batched,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)

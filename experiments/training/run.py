@@ -4,6 +4,11 @@ Made for many short runs in one process: no progress bar, no checkpoints, no mod
 single CSV logger in ``run_dir``, no validation during training (val / test / test_e3 are
 evaluated once at the end on up to ``eval_batches`` batches each), ``num_workers=0`` and the
 dataset arrays cached across runs with the same data directory.
+
+Threads: a run uses ``spec["num_threads"]`` intra-op threads (default 1; 0 = leave torch's
+setting), restored afterwards.  Sweep models are small, and on a shared 2-core CPU two threads
+were measured up to 10x SLOWER than one (spin-waiting under contention); run shards in parallel
+processes to use more cores.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ SPEC_DEFAULTS = {
     "steps": 100, "train_trajectories": None, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0,
     "warmup_steps": None, "scheduler": "cosine", "min_lr_ratio": 0.0, "seed": 0, "horizon": 5,
     "bodies": 4, "eval_batches": 8, "eval_batch_size": None, "precision": "32-true",
-    "gradient_clip_val": None, "model_kwargs": None,
+    "gradient_clip_val": None, "model_kwargs": None, "num_threads": 1,
 }
 
 
@@ -92,12 +97,24 @@ def train_run(spec: dict, data_dir: Path, run_dir: Path) -> dict:
     (= flops_per_step * steps), ``val_loss``, ``test_loss``, ``test_e3_loss`` (keypoint MSE [m^2]
     on up to ``eval_batches`` batches of each split), ``final_train_loss``, ``steps``,
     ``samples_seen``, ``wall_time_s`` (whole call), ``train_time_s``, ``samples_per_s``,
-    ``tokens_per_s`` (training only), ``train_set_size`` (samples), ``epochs``.
+    ``tokens_per_s`` (training only), ``train_set_size`` (samples), ``epochs``, ``num_threads``,
+    ``finite`` (all three evaluation losses finite).
     """
+    t_start = time.perf_counter()
+    threads = spec.get("num_threads", SPEC_DEFAULTS["num_threads"])
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        return _train_run(spec, Path(data_dir), Path(run_dir), t_start)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train_run(spec: dict, data_dir: Path, run_dir: Path, t_start: float) -> dict:
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    t_start = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(spec.get("seed", 0)), workers=True, verbose=False)
@@ -127,8 +144,11 @@ def train_run(spec: dict, data_dir: Path, run_dir: Path) -> dict:
     ebs = int(s["eval_batch_size"] or batch_size)
     from torch.utils.data import DataLoader
 
+    from .data import _batched, collate_batched
+
     def loss_of(ds):
-        return evaluate(module, DataLoader(ds, batch_size=ebs, shuffle=False), eval_batches)
+        loader = DataLoader(_batched(ds), batch_size=ebs, shuffle=False, collate_fn=collate_batched)
+        return evaluate(module, loader, eval_batches)
 
     val_loss, test_loss, test_e3_loss = loss_of(dm.val), loss_of(dm.test), loss_of(dm.test_e3)
     final_train = trainer.callback_metrics.get("train/loss")
@@ -153,5 +173,6 @@ def train_run(spec: dict, data_dir: Path, run_dir: Path) -> dict:
         "samples_per_s": samples / train_time if train_time > 0 else float("nan"),
         "tokens_per_s": samples * bodies / train_time if train_time > 0 else float("nan"),
         "wall_time_s": time.perf_counter() - t_start,
+        "num_threads": torch.get_num_threads(),
         "finite": all(math.isfinite(v) for v in (val_loss, test_loss, test_e3_loss)),
     }

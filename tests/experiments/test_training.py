@@ -118,6 +118,21 @@ def test_missing_data_dir_message_and_auto_generate(tmp_path, monkeypatch):
     assert (missing / "manifest.json").exists() and cli.trainer.global_step == 1
 
 
+def test_batched_gathering_equals_per_sample_collation(data_dir):
+    from torch.utils.data import default_collate
+
+    from experiments.training.data import BatchedDataset
+
+    dm = TrainingDataModule(data_dir, horizon=2, bodies=BODIES)
+    dm.setup("fit")
+    for ds in (dm.train, dm.test_e3):  # plain and E(3)-transformed samples
+        idx = [5, 0, len(ds) - 1, 3]
+        fast, slow = BatchedDataset(ds).__getitems__(idx), default_collate([ds[i] for i in idx])
+        assert fast.keys() == slow.keys()
+        for k in slow:
+            torch.testing.assert_close(fast[k], slow[k], rtol=0, atol=0, msg=k)
+
+
 def test_bodies_mismatch_is_explained(data_dir):
     dm = TrainingDataModule(data_dir, bodies=5)
     with pytest.raises(ValueError, match="--data.bodies 3"):
