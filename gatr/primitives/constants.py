@@ -27,30 +27,6 @@ def _bilinear_tables(alg) -> np.ndarray:
     return tables.reshape(tables.shape[0], alg.dim, alg.dim * alg.dim)
 
 
-def _bilinear_gather(alg) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse form of all bilinear tables: ``z_k = sum_{r, i} x_i S[b, r*dim + i, k] y[J[b, r*dim + i, k]]``.
-
-    A table in a blade basis has at most one ``j`` with ``T[i, j, k] != 0`` per ``(i, k)`` (blade
-    products are signed blades), so ``R = 1`` layer of (index, value) suffices; general tables are
-    split into ``R`` such layers. Indices are offset by ``b * dim`` so that one gather from operands
-    laid out as ``(..., n_bilinears * dim)`` serves every bilinear. Returns ``(J, S)``, each
-    ``(n_bilinears, R * dim, dim)``.
-    """
-    tables = [np.asarray(b.table, dtype=np.float64) for b in alg.bilinears]
-    dim = alg.dim
-    layers = max(int((t != 0).sum(1).max()) for t in tables)
-    index = np.zeros((len(tables), layers, dim, dim), dtype=np.int64)
-    value = np.zeros((len(tables), layers, dim, dim))
-    for b, t in enumerate(tables):
-        for i in range(dim):
-            for k in range(dim):
-                for r, j in enumerate(np.flatnonzero(t[i, :, k])):
-                    index[b, r, i, k] = b * dim + j
-                    value[b, r, i, k] = t[i, j, k]
-        index[b][value[b] == 0] = b * dim  # padding entries gather anything and multiply by 0
-    return index.reshape(len(tables), layers * dim, dim), value.reshape(len(tables), layers * dim, dim)
-
-
 def _bilinear_blocks(alg, which: str) -> np.ndarray:
     """Block-diagonal product matrices ``(n_bilinears * dim^2, n_bilinears * dim)``.
 
@@ -72,8 +48,6 @@ _BUILDERS = {
     "bilinear_forward": lambda alg: _bilinear_blocks(alg, "forward"),
     "bilinear_grad_left": lambda alg: _bilinear_blocks(alg, "grad_left"),
     "bilinear_grad_right": lambda alg: _bilinear_blocks(alg, "grad_right"),
-    "bilinear_index": lambda alg: _bilinear_gather(alg)[0],
-    "bilinear_values": lambda alg: _bilinear_gather(alg)[1],
     "linear_basis_flat": _linear_basis_flat,
     "invariant_basis": lambda alg: np.asarray(alg.invariant_basis, dtype=np.float64),
     "invariant_functionals": lambda alg: np.asarray(alg.invariant_functionals, dtype=np.float64),
