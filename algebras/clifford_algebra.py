@@ -392,21 +392,25 @@ class CliffordAlgebra:
 
     # ------------------------------------------------------------------ norms
     def _array_norm_maps(self) -> np.ndarray:
-        """Linear maps M_j whose outputs enter the norm: the identity and ``w _| x`` for each
-        group-invariant vector ``w`` (e.g. e_inf in CGA), which is equivariant since rho_u is an
-        automorphism fixing w."""
+        """Linear maps M_j whose outputs enter the norm, stacked as one ``(dim, J * dim)`` matrix:
+        the identity and ``w _| x`` for each group-invariant vector ``w`` (e.g. e_inf in CGA), which
+        is equivariant since rho_u is an automorphism fixing w. Maps that only produce zero-metric
+        components (e.g. ``e_0 _| x = 0`` in PGA) are dropped."""
         maps = [np.eye(self.dim)]
         lc = self._arrays["left_contraction"]
+        metric = self._arrays["metric"]
         for w in self.invariant_basis:
             if np.allclose(w[np.asarray(self.grades) != 1], 0):
-                maps.append(np.einsum("i,ijk->kj", w, lc))
-        return np.stack(maps)
+                contraction = np.einsum("i,ijk->kj", w, lc)
+                if np.any(contraction[metric != 0] != 0):
+                    maps.append(contraction)
+        return np.concatenate([m.T for m in maps], axis=1)
 
     def _array_grade_metric(self) -> np.ndarray:
-        """``(dim, n_grades)``: blade metric scattered into its grade's column."""
-        out = np.zeros((self.dim, len(self.signature) + 1))
-        out[np.arange(self.dim), self.grades] = self._arrays["metric"]
-        return out
+        """``(J * dim, J * n_grades)``: blade metric scattered into its grade's column, per norm map."""
+        one = np.zeros((self.dim, len(self.signature) + 1))
+        one[np.arange(self.dim), self.grades] = self._arrays["metric"]
+        return np.kron(np.eye(self._array_norm_maps().shape[1] // self.dim), one)
 
     def squared_norm(self, x: torch.Tensor) -> torch.Tensor:
         """Invariant, non-negative squared norm, shape ``(...)``.
@@ -415,9 +419,9 @@ class CliffordAlgebra:
         group's invariant vectors w. Each term is invariant because rho_u is a grade-preserving
         automorphism with ``<rho_u(z)>_0 = <z>_0``; components with zero metric drop out.
         """
-        self.check(x)
-        y = torch.einsum("jab,...b->...ja", self._like("norm_maps", x), x)
-        return ((y * y) @ self._like("grade_metric", x)).abs().sum((-1, -2))
+        maps = self._like("norm_maps", self.check(x))
+        y = x if maps.shape[1] == self.dim else x @ maps  # only the identity: skip the matmul
+        return ((y * y) @ self._like("grade_metric", x)).abs().sum(-1)
 
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         return self.squared_norm(x).sqrt()
@@ -440,10 +444,16 @@ class CliffordAlgebra:
         return self.check(x).index_select(-1, self.tensor("nondegenerate", x.device, torch.long))
 
     # ------------------------------------------------------------------ network hooks
-    @property
+    @cached_property
     def bilinears(self) -> tuple[Bilinear, ...]:
         """Equivariant bilinear maps used by the network's bilinear layer."""
         return (Bilinear("geometric", self._arrays["geometric"]),)
+
+    @cached_property
+    def join_table(self) -> np.ndarray:
+        """Table of the regressive product: ``rc^-1(rc(e_i) ^ rc(e_j))``, ``(dim, dim, dim)``."""
+        c = self._arrays["complement"]
+        return np.einsum("ai,bj,abc,ck->ijk", c, c, self._arrays["outer"], c)
 
     # ------------------------------------------------------------------ embeddings shared by all
     def _zeros(self, like: torch.Tensor, batch_shape) -> torch.Tensor:

@@ -11,6 +11,8 @@ both are normalised (``w = 1``): the inner product of PGA is blind to positions.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import torch
 
 from .clifford_algebra import Bilinear
@@ -37,15 +39,11 @@ class ProjectiveAlgebra(Euclidean3DAlgebra):
         self._point_signs = torch.tensor([-1.0, 1.0, -1.0])
         self._weight_blade = self._blade(1, 2, 3)
 
-    @property
+    @cached_property
     def bilinears(self):
         """Geometric product, and the join scaled by a reference's pseudoscalar (equivariant)."""
-        join = torch.einsum(  # table of the join: rc^-1(rc(e_i) ^ rc(e_j))
-            "ai,bj,abc,kc->ijk",
-            *(torch.as_tensor(a) for a in (self._arrays["complement"], self._arrays["complement"],
-                                           self._arrays["outer"], self._arrays["complement"].T)),
-        ).numpy()
-        return super().bilinears + (Bilinear("join", join, reference_component=self.pseudoscalar_index),)
+        join = Bilinear("join", self.join_table, reference_component=self.pseudoscalar_index)
+        return (Bilinear("geometric", self._arrays["geometric"]), join)
 
     # ------------------------------------------------------------------ embeddings
     def _homogeneous(self, coords: torch.Tensor, weight: float) -> torch.Tensor:
