@@ -15,16 +15,36 @@ __all__ = ["ParameterChecksum", "parameter_checksum", "FinalModelCheckpoint"]
 
 
 class FinalModelCheckpoint(ModelCheckpoint):
-    """:class:`ModelCheckpoint` that also writes ``last.ckpt`` when training ends.
+    """:class:`ModelCheckpoint` that also writes ``last.ckpt`` at the final optimiser step.
 
     Lightning's checkpoint only saves after validation / at epoch ends / every N steps, so a run
     stopped by ``max_steps`` between those points would otherwise leave a stale ``last.ckpt``.
+    The extra save happens in ``on_train_batch_end`` of the step that reaches ``max_steps``, NOT in
+    ``on_train_end``: by then Lightning has marked the (unfinished) epoch as completed, and a
+    run resumed from such a checkpoint would start the next epoch's data order (inexact resume).
+    Runs that stop otherwise (``max_time``, early stopping) get ``last.ckpt`` in ``on_train_end``
+    as a fallback; resuming those mid-epoch is not exact.
     """
+
+    _final_step: int | None = None
+
+    def _may_save(self, trainer: L.Trainer) -> bool:
+        return bool(self.save_last) and not trainer.fast_dev_run and not trainer.sanity_checking
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        step = trainer.global_step
+        if 0 < trainer.max_steps <= step and self._may_save(trainer) and self._last_global_step_saved != step:
+            previous = self._last_global_step_saved
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            # leave the bookkeeping alone so a validation at this same step still saves top-k
+            self._last_global_step_saved = previous
+            self._final_step = step
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
-        if (self.save_last and not trainer.fast_dev_run and not trainer.sanity_checking
-                and self._last_global_step_saved != trainer.global_step):
+        step = trainer.global_step
+        if self._may_save(trainer) and step not in (self._final_step, self._last_global_step_saved):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 

@@ -74,6 +74,7 @@ def test_config_parses_and_trains(config, data_dir, tmp_path, monkeypatch):
         values = [float(r[key]) for r in rows if r.get(key)]
         assert values and all(math.isfinite(v) for v in values), key
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / "config.yaml").exists()
+    assert (run / "checkpoints" / "best-step=2.ckpt").exists()  # top-k by val/loss kept at the final step
     assert list((tmp_path / "runs" / "tensorboard" / config.stem).rglob("events.out.tfevents*"))
 
 
@@ -139,9 +140,13 @@ def test_bodies_mismatch_is_explained(data_dir):
         dm.setup("fit")
 
 
-@pytest.mark.parametrize("config, split", [("transformer_aug", 5), ("mlp", 7)])
-def test_resume_from_checkpoint_is_exact(config, split, data_dir, tmp_path, monkeypatch):
-    """N steps + checkpoint + resume to 2N == 2N uninterrupted (mid-epoch, with augmentation)."""
+@pytest.mark.parametrize("config, split, ckpt_name", [
+    ("transformer_aug", 5, "step=5.ckpt"),  # mid-epoch, periodic checkpoint, with augmentation
+    ("mlp", 15, "last.ckpt"),               # end of epoch 0 (15 batches of 8), checkpoint written at train end
+    ("gatr_projective", 4, "last.ckpt"),    # mid-epoch, checkpoint written at train end
+])
+def test_resume_from_checkpoint_is_exact(config, split, ckpt_name, data_dir, tmp_path, monkeypatch):
+    """N steps + checkpoint + resume to 2N == 2N uninterrupted."""
     monkeypatch.chdir(tmp_path)
     total = 2 * split
 
@@ -150,13 +155,13 @@ def test_resume_from_checkpoint_is_exact(config, split, data_dir, tmp_path, monk
                           "--trainer.max_steps", str(steps), "--model.total_steps", str(total),
                           "--model.warmup_steps", "3", "--trainer.logger", "false",
                           "--checkpoint.dirpath", str(tmp_path / name), "--checkpoint.monitor", "null",
-                          "--checkpoint.every_n_train_steps", str(split), "--checkpoint.save_top_k", "-1",
+                          "--checkpoint.every_n_train_steps", "5", "--checkpoint.save_top_k", "-1",
                           "--checkpoint.filename", "{step}")
         return main(args + (["--ckpt_path", str(ckpt)] if ckpt else []))
 
     full = run("full", total)
     run("part", split)
-    resumed = run("resumed", total, tmp_path / "part" / f"step={split}.ckpt")
+    resumed = run("resumed", total, tmp_path / "part" / ckpt_name)
     assert resumed.trainer.global_step == full.trainer.global_step == total
     a, b = full.model.state_dict(), resumed.model.state_dict()
     for k in a:
