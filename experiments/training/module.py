@@ -19,9 +19,10 @@ Families (validated in ``__init__``, before any training starts):
   augmentation (rotations, reflections, translations) of every training batch.
 
 Logged metrics: ``train/loss``, ``val/loss``, ``test/mse`` (plain test set), ``test_e3/mse``
-(E(3)-transformed test set), ``perf/samples_per_s``, ``perf/tokens_per_s`` (tokens = bodies),
-``perf/train_flops`` (nominal training FLOPs so far = forward+backward FLOPs per sample x samples
-seen, all ranks), ``lr``.
+(E(3)-transformed test set), ``lr``, and per training step ``perf/samples_per_s``,
+``perf/tokens_per_s`` (tokens = bodies) and ``perf/train_flops`` (nominal training FLOPs so far =
+forward+backward FLOPs per sample x samples seen).  Rates are timed from batch start to batch end
+(forward, backward, optimiser step; data loading excluded); all ``perf`` values count all ranks.
 """
 
 from __future__ import annotations
@@ -132,7 +133,6 @@ class BodyDynamicsModule(L.LightningModule):
     min_lr_ratio : final learning rate as a fraction of ``lr``
     total_steps : length of the schedule in optimiser steps; default: the trainer's
         ``estimated_stepping_batches`` (``max_steps`` when set)
-    grad_clip : not used here (use ``--trainer.gradient_clip_val``); kept out on purpose
     seed : seed of the augmentation stream (combined with rank and step, so resuming from a
         checkpoint reproduces it exactly)
     model_kwargs : further keyword arguments for ``build_model``
