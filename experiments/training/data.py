@@ -26,8 +26,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
-from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset, keypoints
-from experiments.rigid_body.transforms import transform_sample
+from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset
 
 __all__ = ["BatchedDataset", "collate_batched", "ResumableSampler", "ResumableLoader", "TrainingDataModule", "load_cached_arrays", "clear_cache", "missing_data_message"]
 
@@ -110,27 +109,8 @@ class BatchedDataset(Dataset):
         return self.base[i]
 
     def __getitems__(self, indices) -> dict:
-        b = self.base
-        idx = torch.as_tensor(indices, dtype=torch.int64)
-        m, t = b._index[idx].unbind(-1)
-        k = t + b.horizon
-        batch = {
-            "positions": b.positions[m, t],
-            "axes": b.axes[m, t],
-            "velocity": b.velocity[m, t],
-            "angular_velocity": b.angular_velocity[m, t],
-            "sizes": b.sizes[m],
-            "mass": b.mass[m],
-            "shape": b.shape[m],
-            "target_keypoints": keypoints(b.positions[m, k], b.axes[m, k], b.sizes[m]),
-            "target_positions": b.positions[m, k],
-            "target_axes": b.axes[m, k],
-            "trajectory": b.trajectory_ids[m],
-            "frame": t.clone(),
-        }
-        if b.e3 is not None:
-            batch = transform_sample(batch, b.e3[0][idx], b.e3[1][idx])
-        return batch
+        # RigidBodyDataset.__getitem__ gathers a whole batch from a tensor of indices.
+        return self.base[torch.as_tensor(indices, dtype=torch.int64)]
 
 
 def collate_batched(batch):
