@@ -44,11 +44,11 @@ class ConfigMismatchError(ValueError):
 
 def package_version() -> str:
     """Installed version of ``gatr-algebras`` (``"0+unknown"`` if not installed)."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version("gatr-algebras")
-    except Exception:  # PackageNotFoundError or broken metadata
+    except (PackageNotFoundError, ValueError):  # not installed, or broken metadata
         return "0+unknown"
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import torch
 
 from algebras import CliffordAlgebra, get_algebra
