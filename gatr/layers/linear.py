@@ -7,7 +7,7 @@ from torch import nn
 
 from algebras import get_algebra
 
-from ..primitives.linear import apply_dense, dense_equi_bias, dense_equi_matrix, init_stds
+from ..primitives.linear import dense_equi_bias, dense_equi_matrix, equi_linear, init_stds
 from ._checks import check_inputs
 
 
@@ -83,8 +83,8 @@ class EquiLinear(nn.Module):
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
         scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
-        matrix, bias = self.dense()
-        return apply_dense(mv, scalars, matrix, bias, self.out_mv_channels, self.algebra.dim)
+        return equi_linear(self.algebra, mv, scalars, self.weight_mv, self.weight_s2mv, self.weight_mv2s,
+                           self.weight_s, self.bias_mv, self.bias_s)
 
     def extra_repr(self) -> str:
         return (f"{self.algebra.name}, mv {self.in_mv_channels}->{self.out_mv_channels}, "

@@ -1,8 +1,8 @@
 """Equivariant bilinear products (geometric product, join, ...) of many operand pairs at once.
 
-Kernel: ``z = outer(x, y).flatten() @ M`` with ``M`` the (block-diagonal over bilinears) table
-reshaped to ``(dim^2, dim)``: one GEMM with a small output, processed in row chunks so the outer
-products stay in cache. The backward passes are bilinear maps with permuted tables
+Kernel: ``z_b = outer(x_b, y_b).flatten() @ M_b`` with ``M_b`` the table of bilinear ``b``
+reshaped to ``(dim^2, dim)``: one GEMM per bilinear with a small output, processed in row chunks
+so the outer products stay in cache. The backward passes are bilinear maps with permuted tables
 (``dL/dx_i = sum_jk T_ijk y_j g_k``, ``dL/dy_j = sum_ik T_ijk x_i g_k``) and run through the same
 kernel, so autograd never stores the ``dim^2`` outer products.
 """
@@ -17,14 +17,23 @@ from .constants import bilinear_info, constant
 CHUNK_ELEMENTS = 2**20
 
 
-def _outer_matmul(x: torch.Tensor, y: torch.Tensor, matrix: torch.Tensor, nb: int) -> torch.Tensor:
-    """``x, y (N, nb, dim)`` -> ``(N, nb * dim)``: rows of ``outer(x_b, y_b)`` times ``matrix``."""
-    n, dim = x.shape[0], x.shape[-1]
-    out = x.new_empty(n, matrix.shape[1])
+def _outer_matmul(x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """``x, y (N, nb, dim)`` -> ``(N, nb, dim)``: ``outer(x_b, y_b).flatten() @ tables[b]`` per bilinear.
+
+    One ``(rows, dim^2) @ (dim^2, dim)`` GEMM per bilinear and chunk (no block-diagonal zeros), the
+    outer products written into one reused chunk buffer (a fresh 4 MB allocation per chunk costs
+    about as much as the multiplication itself).
+    """
+    n, nb, dim = x.shape
+    out = x.new_empty(n, nb, dim)
     rows = max(1, CHUNK_ELEMENTS // (nb * dim * dim))
+    buf = x.new_empty(min(rows, n), nb, dim, dim)
     for start in range(0, n, rows):
         xs, ys = x[start : start + rows], y[start : start + rows]
-        torch.mm((xs.unsqueeze(-1) * ys.unsqueeze(-2)).view(xs.shape[0], -1), matrix, out=out[start : start + rows])
+        m = xs.shape[0]
+        outer = torch.mul(xs.unsqueeze(-1), ys.unsqueeze(-2), out=buf[:m]).view(m, nb, dim * dim)
+        for b in range(nb):
+            torch.mm(outer[:, b], tables[b], out=out[start : start + rows, b])
     return out
 
 
@@ -36,7 +45,7 @@ class _Bilinear(torch.autograd.Function):
         x2, y2 = x.reshape(-1, nb, dim), y.reshape(-1, nb, dim)
         ctx.save_for_backward(x2, y2)
         ctx.alg, ctx.shape = alg, shape
-        return _outer_matmul(x2, y2, constant(alg, "bilinear_forward", x.device, x.dtype), nb).view(shape)
+        return _outer_matmul(x2, y2, constant(alg, "bilinear_forward", x.device, x.dtype)).view(shape)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -46,10 +55,10 @@ class _Bilinear(torch.autograd.Function):
         g = grad.reshape(-1, nb, dim).to(x2.dtype)
         gx = gy = None
         if ctx.needs_input_grad[0]:
-            gx = _outer_matmul(y2, g, constant(ctx.alg, "bilinear_grad_left", g.device, g.dtype), nb)
+            gx = _outer_matmul(y2, g, constant(ctx.alg, "bilinear_grad_left", g.device, g.dtype))
             gx = gx.view(ctx.shape)
         if ctx.needs_input_grad[1]:
-            gy = _outer_matmul(x2, g, constant(ctx.alg, "bilinear_grad_right", g.device, g.dtype), nb)
+            gy = _outer_matmul(x2, g, constant(ctx.alg, "bilinear_grad_right", g.device, g.dtype))
             gy = gy.view(ctx.shape)
         return gx, gy, None
 

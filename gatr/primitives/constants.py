@@ -28,20 +28,41 @@ def _bilinear_tables(alg) -> np.ndarray:
 
 
 def _bilinear_blocks(alg, which: str) -> np.ndarray:
-    """Block-diagonal product matrices ``(n_bilinears * dim^2, n_bilinears * dim)``.
+    """Per-bilinear product matrices ``(n_bilinears, dim^2, dim)``.
 
-    ``"forward"``: row ``(b, i, j)``, column ``(b, k)`` holds ``T_b[i, j, k]``, so
-    ``outer(x, y).flatten() @ M = z`` for all bilinears in ONE GEMM. ``"grad_left"``: rows
-    ``(b, j, k)``, columns ``(b, i)``; ``"grad_right"``: rows ``(b, i, k)``, columns ``(b, j)``
-    (the backward passes are bilinear maps too: ``dL/dx_i = sum_jk T_ijk y_j g_k``).
+    ``"forward"``: row ``(i, j)``, column ``k`` of block ``b`` holds ``T_b[i, j, k]``, so
+    ``outer(x_b, y_b).flatten() @ M[b] = z_b``. ``"grad_left"``: rows ``(j, k)``, columns ``i``;
+    ``"grad_right"``: rows ``(i, k)``, columns ``j`` (the backward passes are bilinear maps too:
+    ``dL/dx_i = sum_jk T_ijk y_j g_k``).
     """
     tables = [np.asarray(b.table, dtype=np.float64) for b in alg.bilinears]
-    nb, dim = len(tables), alg.dim
+    dim = alg.dim
     perm = {"forward": (0, 1, 2), "grad_left": (1, 2, 0), "grad_right": (0, 2, 1)}[which]
-    out = np.zeros((nb, dim * dim, nb, dim))
-    for b, t in enumerate(tables):
-        out[b, :, b, :] = t.transpose(perm).reshape(dim * dim, dim)
-    return out.reshape(nb * dim * dim, nb * dim)
+    return np.stack([t.transpose(perm).reshape(dim * dim, dim) for t in tables])
+
+
+def _linear_structure(alg) -> dict:
+    """Sparsity of the equivariant maps, for the component-wise kernel of :mod:`gatr.primitives.linear`.
+
+    Output component ``a`` of ``sum_m w_m B_m x`` reads only the input components ``b`` with some
+    ``B_m[a, b] != 0`` (at most ``r`` of them: 1 of 8 in G(3,0,0), 2 of 16 in G(3,0,1), 4 of 32 in
+    G(4,1,0)). ``gather (r, dim)``: the ``r``-th source component of each output component (padded
+    with ``a`` itself, weight 0); ``coeff (n_maps, r, dim)``: ``B_m[a, gather[r, a]]`` (0 for padding);
+    ``inv`` / ``fun``: the components the invariant basis / functionals touch.
+    """
+    basis = alg.linear_basis.detach().cpu().numpy().astype(np.float64)  # (m, a, b)
+    dim = basis.shape[1]
+    support = np.abs(basis).sum(0) > 0  # (a, b)
+    r = max(1, int(support.sum(1).max()))
+    gather = np.tile(np.arange(dim), (r, 1))
+    coeff = np.zeros((basis.shape[0], r, dim))
+    for a in range(dim):
+        for t, b in enumerate(np.nonzero(support[a])[0]):
+            gather[t, a] = b
+            coeff[:, t, a] = basis[:, a, b]
+    inv = np.nonzero(np.abs(np.asarray(alg.invariant_basis, dtype=np.float64)).sum(0) > 0)[0]
+    fun = np.nonzero(np.abs(np.asarray(alg.invariant_functionals, dtype=np.float64)).sum(0) > 0)[0]
+    return {"gather": gather, "coeff": coeff, "inv": inv, "fun": fun}
 
 
 _BUILDERS = {
@@ -52,6 +73,14 @@ _BUILDERS = {
     "invariant_basis": lambda alg: np.asarray(alg.invariant_basis, dtype=np.float64),
     "invariant_functionals": lambda alg: np.asarray(alg.invariant_functionals, dtype=np.float64),
     "bilinear_tables": _bilinear_tables,
+    "linear_gather": lambda alg: _linear_structure(alg)["gather"].astype(np.int64),
+    "linear_coeff": lambda alg: _linear_structure(alg)["coeff"],
+    "linear_inv_components": lambda alg: _linear_structure(alg)["inv"].astype(np.int64),
+    "linear_fun_components": lambda alg: _linear_structure(alg)["fun"].astype(np.int64),
+    "invariant_basis_sparse": lambda alg: np.asarray(alg.invariant_basis, dtype=np.float64)[
+        :, _linear_structure(alg)["inv"]],
+    "invariant_functionals_sparse": lambda alg: np.asarray(alg.invariant_functionals, dtype=np.float64)[
+        :, _linear_structure(alg)["fun"]],
 }
 
 

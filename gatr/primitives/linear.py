@@ -15,6 +15,8 @@ action, so the whole map is equivariant; building it costs a few small GEMMs per
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -65,6 +67,72 @@ def dense_equi_bias(alg, b_mv, b_s, device, dtype) -> torch.Tensor | None:
     if b_s is not None:
         parts.append(b_s)
     return torch.cat(parts)
+
+
+def _is_identity(alg, t: int) -> bool:
+    per_alg = _IDENTITY.setdefault(alg, {})
+    if t not in per_alg:
+        gather = constant(alg, "linear_gather")
+        per_alg[t] = bool((gather[t] == torch.arange(gather.shape[1])).all())
+    return per_alg[t]
+
+
+_IDENTITY: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def equi_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
+    """The same map as ``apply_dense(mv, scalars, *dense_equi_matrix(...), ...)``, executed sparsely.
+
+    The dense ``(out_mv*dim, in_mv*dim)`` block is ~90% zeros (each output component reads at most
+    ``r`` input components: 1 in G(3,0,0), 2 in G(3,0,1), 4 in G(4,1,0)), so it runs as ``r``
+    batched GEMMs over components, ``(dim, T, in) @ (dim, in, out)``, on the component-major
+    inputs gathered per source slot; scalars enter (and leave) only through the few components the
+    invariant basis (functionals) touches. Same sums as the dense product, minus the zero terms.
+
+    Returns ``(mv (..., out_mv, dim), scalars (..., out_s))``.
+    """
+    dim = alg.dim
+    out_mv, in_mv, _ = w_mv.shape
+    lead = mv.shape[:-2]
+    x = mv.reshape(-1, in_mv, dim)
+    n = x.shape[0]
+    dev, wdt = w_mv.device, w_mv.dtype
+    gather = constant(alg, "linear_gather", dev)  # (r, dim)
+    coeff = constant(alg, "linear_coeff", dev, wdt)  # (n_maps, r, dim)
+    weights = torch.einsum("oim,mra->raio", w_mv, coeff)  # (r, dim, in, out)
+    xp = x.permute(2, 0, 1).contiguous()  # (dim, T, in)
+    res = None
+    for t in range(gather.shape[0]):
+        src = xp if _is_identity(alg, t) else xp.index_select(0, gather[t])
+        res = torch.bmm(src, weights[t]) if res is None else torch.baddbmm(res, src, weights[t])
+    # scalars and biases enter the multivector outputs along the invariant components only
+    s = None
+    if scalars is not None and scalars.shape[-1] > 0:
+        s = scalars.reshape(-1, scalars.shape[-1]).to(x.dtype)
+    inv = constant(alg, "linear_inv_components", dev)
+    ys = None
+    if w_s2mv is not None or b_mv is not None:
+        invb = constant(alg, "invariant_basis_sparse", dev, wdt)  # (k, n_inv)
+        bias = (b_mv @ invb).t().reshape(-1) if b_mv is not None else None  # (n_inv * out)
+        if w_s2mv is not None and s is not None:
+            v = torch.einsum("osk,kc->sco", w_s2mv, invb).reshape(w_s2mv.shape[1], -1)
+            ys = s @ v if bias is None else torch.addmm(bias, s, v)
+        elif bias is not None:
+            ys = bias.expand(n, -1)
+    if ys is not None:
+        res = res.index_add(0, inv, ys.view(n, -1, out_mv).transpose(0, 1))
+    out = res.permute(1, 2, 0).reshape(*lead, out_mv, dim)
+    if w_mv2s is None:
+        return out, out.new_zeros(*lead, 0)
+    fun = constant(alg, "linear_fun_components", dev)
+    funb = constant(alg, "invariant_functionals_sparse", dev, wdt)  # (k, n_fun)
+    u = torch.einsum("pik,kc->pic", w_mv2s, funb).reshape(w_mv2s.shape[0], -1)
+    feats = x.index_select(-1, fun).reshape(n, -1)
+    if w_s is not None and s is not None:
+        feats = torch.cat([feats, s], -1)
+        u = torch.cat([u, w_s], 1)
+    s_out = F.linear(feats, u, b_s)
+    return out, s_out.reshape(*lead, -1)
 
 
 def apply_dense(mv: torch.Tensor, scalars: torch.Tensor | None, matrix, bias, out_mv: int, dim: int):
