@@ -17,7 +17,8 @@ class EquiLinear(nn.Module):
     Multivector-to-multivector weights are coefficients of ``algebra.linear_basis``; scalars enter
     the multivector outputs along ``algebra.invariant_basis`` and multivectors enter the scalar
     outputs through ``algebra.invariant_functionals``; the multivector bias lies along the invariant
-    basis. Executed as one dense ``F.linear`` (see :mod:`gatr.primitives.linear`).
+    basis. Executed sparsely per component (:func:`gatr.primitives.linear.equi_linear`; the dense
+    matrix of :meth:`dense` for few tokens), see :mod:`gatr.primitives.linear`.
 
     Parameters
     ----------

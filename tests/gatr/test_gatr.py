@@ -132,3 +132,13 @@ def test_nominal_flops(alg):
     assert f128 - f64 == attention
     assert F.equi_linear_flops(alg, 2, 4, 2, 4) == 2 * (2 * dim + 2) * (4 * dim + 4)
     assert F.transformer_block_flops(8, 10) == 2 * (8 * 24 + 10 * 16 + 8 * 8 + 2 * 8 * 32)
+
+
+@pytest.mark.parametrize("test", [test_gatr_equivariant_with_masks, test_gradients_reach_every_parameter_and_checkpoint_matches,
+                                  test_bfloat16_autocast, test_masked_items_have_no_influence])
+def test_sparse_linear_kernel(alg, test, monkeypatch):
+    """The same checks with every EquiLinear on its component-wise kernel (large inputs use it)."""
+    import gatr.primitives.linear as L
+
+    monkeypatch.setattr(L, "SPARSE_MIN_TOKENS", 0)
+    test(alg)
