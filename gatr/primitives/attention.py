@@ -14,6 +14,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+#: q, k and v are zero-padded to one common feature length, a multiple of this.
+PAD_MULTIPLE = 8
+
 
 def build_attention_mask(attention_mask, key_padding_mask, dtype, device):
     """Combine an attention mask and a key-padding mask into one SDPA ``attn_mask``.
@@ -65,9 +68,16 @@ def geometric_sdpa(alg, q_mv, k_mv, v_mv, q_s, k_s, v_s, attn_mask=None, dropout
         raise ValueError("attention needs at least one hidden multivector or scalar channel")
     if isinstance(attn_mask, torch.Tensor) and attn_mask.dtype != torch.bool:
         attn_mask = attn_mask.to(q.dtype)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    # The fused (flash / memory-efficient) kernels need one head size for q, k and v, and prefer a
+    # multiple of 8; otherwise SDPA falls back to the math kernel, which materialises the
+    # (items x items) logits. Zero columns change neither q . k nor the kept value columns.
+    v_len = v.shape[-1]
+    width = -(-max(q.shape[-1], v_len) // PAD_MULTIPLE) * PAD_MULTIPLE
+    q, k, v = (F.pad(t, (0, width - t.shape[-1])) if t.shape[-1] != width else t for t in (q, k, v))
     gqa = k.shape[-3] != q.shape[-3]
     out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=1.0 / math.sqrt(q.shape[-1]), enable_gqa=gqa
+        q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale, enable_gqa=gqa
     )
     split = channels * dim
-    return out[..., :split].unflatten(-1, (channels, dim)), out[..., split:]
+    return out[..., :split].unflatten(-1, (channels, dim)), out[..., split:v_len]
