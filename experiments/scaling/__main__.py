@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .grid import ConfigError, available_presets, estimate_flops, load_config, parse_shard, run_id, shard_specs
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--force", action="store_true", help="redo runs that already finished")
     p_run.add_argument("--no-progress", action="store_true")
     p_run.add_argument("--analyze", action="store_true", help="analyze the study directory afterwards")
+    p_run.add_argument("--jobs", type=int, default=None,
+                       help="runs trained at once in worker processes (default: the CPU count, at most 4; "
+                            "each run uses one thread unless its spec sets num_threads)")
     p_an = sub.add_parser("analyze", help="fit and plot a study directory (all shards)")
     p_an.add_argument("out", help="study output directory")
     p_an.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples")
@@ -68,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = _config(args)
             gen = None if str(args.generate_fn).lower() == "none" else args.generate_fn
             recs = run_study(cfg, args.out, shard=parse_shard(args.shard), train_fn=args.train_fn,
-                             generate_fn=gen, progress=not args.no_progress, force=args.force)
+                             generate_fn=gen, progress=not args.no_progress, force=args.force,
+                             jobs=args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 4))
             if args.analyze:
                 from .report import analyze
 

@@ -371,16 +371,46 @@ def write_tables(out_dir: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- the study
 
 
+def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: Callable, jobs: int):
+    """Yield ``(spec, record)`` as runs finish: in order, or from ``jobs`` worker processes."""
+    if jobs == 1 or len(todo) <= 1:
+        for spec in todo:
+            yield spec, execute_run(spec, data_dir, out_dir / "runs" / run_id(spec), fn)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from .grid import estimate_flops
+
+    # Workers import the train function themselves (a dotted path pickles; so does a module-level
+    # function); "spawn" keeps them independent of the parent's torch threads.
+    worker_fn = train_fn if isinstance(train_fn, str) else fn
+    ordered = sorted(todo, key=estimate_flops, reverse=True)  # longest first balances the workers
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_execute_in_worker, spec, data_dir, out_dir / "runs" / run_id(spec), worker_fn): spec
+                   for spec in ordered}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _execute_in_worker(spec: dict, data_dir: Path, run_dir: Path, train_fn) -> dict:
+    return execute_run(spec, data_dir, run_dir, resolve(train_fn))
+
+
 def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shard: str | tuple | None = None,
               train_fn: str | Callable = DEFAULT_TRAIN_FN,
               generate_fn: str | Callable | None = DEFAULT_GENERATE_FN,
-              progress: bool = True, force: bool = False) -> list[dict]:
+              progress: bool = True, force: bool = False, jobs: int = 1) -> list[dict]:
     """Run (this shard of) a study into ``out_dir``; returns the result records of this shard's runs.
 
     ``config``: a StudyConfig, a config dict, a YAML path or a preset name. Finished runs (status "ok",
     same spec) are skipped unless ``force``; failed or interrupted runs are redone. ``generate_fn=None``
-    skips data generation (``out_dir/data`` is passed to ``train_fn`` as is).
+    skips data generation (``out_dir/data`` is passed to ``train_fn`` as is). ``jobs > 1`` trains
+    that many runs at once in worker processes (largest estimated compute first); ``train_fn`` must
+    then be a dotted path or a picklable module-level function.
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if isinstance(config, StudyConfig):
         cfg = config
     elif isinstance(config, dict):
@@ -420,11 +450,8 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
     t_start = time.time()
     n_failed = 0
     try:
-        for k, spec in enumerate(todo):
+        for k, (spec, rec) in enumerate(_execute_all(todo, data_dir, out_dir, train_fn, fn, jobs)):
             rid = run_id(spec)
-            if bar is not None:
-                bar.set_postfix_str(rid, refresh=True)
-            rec = execute_run(spec, data_dir, out_dir / "runs" / rid, fn)
             records.append(rec)
             n_failed += rec["status"] != "ok"
             elapsed = time.time() - t_start

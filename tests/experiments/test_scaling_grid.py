@@ -62,12 +62,13 @@ def test_presets_load(preset):
 
 def test_quick_preset_requirements():
     specs = load_config(preset="quick").expand()
-    assert 15 <= len(specs) <= 40
+    # a proxy for its time budget (<= 15 min end to end on 2 cores; measured wall time in the README)
+    assert 15 <= len(specs) <= 48
     budgets = {}
     for s in specs:
         budgets.setdefault((s["family"], s["algebra"], s["augment"]), set()).add((s["width"], s["depth"], s["steps"]))
     gatr_algebras = {k[1] for k, v in budgets.items() if k[0] == "gatr" and len(v) >= 3}
-    assert len(gatr_algebras) >= 2
+    assert len(gatr_algebras) >= 3
     assert len(budgets[("transformer", None, False)]) >= 3
     assert len(budgets[("transformer", None, True)]) >= 3
 

@@ -240,3 +240,21 @@ def test_stale_data_lock_taken_over(tmp_path):
     recs = run_study(StudyConfig.from_dict(d), tmp_path, train_fn=synthetic_train, generate_fn=fake_generate,
                      progress=False)
     assert GEN_CALLS == [80] and all(r["status"] == "ok" for r in recs)
+
+
+def test_parallel_jobs_match_sequential(tmp_path):
+    """``jobs=2`` trains in worker processes; every run is recorded once, with the same results."""
+    d = config().to_dict()
+    d["model_sizes"] = d["model_sizes"][:2]
+    cfg = StudyConfig.from_dict(d)
+    seq = run_study(cfg, tmp_path / "seq", train_fn=f"{THIS}.synthetic_train", generate_fn=None, progress=False)
+    par = run_study(cfg, tmp_path / "par", train_fn=f"{THIS}.synthetic_train", generate_fn=None, progress=False,
+                    jobs=2)
+    assert len(par) == len(seq) == len(cfg.expand())
+    by_id = {r["run_id"]: r for r in seq}
+    assert sorted(by_id) == sorted(r["run_id"] for r in par)
+    for r in par:
+        assert r["status"] == "ok" and r["test_loss"] == by_id[r["run_id"]]["test_loss"]
+    assert len(collect_results(tmp_path / "par")) == len(seq)
+    with pytest.raises(ValueError, match="jobs"):
+        run_study(cfg, tmp_path / "bad", train_fn=synthetic_train, generate_fn=None, progress=False, jobs=0)
