@@ -106,7 +106,7 @@ def equi_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
     x = mv.reshape(-1, in_mv, dim)
     n = x.shape[0]
     dev, wdt = w_mv.device, w_mv.dtype
-    if n < SPARSE_MIN_TOKENS:
+    if n < SPARSE_MIN_TOKENS or mv.device.type != "cpu":  # GPUs: one dense GEMM beats ~15 small ops
         matrix = dense_equi_matrix(alg, w_mv, w_s2mv, w_mv2s, w_s, dev, wdt)
         return apply_dense(mv, scalars, matrix, dense_equi_bias(alg, b_mv, b_s, dev, wdt), out_mv, dim)
     gather = constant(alg, "linear_gather", dev)  # (r, dim)
