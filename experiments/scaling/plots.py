@@ -39,6 +39,21 @@ def _fit_from(d: dict) -> PowerLawFit | None:
     return PowerLawFit(**f)
 
 
+def _finish_loglog(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Log-log axes, labels, grid and legend; save the figure to ``path`` and close it."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_loss_vs_compute(results: list[dict], analysis: dict, path: Path) -> Path:
     plt = _plt()
     fams = _group(results)
@@ -63,17 +78,9 @@ def plot_loss_vs_compute(results: list[dict], analysis: dict, path: Path) -> Pat
             lo, hi = boot.get("ci68", [math.nan, math.nan])
             label = f"{name}: α={fit.alpha:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else "")
         ax.plot([], [], "o-", color=col, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training compute (nominal FLOPs)")
-    ax.set_ylabel("test loss (mean squared distance, m²)")
-    ax.set_title("Loss vs compute: all runs (faint), frontier (dots), fits (lines)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish_loglog(plt, fig, ax, path, "training compute (nominal FLOPs)",
+                          "test loss (mean squared distance, m²)",
+                          "Loss vs compute: all runs (faint), frontier (dots), fits (lines)")
 
 
 def plot_loss_vs_params(results: list[dict], analysis: dict, path: Path) -> Path:
@@ -93,17 +100,7 @@ def plot_loss_vs_params(results: list[dict], analysis: dict, path: Path) -> Path
                 best[p] = min(best.get(p, math.inf), r["test_loss"])
         ps = sorted(best)
         ax.plot(ps, [best[p] for p in ps], "o-", color=col, label=name)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("test loss")
-    ax.set_title("Loss vs model size (line: best over steps)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish_loglog(plt, fig, ax, path, "parameters", "test loss", "Loss vs model size (line: best over steps)")
 
 
 def plot_loss_vs_data(analysis: dict, path: Path) -> Path:
@@ -123,17 +120,8 @@ def plot_loss_vs_data(analysis: dict, path: Path) -> Path:
             ax.plot(n, e3, "x--", color=colors[name], alpha=0.8)
     ax.plot([], [], "k-", label="plain test")
     ax.plot([], [], "k--", label="E(3)-transformed test")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training trajectories")
-    ax.set_ylabel("test loss")
-    ax.set_title("Data efficiency (run selected by validation loss per data size)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish_loglog(plt, fig, ax, path, "training trajectories", "test loss",
+                          "Data efficiency (run selected by validation loss per data size)")
 
 
 def plot_e3(analysis: dict, path: Path) -> Path:
