@@ -86,6 +86,23 @@ def _is_identity(alg, t: int) -> bool:
 _IDENTITY: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+class _TokenMajor(torch.autograd.Function):
+    """``(dim, T, out)`` -> contiguous ``(T, out, dim)``, with a contiguous ``(dim, T, out)`` gradient.
+
+    A plain ``permute(...).reshape`` hands the batched GEMMs a permuted gradient whose per-component
+    slices have no unit stride, and CPU ``bmm`` then copies every slice, once per GEMM operand.
+    """
+
+    @staticmethod
+    def forward(ctx, res):
+        return res.permute(1, 2, 0).contiguous()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        return grad.permute(2, 0, 1).contiguous()
+
+
 def equi_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
     """The same map as ``apply_dense(mv, scalars, *dense_equi_matrix(...), ...)``, executed sparsely.
 
@@ -131,9 +148,10 @@ def equi_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
             ys = s @ v if bias is None else torch.addmm(bias, s, v)
         elif bias is not None:
             ys = bias.expand(n, -1)
+    out = _TokenMajor.apply(res)  # (T, out, dim); its gradient reaches the GEMMs contiguous
     if ys is not None:
-        res = res.index_add(0, inv, ys.view(n, -1, out_mv).transpose(0, 1))
-    out = res.permute(1, 2, 0).reshape(*lead, out_mv, dim)
+        out.index_add_(2, inv, ys.view(n, -1, out_mv).transpose(1, 2))
+    out = out.view(*lead, out_mv, dim)
     if w_mv2s is None:
         return out, out.new_zeros(*lead, 0)
     fun = constant(alg, "linear_fun_components", dev)
