@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,23 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+@contextmanager
+def _atomic_open(path: str | os.PathLike, mode: str):
+    """Open a temporary file beside ``path``; on success fsync it and ``os.replace`` it onto
+    ``path``, so readers see the old file or the whole new one, never a partial write."""
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_shard(path: str | os.PathLike, arrays: dict, meta: dict) -> None:
     """Atomically write a shard.
 
@@ -77,16 +95,8 @@ def write_shard(path: str | os.PathLike, arrays: dict, meta: dict) -> None:
     path = Path(path)
     out = {k: np.asarray(arrays[k], dtype=_DTYPES.get(k, np.float32)) for k in ARRAY_KEYS}
     out["__meta__"] = np.array(json.dumps(meta, sort_keys=True))
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **out)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with _atomic_open(path, "wb") as f:
+        np.savez(f, **out)
 
 
 def load_shard(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -119,17 +129,8 @@ def load_shard(path: str | os.PathLike) -> tuple[dict, dict]:
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     """Atomically write ``obj`` as JSON."""
-    path = Path(path)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with _atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
 
 
 def read_manifest(root: str | os.PathLike) -> dict | None:
