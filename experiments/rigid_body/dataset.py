@@ -18,15 +18,25 @@ key                       shape        meaning
 ``target_keypoints``      (N,4,3)      frame t+k: centre, then ``centre + axes[i,j]*sizes[i,j]``
 ``target_positions``      (N,3)        frame t+k centre
 ``target_axes``           (N,3,3)      frame t+k axes (same convention)
+``ballistic_keypoints``   (N,4,3)      free-flight keypoints at frame t+k from the state at t
+                                       (:mod:`experiments.rigid_body.ballistic`)
+``contact``               () bool      a body-body contact inside the window (frames t+1..t+k)
 ``trajectory``            () int64     trajectory index within the whole dataset
 ``frame``                 () int64     t
 ========================  ===========  ==================================================
 
 Splits are made BY TRAJECTORY with a seeded permutation (never by frame).
+
+Windows. Every start frame ``t`` (every ``frame_step``-th) with ``t + k`` inside the trajectory is
+a window; ``min_contact_fraction`` keeps all contact windows and a subset of the contact-free ones
+(drawn with ``window_seed``, the same for the same arguments) so that contact windows are at least
+that fraction of the split. Contact windows are where free flight is wrong; a benchmark made of
+contact-free windows is solved by :func:`~experiments.rigid_body.ballistic.ballistic_keypoints`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -36,17 +46,22 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from .ballistic import ballistic_keypoints
 from .simulate import quat_to_matrix
 from .storage import load_arrays
-from .transforms import random_e3, transform_sample
+from .transforms import TRANSFORM_KINDS, random_e3, transform_sample
 
 __all__ = [
     "SPLITS",
     "split_indices",
     "keypoints",
+    "contact_windows",
+    "select_windows",
     "RigidBodyDataset",
     "RigidBodyDataModule",
     "rollout_targets",
+    "EVAL_SETS",
+    "build_datasets",
     "teacher_forced_rollout_error",
 ]
 
@@ -101,6 +116,55 @@ def keypoints(positions: torch.Tensor, axes: torch.Tensor, sizes: torch.Tensor) 
     return torch.cat([positions.unsqueeze(-2), tips], dim=-2)
 
 
+def contact_windows(contacts: torch.Tensor, starts: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Whether a body-body contact happens inside each window.
+
+    Parameters
+    ----------
+    contacts : (M, T) int, contacts per frame (``contacts[t]``: the simulator steps since frame t-1)
+    starts : (S,) start frames
+    horizon : k
+
+    Returns
+    -------
+    Tensor, shape (M, S) bool: any contact in frames ``t+1 .. t+k``
+    """
+    c = torch.as_tensor(contacts) > 0
+    frames = starts.unsqueeze(-1) + torch.arange(1, horizon + 1)  # (S, k)
+    return c[:, frames].any(-1)
+
+
+def select_windows(contact: torch.Tensor, min_contact_fraction: float | None, seed: int = 0) -> torch.Tensor:
+    """Indices of the kept windows: all contact windows, and contact-free ones up to the fraction.
+
+    Parameters
+    ----------
+    contact : (W,) bool, per window
+    min_contact_fraction : in [0, 1], or None to keep everything. When contact windows are fewer
+        than this fraction, ``floor(n_contact (1 - f) / f)`` contact-free windows are drawn
+        uniformly without replacement (a permutation seeded by ``seed``)
+    seed : seed of that draw
+
+    Returns
+    -------
+    Tensor, shape (W',) int64, sorted
+    """
+    contact = torch.as_tensor(contact, dtype=torch.bool)
+    everything = torch.arange(len(contact))
+    if min_contact_fraction is None:
+        return everything
+    f = float(min_contact_fraction)
+    if not 0.0 <= f <= 1.0:
+        raise ValueError(f"min_contact_fraction must be in [0, 1], got {min_contact_fraction}")
+    n_contact = int(contact.sum())
+    if len(contact) == 0 or n_contact >= f * len(contact):
+        return everything
+    free = everything[~contact]
+    keep_free = len(free) if f == 0 else min(len(free), int(math.floor(n_contact * (1.0 - f) / f + 1e-9)))
+    perm = torch.as_tensor(np.random.default_rng([int(seed), 7127]).permutation(len(free))[:keep_free])
+    return torch.sort(torch.cat([everything[contact], free[perm]])).values
+
+
 class RigidBodyDataset(Dataset):
     """(state at frame t, keypoints at frame t + horizon) samples of one split.
 
@@ -116,7 +180,12 @@ class RigidBodyDataset(Dataset):
     e3_seed : if given, every sample ``i`` is transformed by a fixed random E(3)
         element drawn with this seed (an E(3)-transformed test set)
     reflections, translation_scale : passed to :func:`transforms.random_e3`
+    transform : which part of E(3) ``e3_seed`` draws: "e3" (rotation, reflection with probability
+        1/2, translation), "rotation" (rotations and reflections, no translation) or "translation"
     frame_step : use every ``frame_step``-th start frame
+    frame_dt : seconds between frames (for the ballistic keypoints); read from the manifest when
+        ``source`` is a path, required for a dict source
+    min_contact_fraction, window_seed : window selection, see :func:`select_windows`
     """
 
     def __init__(
@@ -131,8 +200,21 @@ class RigidBodyDataset(Dataset):
         reflections: bool = True,
         translation_scale: float = 1.0,
         frame_step: int = 1,
+        transform: str = "e3",
+        frame_dt: float | None = None,
+        min_contact_fraction: float | None = None,
+        window_seed: int = 0,
     ):
-        arrays = load_arrays(source)[0] if isinstance(source, (str, os.PathLike)) else source
+        if isinstance(source, (str, os.PathLike)):
+            arrays, manifest = load_arrays(source)
+            frame_dt = manifest["frame_dt"] if frame_dt is None else frame_dt
+        else:
+            arrays = source
+        if frame_dt is None or not float(frame_dt) > 0:
+            raise ValueError(f"frame_dt (seconds between frames, > 0) is needed for the ballistic reference; "
+                             f"got {frame_dt!r} (pass the manifest's 'frame_dt')")
+        if transform not in TRANSFORM_KINDS:
+            raise ValueError(f"transform must be one of {TRANSFORM_KINDS}, got {transform!r}")
         num, frames = arrays["positions"].shape[:2]
         if not 1 <= horizon < frames:
             raise ValueError(f"horizon must be in [1, {frames - 1}] for {frames} frames, got {horizon}")
@@ -147,6 +229,7 @@ class RigidBodyDataset(Dataset):
                 raise ValueError("max_trajectories must be positive")
             traj = traj[:max_trajectories]
         self.split, self.horizon, self.frames = split, int(horizon), int(frames)
+        self.frame_dt = float(frame_dt)
         self.trajectory_ids = torch.as_tensor(np.asarray(arrays["index"])[traj], dtype=torch.int64)
 
         def f32(key):
@@ -160,13 +243,25 @@ class RigidBodyDataset(Dataset):
         self.sizes = f32("sizes")
         self.mass = f32("mass")
         self.shape = torch.as_tensor(np.asarray(arrays["shape"])[traj], dtype=torch.int64)
+        self._contacts = torch.as_tensor(np.asarray(arrays["contacts"])[traj] > 0)  # (M, T)
 
         starts = torch.arange(0, frames - horizon, frame_step)
-        self._index = torch.stack(torch.meshgrid(torch.arange(len(traj)), starts, indexing="ij"), -1).reshape(-1, 2)
+        index = torch.stack(torch.meshgrid(torch.arange(len(traj)), starts, indexing="ij"), -1).reshape(-1, 2)
+        contact = contact_windows(self._contacts, starts, self.horizon).reshape(-1)
+        keep = select_windows(contact, min_contact_fraction, window_seed)
+        self._index, self.contact = index[keep], contact[keep]
+        # free flight from every window's input state, once (float64 RK4, stored like the data)
+        m, t = self._index.unbind(-1)
+        self.ballistic = ballistic_keypoints(self.state(m, t, with_ballistic=False), self.horizon * self.frame_dt)
         self.e3 = None
         if e3_seed is not None:
             self.e3 = random_e3(len(self._index), generator=int(e3_seed), reflections=reflections,
-                                translation_scale=translation_scale)
+                                translation_scale=translation_scale, kind=transform)
+
+    @property
+    def contact_fraction(self) -> float:
+        """Fraction of this split's windows with a body-body contact inside the horizon."""
+        return float(self.contact.float().mean()) if len(self.contact) else float("nan")
 
     @property
     def num_trajectories(self) -> int:
@@ -175,14 +270,15 @@ class RigidBodyDataset(Dataset):
     def __len__(self) -> int:
         return len(self._index)
 
-    def state(self, m, t) -> dict:
+    def state(self, m, t, with_ballistic: bool = True) -> dict:
         """Untransformed sample for local trajectory ``m`` and start frame ``t``.
 
         ``m`` and ``t`` are ints (one sample) or int64 tensors of shape (B,)
-        (a batch: every entry gets a leading dim B).
+        (a batch: every entry gets a leading dim B). ``ballistic_keypoints`` and ``contact`` are
+        included when ``with_ballistic`` (computed for any ``(m, t)``, also outside the windows).
         """
         k = t + self.horizon
-        return {
+        sample = {
             "positions": self.positions[m, t],
             "axes": self.axes[m, t],
             "velocity": self.velocity[m, t],
@@ -196,6 +292,11 @@ class RigidBodyDataset(Dataset):
             "trajectory": self.trajectory_ids[m],
             "frame": torch.as_tensor(t, dtype=torch.int64),
         }
+        if with_ballistic:
+            sample["ballistic_keypoints"] = ballistic_keypoints(sample, self.horizon * self.frame_dt)
+            frames = torch.as_tensor(t).unsqueeze(-1) + torch.arange(1, self.horizon + 1)
+            sample["contact"] = self._contacts[torch.as_tensor(m).unsqueeze(-1), frames].any(-1)
+        return sample
 
     def __getitem__(self, i) -> dict:
         """Sample ``i`` (int), or a whole batch for a sequence/tensor of indices (B,).
@@ -208,7 +309,9 @@ class RigidBodyDataset(Dataset):
         else:
             i = torch.as_tensor(i, dtype=torch.int64)
             m, t = self._index[i].unbind(-1)
-        sample = self.state(m, t)
+        sample = self.state(m, t, with_ballistic=False)
+        sample["ballistic_keypoints"] = self.ballistic[i]
+        sample["contact"] = self.contact[i]
         if self.e3 is not None:
             sample = transform_sample(sample, self.e3[0][i], self.e3[1][i])
         return sample
@@ -272,12 +375,38 @@ def teacher_forced_rollout_error(
     return ((pred - targets) ** 2).sum(-1).mean(dim=(-1, -2))
 
 
+#: the evaluation sets of a data module: name -> ``transform`` of the test split (None: plain)
+EVAL_SETS = {"test": None, "test_e3": "e3", "test_rotation": "rotation", "test_translation": "translation"}
+
+
+def build_datasets(arrays: dict, frame_dt: float, horizon: int = 5, split_fractions=(0.8, 0.1, 0.1),
+                   split_seed: int = 0, max_train_trajectories: int | None = None,
+                   translation_scale: float = 1.0, min_contact_fraction: float | None = 0.5,
+                   window_seed: int = 0) -> dict:
+    """The train / val splits and the test split with its transformed copies (:data:`EVAL_SETS`).
+
+    The test sets share their windows; each transformed one draws its elements with seed
+    ``split_seed + 1`` (so ``test_e3`` is the same set whatever else is built). Returns a dict
+    ``{"train", "val", "test", "test_e3", "test_rotation", "test_translation"}`` of
+    :class:`RigidBodyDataset`.
+    """
+    kw = dict(horizon=horizon, split_fractions=split_fractions, split_seed=split_seed, frame_dt=frame_dt,
+              min_contact_fraction=min_contact_fraction, window_seed=window_seed)
+    out = {"train": RigidBodyDataset(arrays, "train", max_trajectories=max_train_trajectories, **kw),
+           "val": RigidBodyDataset(arrays, "val", **kw)}
+    for name, kind in EVAL_SETS.items():
+        extra = {} if kind is None else dict(e3_seed=split_seed + 1, transform=kind,
+                                             translation_scale=translation_scale)
+        out[name] = RigidBodyDataset(arrays, "test", **extra, **kw)
+    return out
+
+
 class RigidBodyDataModule(L.LightningDataModule):
     """Lightning data module: train / val / test / E(3)-transformed test loaders.
 
-    ``test_dataloader()`` returns ``[test, test_e3]`` (Lightning reports metrics
-    per ``dataloader_idx``: 0 = plain test, 1 = E(3)-transformed test);
-    ``test_e3_dataloader()`` returns the transformed one alone.
+    ``test_dataloader()`` returns the loaders of :data:`EVAL_SETS` in order (Lightning reports
+    metrics per ``dataloader_idx``: 0 = plain test, 1 = E(3)-transformed, 2 = rotations and
+    reflections only, 3 = translations only); ``test_e3_dataloader()`` returns the E(3) one alone.
 
     Parameters
     ----------
@@ -288,6 +417,8 @@ class RigidBodyDataModule(L.LightningDataModule):
     seed : split seed, shuffling seed; the E(3) test set uses ``seed + 1``
     split_fractions : (train, val, test)
     translation_scale : std of translations of the E(3) test set [m]
+    min_contact_fraction : keep contact-free windows only up to this share (see
+        :func:`select_windows`; None keeps every window)
     """
 
     def __init__(
@@ -300,24 +431,31 @@ class RigidBodyDataModule(L.LightningDataModule):
         seed: int = 0,
         split_fractions=(0.8, 0.1, 0.1),
         translation_scale: float = 1.0,
+        min_contact_fraction: float | None = 0.5,
     ):
         super().__init__()
         self.data_dir = Path(data_dir)
         self.horizon, self.batch_size, self.num_workers = horizon, batch_size, num_workers
         self.max_train_trajectories, self.seed = max_train_trajectories, seed
         self.split_fractions, self.translation_scale = tuple(split_fractions), translation_scale
-        self.train = self.val = self.test = self.test_e3 = None
+        self.min_contact_fraction = min_contact_fraction
+        self.train = self.val = self.test = self.test_e3 = self.test_rotation = self.test_translation = None
+
+    def _build(self, arrays: dict, manifest: dict) -> dict:
+        return build_datasets(arrays, manifest["frame_dt"], horizon=self.horizon, split_fractions=self.split_fractions,
+                              split_seed=self.seed, max_train_trajectories=self.max_train_trajectories,
+                              translation_scale=self.translation_scale,
+                              min_contact_fraction=self.min_contact_fraction)
+
+    def _assign(self, datasets: dict) -> None:
+        for name, ds in datasets.items():
+            setattr(self, name, ds)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train is not None:
             return
         arrays, self.manifest = load_arrays(self.data_dir)
-        kw = dict(horizon=self.horizon, split_fractions=self.split_fractions, split_seed=self.seed)
-        self.train = RigidBodyDataset(arrays, "train", max_trajectories=self.max_train_trajectories, **kw)
-        self.val = RigidBodyDataset(arrays, "val", **kw)
-        self.test = RigidBodyDataset(arrays, "test", **kw)
-        self.test_e3 = RigidBodyDataset(arrays, "test", e3_seed=self.seed + 1,
-                                        translation_scale=self.translation_scale, **kw)
+        self._assign(self._build(arrays, self.manifest))
 
     def _loader(self, ds, shuffle=False):
         # Batches are fetched with one vectorised ``ds[indices]`` call (BatchSampler,
@@ -337,7 +475,7 @@ class RigidBodyDataModule(L.LightningDataModule):
         return self._loader(self.val)
 
     def test_dataloader(self):
-        return [self._loader(self.test), self._loader(self.test_e3)]
+        return [self._loader(getattr(self, name)) for name in EVAL_SETS]
 
     def test_e3_dataloader(self):
         return self._loader(self.test_e3)

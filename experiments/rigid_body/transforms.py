@@ -8,7 +8,8 @@ key                         transformed value
 ==========================  ====================================
 ``positions``               ``R p + t``
 ``target_positions``        ``R p + t``
-``target_keypoints``        ``R k + t`` (every keypoint)
+``target_keypoints``,       ``R k + t`` (every keypoint)
+``ballistic_keypoints``
 ``axes``, ``target_axes``   ``R a`` for each axis vector (rows); frames of
                             reflected samples become left-handed
 ``velocity``                ``R v``
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["POINT_KEYS", "VECTOR_KEYS", "PSEUDOVECTOR_KEYS", "random_e3", "transform_sample"]
+__all__ = ["POINT_KEYS", "VECTOR_KEYS", "PSEUDOVECTOR_KEYS", "TRANSFORM_KINDS", "random_e3", "transform_sample"]
 
-POINT_KEYS = ("positions", "target_positions", "target_keypoints")
+POINT_KEYS = ("positions", "target_positions", "target_keypoints", "ballistic_keypoints")
+#: parts of E(3) that :func:`random_e3` draws from
+TRANSFORM_KINDS = ("e3", "rotation", "translation")
 VECTOR_KEYS = ("axes", "target_axes", "velocity")
 PSEUDOVECTOR_KEYS = ("angular_velocity",)
 
@@ -35,8 +38,12 @@ def random_e3(
     translation_scale: float = 1.0,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    kind: str = "e3",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random E(3) elements: Haar-random rotations, optional reflections, Gaussian translations.
+
+    ``kind="rotation"`` sets the translations to zero and ``kind="translation"`` the rotations to
+    the identity (the same draws are made, so the three kinds share their random stream).
 
     Parameters
     ----------
@@ -62,6 +69,12 @@ def random_e3(
         flip = torch.rand(n, generator=generator, dtype=torch.float64, device=gen_device) < 0.5
         q = torch.where(flip[:, None, None], -q, q)  # -R has det -1
     t = translation_scale * torch.randn(n, 3, generator=generator, dtype=torch.float64, device=gen_device)
+    if kind not in TRANSFORM_KINDS:
+        raise ValueError(f"kind must be one of {TRANSFORM_KINDS}, got {kind!r}")
+    if kind == "rotation":
+        t = torch.zeros_like(t)
+    elif kind == "translation":
+        q = torch.eye(3, dtype=q.dtype, device=q.device).expand_as(q).clone()
     return q.to(dtype=dtype, device=device), t.to(dtype=dtype, device=device)
 
 

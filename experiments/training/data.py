@@ -159,6 +159,8 @@ class TrainingDataModule(RigidBodyDataModule):
     auto_generate_trajectories : trajectories of that dataset
     drop_last : drop the last incomplete training batch of each epoch
     shuffle_seed : seed of the training order (default: ``seed``)
+    min_contact_fraction : contact windows' minimum share of every split (see
+        :func:`experiments.rigid_body.dataset.select_windows`; None keeps every window)
     """
 
     def __init__(
@@ -176,10 +178,12 @@ class TrainingDataModule(RigidBodyDataModule):
         auto_generate_trajectories: int = 200,
         drop_last: bool = False,
         shuffle_seed: int | None = None,
+        min_contact_fraction: float | None = 0.5,
     ):
         super().__init__(data_dir, horizon=horizon, batch_size=batch_size, num_workers=num_workers,
                          max_train_trajectories=max_train_trajectories, seed=seed,
-                         split_fractions=split_fractions, translation_scale=translation_scale)
+                         split_fractions=split_fractions, translation_scale=translation_scale,
+                         min_contact_fraction=min_contact_fraction)
         self.bodies, self.auto_generate = int(bodies), bool(auto_generate)
         self.auto_generate_trajectories, self.drop_last = int(auto_generate_trajectories), bool(drop_last)
         self.shuffle_seed = self.seed if shuffle_seed is None else int(shuffle_seed)
@@ -212,17 +216,10 @@ class TrainingDataModule(RigidBodyDataModule):
             raise ValueError(f"dataset {self.data_dir} has {found} bodies per scene but bodies={self.bodies}; "
                              f"set --data.bodies {found}")
         key = (_manifest_key(self.data_dir), self.horizon, self.split_fractions, self.seed,
-               self.max_train_trajectories, self.translation_scale)
+               self.max_train_trajectories, self.translation_scale, self.min_contact_fraction)
         if key not in _DATASETS:
-            kw = dict(horizon=self.horizon, split_fractions=self.split_fractions, split_seed=self.seed)
-            _DATASETS[key] = (
-                RigidBodyDataset(arrays, "train", max_trajectories=self.max_train_trajectories, **kw),
-                RigidBodyDataset(arrays, "val", **kw),
-                RigidBodyDataset(arrays, "test", **kw),
-                RigidBodyDataset(arrays, "test", e3_seed=self.seed + 1,
-                                 translation_scale=self.translation_scale, **kw),
-            )
-        self.train, self.val, self.test, self.test_e3 = _DATASETS[key]
+            _DATASETS[key] = self._build(arrays, self.manifest)
+        self._assign(_DATASETS[key])
         for name in ("train", "val", "test"):
             if len(getattr(self, name)) == 0:
                 raise ValueError(f"the {name} split of {self.data_dir} is empty; generate more trajectories")

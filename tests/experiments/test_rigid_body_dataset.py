@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from experiments.rigid_body.dataset import (
-    RigidBodyDataModule, RigidBodyDataset, keypoints, rollout_targets, split_indices,
+    RigidBodyDataModule, RigidBodyDataset, keypoints, rollout_targets, select_windows, split_indices,
     teacher_forced_rollout_error,
 )
 from experiments.rigid_body.generate import generate_dataset
@@ -25,10 +25,15 @@ def arrays(data_dir):
     return load_arrays(data_dir)[0]
 
 
+def make_ds(arrays, *args, **kwargs):
+    """A dataset of the fixture's arrays (0.02 s between frames, the generator's default)."""
+    return RigidBodyDataset(arrays, *args, frame_dt=0.02, **kwargs)
+
+
 def test_split_by_trajectory(arrays):
     sets = {}
     for split in ("train", "val", "test"):
-        ds = RigidBodyDataset(arrays, split, horizon=3)
+        ds = make_ds(arrays, split, horizon=3)
         sets[split] = set(ds.trajectory_ids.tolist())
         seen = {int(ds[i]["trajectory"]) for i in range(len(ds))}
         assert seen == sets[split]
@@ -42,15 +47,15 @@ def test_split_by_trajectory(arrays):
 
 
 def test_max_trajectories_nested(arrays):
-    small = RigidBodyDataset(arrays, "train", horizon=2, max_trajectories=3)
-    big = RigidBodyDataset(arrays, "train", horizon=2, max_trajectories=10)
+    small = make_ds(arrays, "train", horizon=2, max_trajectories=3)
+    big = make_ds(arrays, "train", horizon=2, max_trajectories=10)
     assert small.num_trajectories == 3
     assert set(small.trajectory_ids.tolist()) <= set(big.trajectory_ids.tolist())
 
 
 def test_sample_contents(arrays):
     k = 4
-    ds = RigidBodyDataset(arrays, "all", horizon=k)
+    ds = make_ds(arrays, "all", horizon=k)
     s = ds[5 * (12 - k) + 2]  # trajectory 5, frame 2
     assert int(s["trajectory"]) == 5 and int(s["frame"]) == 2
     n = 3
@@ -94,7 +99,7 @@ def _batch(ds, idx):
 
 
 def test_transform_sample_consistent(arrays):
-    ds = RigidBodyDataset(arrays, "all", horizon=3)
+    ds = make_ds(arrays, "all", horizon=3)
     b = _batch(ds, range(0, 60, 6))
     R, t = random_e3(10, generator=5, translation_scale=2.0)
     out = transform_sample(b, R, t)
@@ -126,15 +131,15 @@ def test_transform_sample_consistent(arrays):
 
 
 def test_point_reflection_rule(arrays):
-    s = RigidBodyDataset(arrays, "all", horizon=1)[0]
+    s = make_ds(arrays, "all", horizon=1)[0]
     out = transform_sample(s, -torch.eye(3), torch.zeros(3))
     torch.testing.assert_close(out["velocity"], -s["velocity"])
     torch.testing.assert_close(out["angular_velocity"], s["angular_velocity"])  # pseudovector
 
 
 def test_e3_test_set(arrays):
-    plain = RigidBodyDataset(arrays, "test", horizon=2)
-    e3 = RigidBodyDataset(arrays, "test", horizon=2, e3_seed=9)
+    plain = make_ds(arrays, "test", horizon=2)
+    e3 = make_ds(arrays, "test", horizon=2, e3_seed=9)
     assert len(plain) == len(e3)
     R, t = e3.e3
     for i in (0, len(e3) - 1):
@@ -142,12 +147,12 @@ def test_e3_test_set(arrays):
         for key, v in e3[i].items():
             torch.testing.assert_close(v, ref[key])
     assert not torch.allclose(e3[0]["positions"], plain[0]["positions"])
-    again = RigidBodyDataset(arrays, "test", horizon=2, e3_seed=9)
+    again = make_ds(arrays, "test", horizon=2, e3_seed=9)
     torch.testing.assert_close(again[3]["target_keypoints"], e3[3]["target_keypoints"])
 
 
 def test_rollout_helpers(arrays):
-    ds = RigidBodyDataset(arrays, "val", horizon=3)
+    ds = make_ds(arrays, "val", horizon=3)
     tgt = rollout_targets(ds, 1, t0=1, steps=3)
     assert tgt.shape == (3, 3, 4, 3)
     torch.testing.assert_close(tgt[0], ds.state(1, 1)["target_keypoints"])
@@ -169,28 +174,82 @@ def test_datamodule(data_dir):
     assert b["positions"].shape == (8, 3, 3) and b["target_keypoints"].shape == (8, 3, 4, 3)
     b2 = next(iter(dm.train_dataloader()))
     torch.testing.assert_close(b["positions"], b2["positions"])  # seeded shuffling
-    test, test_e3 = dm.test_dataloader()
-    assert len(test.dataset) == len(test_e3.dataset) == len(dm.test_e3_dataloader().dataset)
+    test, test_e3, test_rot, test_trans = dm.test_dataloader()
+    assert len(test.dataset) == len(test_e3.dataset) == len(dm.test_e3_dataloader().dataset) == len(test_rot.dataset)
     assert len(list(dm.val_dataloader())) > 0
     x, y = next(iter(test)), next(iter(test_e3))
+    r, t = next(iter(test_rot)), next(iter(test_trans))
     # E(3) preserves distances between keypoints
     d = lambda k: torch.cdist(k.flatten(1, 2), k.flatten(1, 2))  # noqa: E731
-    torch.testing.assert_close(d(x["target_keypoints"]), d(y["target_keypoints"]), atol=1e-4, rtol=1e-4)
+    for z in (y, r, t):
+        torch.testing.assert_close(d(x["target_keypoints"]), d(z["target_keypoints"]), atol=1e-5, rtol=1e-5)
+    # rotations/reflections only fix the origin; translations only keep every vector
+    torch.testing.assert_close(r["positions"].norm(dim=-1), x["positions"].norm(dim=-1), atol=1e-5, rtol=1e-5)
+    assert (r["positions"] - x["positions"]).abs().max() > 1e-2
+    torch.testing.assert_close(t["axes"], x["axes"])
+    torch.testing.assert_close(t["velocity"], x["velocity"])
+    assert (t["positions"] - x["positions"]).abs().max() > 1e-2
 
 
 def test_bad_horizon(arrays):
     with pytest.raises(ValueError):
-        RigidBodyDataset(arrays, "train", horizon=12)
+        make_ds(arrays, "train", horizon=12)
     with pytest.raises(ValueError):
-        RigidBodyDataset(arrays, "bogus", horizon=1)
+        make_ds(arrays, "bogus", horizon=1)
 
 
 @pytest.mark.parametrize("e3_seed", [None, 4])
 def test_batched_indexing_matches_single(arrays, e3_seed):
-    ds = RigidBodyDataset(arrays, "train", horizon=2, e3_seed=e3_seed)
+    ds = make_ds(arrays, "train", horizon=2, e3_seed=e3_seed)
     idx = [5, 0, 17, len(ds) - 1]
     batch = ds[torch.tensor(idx)]
     ref = _batch(ds, idx)
     assert batch.keys() == ref.keys()
     for key in ref:
         torch.testing.assert_close(batch[key], ref[key])
+
+
+def test_contact_flags_match_the_simulator_counts(arrays):
+    ds = make_ds(arrays, "all", horizon=3)
+    c = np.asarray(arrays["contacts"]) > 0
+    for i in range(0, len(ds), 7):
+        s = ds[i]
+        m, t = int(s["trajectory"]), int(s["frame"])
+        assert bool(s["contact"]) == bool(c[m, t + 1:t + 4].any())
+    assert 0 < ds.contact_fraction < 1
+
+
+def test_window_sampling_is_deterministic_per_seed_and_keeps_every_contact():
+    rng = np.random.default_rng(0)
+    contact = torch.as_tensor(rng.random(1000) < 0.2)
+    a, b = select_windows(contact, 0.5, seed=1), select_windows(contact, 0.5, seed=1)
+    torch.testing.assert_close(a, b)
+    other = select_windows(contact, 0.5, seed=2)
+    assert not torch.equal(a, other) and len(a) == len(other)
+    kept = contact[a]
+    assert kept.sum() == contact.sum() and kept.float().mean() >= 0.5  # every contact window, >= half
+    assert int((~kept).sum()) == int(contact.sum())  # exactly as many contact-free windows at f = 0.5
+    assert torch.equal(select_windows(contact, None), torch.arange(1000))
+    assert torch.equal(select_windows(contact, 0.1), torch.arange(1000))  # already above 10%
+    with pytest.raises(ValueError, match="min_contact_fraction"):
+        select_windows(contact, 1.5)
+
+
+def test_dataset_window_selection_and_ballistic_keypoints(arrays):
+    full = make_ds(arrays, "all", horizon=3)
+    half = make_ds(arrays, "all", horizon=3, min_contact_fraction=0.5, window_seed=3)
+    again = make_ds(arrays, "all", horizon=3, min_contact_fraction=0.5, window_seed=3)
+    assert half.contact_fraction >= 0.5 and len(half) <= len(full)
+    torch.testing.assert_close(half._index, again._index)
+    # the stored free-flight keypoints are the ballistic predictor on each window's state
+    i = torch.arange(0, len(half), 5)
+    batch = half[i]
+    m, t = half._index[i].unbind(-1)
+    state = half.state(m, t)
+    torch.testing.assert_close(batch["ballistic_keypoints"], state["ballistic_keypoints"])
+    torch.testing.assert_close(batch["contact"], state["contact"])
+    # on contact-free windows free flight is the answer (MuJoCo's 1 ms steps; float32 storage)
+    free = ~full.contact
+    b = full[torch.nonzero(free).flatten()]
+    err = (b["ballistic_keypoints"] - b["target_keypoints"]).norm(dim=-1).max()
+    assert err < 1e-3, err
