@@ -1,18 +1,25 @@
 """Non-equivariant baselines on the same rigid-body tokens: a transformer and an MLP.
 
 Both read the flattened per-body features of :func:`~experiments.models.base.flat_body_features`
-(positions, axes, velocity, angular velocity, sizes, mass, one-hot shape: 26 numbers, world frame) and
-predict the 12 keypoint coordinates of each body as an offset from the body's input keypoints
-(``residual="keypoints"``, the same "no motion" reference as the GATr read-out) or from its input
-centre (``residual="centre"``). The final linear layer is zero-initialised, so an untrained model
+(positions, axes, velocity, angular velocity, sizes, mass, one-hot shape, free-flight keypoints: 38
+numbers, world frame), standardised with training-set statistics (:meth:`fit_normalization`, called by
+the training module before training; the identity until then), and predict the 12 keypoint
+coordinates of each body as an offset from a reference: the free-flight keypoints
+(``residual="ballistic"``, default, as for GATr), the input keypoints (``residual="keypoints"``, "no
+motion") or the input centre (``residual="centre"``). The offset is the head's output times the RMS of
+(target - reference) over the training set, and the head is zero-initialised, so an untrained model
 predicts the reference.
+
+``centre=True`` (transformer) subtracts each scene's mean body position from the positions and the
+free-flight keypoints before the features: a translation-invariant baseline that still has to learn
+rotations and reflections (the raw one has to learn translations too).
 
 Width / depth mapping (parameter counts comparable with GATr at the same knobs):
 
 * ``TransformerBodyModel``: hidden size ``h = hidden_per_width * width`` (default 6 * width, rounded up to
   a multiple of ``num_heads``), ``depth`` pre-norm blocks (multi-head self-attention over the bodies +
   4h GELU MLP, ~12 h^2 = 432 width^2 parameters each), ``num_heads`` heads.
-* ``MLPBodyModel``: all bodies' features concatenated in body order (``num_bodies * 26`` inputs; the
+* ``MLPBodyModel``: all bodies' features concatenated in body order (``num_bodies * 38`` inputs; the
   number of bodies is fixed at construction), hidden size ``h = hidden_per_width * width`` (default 6 *
   width), ``depth`` pre-norm residual blocks ``h -> 4h -> h`` (~8 h^2 parameters each), output
   ``num_bodies * 12``.
@@ -35,26 +42,57 @@ from torch import nn
 
 from gatr.flops import linear_flops, mlp_flops, training_flops, transformer_flops
 
-from .base import FLAT_FEATURES, BodyModel, flat_body_features
-from .embedding import input_keypoints
+from .base import FLAT_FEATURES, BodyModel, FeatureStandardizer, flat_body_features
+from .embedding import input_keypoints, reference_keypoints
 
 __all__ = ["TransformerBodyModel", "MLPBodyModel", "NUM_FLAT_FEATURES"]
 
 NUM_FLAT_FEATURES = sum(n for _, n in FLAT_FEATURES)
-RESIDUALS = ("keypoints", "centre")
+RESIDUALS = ("ballistic", "keypoints", "centre")
 
 
 def _reference(batch: dict, residual: str) -> torch.Tensor:
-    kp = input_keypoints(batch)
     if residual == "centre":
+        kp = input_keypoints(batch)
         return batch["positions"].unsqueeze(-2).expand_as(kp)
-    return kp
+    return reference_keypoints(batch, residual)
 
 
 def _check_residual(residual: str) -> str:
     if residual not in RESIDUALS:
         raise ValueError(f"unknown residual {residual!r}; valid: {list(RESIDUALS)}")
     return residual
+
+
+class _FlatBaseline(BodyModel):
+    """Standardised flat features in, scaled keypoint offsets out (shared by both baselines)."""
+
+    centre: bool = False
+
+    def _init_normalization(self, residual: str) -> None:
+        self.residual = _check_residual(residual)
+        self.standardize = FeatureStandardizer(NUM_FLAT_FEATURES)
+        self.register_buffer("target_scale", torch.tensor(1.0))
+
+    def _scene_centre(self, batch: dict) -> torch.Tensor | None:
+        return batch["positions"].mean(-2, keepdim=True) if self.centre else None
+
+    def features(self, batch: dict) -> torch.Tensor:
+        """Standardised ``(B, N, 38)`` features (centred first when ``centre``)."""
+        return self.standardize(flat_body_features(batch, self._scene_centre(batch)))
+
+    def predict(self, batch: dict, offsets: torch.Tensor) -> torch.Tensor:
+        """Reference keypoints plus ``offsets`` ``(B, N, 12)`` in units of ``target_scale``."""
+        ref = _reference(batch, self.residual)
+        return ref + self.target_scale.to(ref.dtype) * offsets.reshape(*offsets.shape[:-1], 4, 3)
+
+    @torch.no_grad()
+    def fit_normalization(self, batch: dict) -> None:
+        """Feature mean/std and the RMS of (target - reference) from training samples ``batch``."""
+        self.standardize.fit(flat_body_features(batch, self._scene_centre(batch)))
+        residual = batch["target_keypoints"].to(torch.float64) - _reference(batch, self.residual).to(torch.float64)
+        rms = residual.pow(2).sum(-1).mean().sqrt()
+        self.target_scale.fill_(float(rms) if float(rms) > 1e-9 else 1.0)
 
 
 class _FeedForward(nn.Module):
@@ -85,20 +123,21 @@ class _TransformerBlock(nn.Module):
         return self.mlp(x)
 
 
-class TransformerBodyModel(BodyModel):
+class TransformerBodyModel(_FlatBaseline):
     """Pre-norm transformer over one token per body (see module docstring)."""
 
     family = "transformer"
 
     def __init__(self, width: int = 16, depth: int = 2, num_heads: int = 4, hidden_per_width: int = 6,
-                 residual: str = "keypoints"):
+                 residual: str = "ballistic", centre: bool = False):
         super().__init__()
         if width < 1 or depth < 1 or num_heads < 1 or hidden_per_width < 1:
             raise ValueError(f"transformer needs width, depth, num_heads, hidden_per_width >= 1; got {width}, "
                              f"{depth}, {num_heads}, {hidden_per_width}")
         self.hidden = -(-int(hidden_per_width * width) // num_heads) * num_heads  # multiple of num_heads
         self.width, self.depth, self.num_heads = width, depth, num_heads
-        self.residual = _check_residual(residual)
+        self.centre = bool(centre)
+        self._init_normalization(residual)
         self.inp = nn.Linear(NUM_FLAT_FEATURES, self.hidden)
         self.blocks = nn.ModuleList(_TransformerBlock(self.hidden, num_heads) for _ in range(depth))
         self.norm = nn.LayerNorm(self.hidden)
@@ -107,11 +146,10 @@ class TransformerBodyModel(BodyModel):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        x = self.inp(flat_body_features(batch).to(self.inp.weight.dtype))
+        x = self.inp(self.features(batch).to(self.inp.weight.dtype))
         for block in self.blocks:
             x = block(x)
-        out = self.head(self.norm(x))
-        return _reference(batch, self.residual) + out.reshape(*out.shape[:-1], 4, 3)
+        return self.predict(batch, self.head(self.norm(x)))
 
     def nominal_flops_per_token(self, num_items: int) -> float:
         """Forward FLOPs per body token in a scene of ``num_items`` bodies."""
@@ -121,20 +159,20 @@ class TransformerBodyModel(BodyModel):
         return training_flops(num_bodies * self.nominal_flops_per_token(num_bodies))
 
 
-class MLPBodyModel(BodyModel):
+class MLPBodyModel(_FlatBaseline):
     """MLP over all bodies' concatenated features (see module docstring)."""
 
     family = "mlp"
 
     def __init__(self, num_bodies: int = 4, width: int = 16, depth: int = 2, hidden_per_width: int = 6,
-                 residual: str = "keypoints"):
+                 residual: str = "ballistic"):
         super().__init__()
         if num_bodies < 1 or width < 1 or depth < 1 or hidden_per_width < 1:
             raise ValueError(f"mlp needs num_bodies, width, depth, hidden_per_width >= 1; got {num_bodies}, "
                              f"{width}, {depth}, {hidden_per_width}")
         self.hidden = int(hidden_per_width * width)
         self.num_bodies, self.width, self.depth = num_bodies, width, depth
-        self.residual = _check_residual(residual)
+        self._init_normalization(residual)
         self.inp = nn.Linear(num_bodies * NUM_FLAT_FEATURES, self.hidden)
         self.blocks = nn.Sequential(*(_FeedForward(self.hidden) for _ in range(depth)))
         self.norm = nn.LayerNorm(self.hidden)
@@ -143,12 +181,12 @@ class MLPBodyModel(BodyModel):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        feats = flat_body_features(batch).to(self.inp.weight.dtype)  # (B, N, 26)
-        n = feats.shape[-2]
+        n = batch["positions"].shape[-2]
         if n != self.num_bodies:
             raise ValueError(f"this MLP was built for {self.num_bodies} bodies, got a batch with {n}")
+        feats = self.features(batch).to(self.inp.weight.dtype)  # (B, N, 38)
         out = self.head(self.norm(self.blocks(self.inp(feats.flatten(-2)))))
-        return _reference(batch, self.residual) + out.reshape(*out.shape[:-1], n, 4, 3)
+        return self.predict(batch, out.reshape(*out.shape[:-1], n, 12))
 
     def nominal_flops_per_sample(self, num_bodies: int | None = None) -> float:
         n = self.num_bodies if num_bodies is None else num_bodies

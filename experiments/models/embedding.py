@@ -12,6 +12,9 @@ One token per body. Multivector channels (``MV_CHANNELS``):
  7   linear velocity             ``embed_direction(velocity)``
  8   angular velocity            ``embed_axial_vector(angular_velocity)`` (transforms with
                                  ``det(R) R``, like the data, see ``rigid_body.transforms``)
+9-12 free-flight keypoints       ``embed_point`` of the batch's ``ballistic_keypoints`` (where
+                                 each body would be without contacts: overlaps there are the
+                                 collisions the net has to correct)
 ===  ==========================  ===========================================================
 
 Scalar channels (``SCALAR_FEATURES``): the three sizes, log mass, one-hot shape (4), and E(3)
@@ -35,9 +38,10 @@ Reflections (exact E(3) equivariance for every backend).
     are read back sign-blind (``extract_point`` divides by the homogeneous weight). Invariant
     scalars built from pseudovectors (``w . a_j``) are multiplied by ``c_i`` for the same reason.
 
-Read-out (residual, "no motion" at initialisation).
+Read-out (residual: free flight, or "no motion", at initialisation).
     The network outputs four channels ``Y_k`` (centre and axis tips). Each is added to the
-    reference ``X_k`` = the embedded input keypoint (with the same ``c_i`` factor) and read back with
+    reference ``X_k`` = the embedded free-flight keypoint (``residual="ballistic"``, the default) or
+    input keypoint (``residual="keypoints"``), with the same ``c_i`` factor, and read back with
     ``extract_point``. For backends whose points carry a homogeneous weight (a linear functional
     ``phi`` with ``phi(embed_point(p)) = 1``, derived numerically below: ``e_123`` in PGA, ``-X . e_inf``
     in CGA; none in the euclidean algebra) the weight of ``Y_k`` is first moved onto the reference:
@@ -56,14 +60,17 @@ from functools import lru_cache
 import torch
 
 from algebras import get_algebra
+from experiments.rigid_body.ballistic import no_motion_keypoints
 
 __all__ = [
-    "MV_CHANNELS", "SCALAR_FEATURES", "NUM_SHAPES", "BodyEmbedding", "EmbeddedBodies",
-    "handedness", "input_keypoints", "point_weight_functional",
+    "MV_CHANNELS", "SCALAR_FEATURES", "NUM_SHAPES", "RESIDUALS", "BodyEmbedding", "EmbeddedBodies",
+    "handedness", "input_keypoints", "reference_keypoints", "point_weight_functional",
 ]
 
 MV_CHANNELS = ("centre", "tip_0", "tip_1", "tip_2", "axis_0", "axis_1", "axis_2", "velocity",
-               "angular_velocity")
+               "angular_velocity", "ballistic_centre", "ballistic_tip_0", "ballistic_tip_1", "ballistic_tip_2")
+#: what the predicted keypoints are a correction to: free flight (default) or the input keypoints
+RESIDUALS = ("ballistic", "keypoints")
 NUM_SHAPES = 4
 SCALAR_FEATURES = ("size_0", "size_1", "size_2", "log_mass", "shape_box", "shape_sphere", "shape_capsule",
                    "shape_ellipsoid", "speed", "spin", "v.a_0", "v.a_1", "v.a_2", "c w.a_0", "c w.a_1",
@@ -77,11 +84,27 @@ def handedness(axes: torch.Tensor) -> torch.Tensor:
     return torch.where(c == 0, torch.ones_like(c), c)
 
 
-def input_keypoints(batch: dict) -> torch.Tensor:
-    """Keypoints of the input state: centre and centre + axes[j] * sizes[j], ``(..., N, 4, 3)``."""
-    p, axes, sizes = batch["positions"], batch["axes"], batch["sizes"]
-    tips = p.unsqueeze(-2) + axes * sizes.unsqueeze(-1).to(p.dtype)
-    return torch.cat([p.unsqueeze(-2), tips], -2)
+#: keypoints of the input state: centre and centre + axes[j] * sizes[j], ``(..., N, 4, 3)``
+input_keypoints = no_motion_keypoints
+
+
+def free_flight_keypoints(batch: dict) -> torch.Tensor:
+    """The batch's ``ballistic_keypoints`` ``(..., N, 4, 3)``, or a clear error if it has none."""
+    kp = batch.get("ballistic_keypoints")
+    if kp is None:
+        raise KeyError("the batch has no 'ballistic_keypoints' (the free-flight prediction the models correct); "
+                       "the datasets add them, or compute them with experiments.rigid_body.ballistic."
+                       "ballistic_keypoints(batch, horizon_seconds)")
+    return kp.to(batch["positions"].dtype)
+
+
+def reference_keypoints(batch: dict, residual: str) -> torch.Tensor:
+    """What a model's output corrects: free-flight keypoints ("ballistic") or the input ones ("keypoints")."""
+    if residual == "ballistic":
+        return free_flight_keypoints(batch)
+    if residual == "keypoints":
+        return input_keypoints(batch)
+    raise ValueError(f"unknown residual {residual!r}; valid: {list(RESIDUALS)}")
 
 
 @lru_cache(maxsize=None)
@@ -117,7 +140,7 @@ def point_weight_functional(algebra) -> torch.Tensor | None:
 class EmbeddedBodies:
     mv: torch.Tensor  # (B, N, C_in, dim)
     scalars: torch.Tensor  # (B, N, S_in)
-    reference: torch.Tensor  # (B, N, 4, dim): embedded input keypoints (times c where parity is -1)
+    reference: torch.Tensor  # (B, N, 4, dim): embedded reference keypoints (times c where parity is -1)
     handedness: torch.Tensor  # (B, N)
     centre: torch.Tensor | None  # (B, 1, 3) for backends that centre positions, else None
 
@@ -129,7 +152,10 @@ class BodyEmbedding:
     num_scalar_channels = len(SCALAR_FEATURES)
     num_out_channels = OUT_CHANNELS
 
-    def __init__(self, algebra):
+    def __init__(self, algebra, residual: str = "ballistic"):
+        if residual not in RESIDUALS:
+            raise ValueError(f"unknown residual {residual!r}; valid: {list(RESIDUALS)}")
+        self.residual = residual
         self.algebra = get_algebra(algebra)
         self.parity = {k: int(self.algebra.embedding_parity.get(k, 1)) for k in ("point", "direction", "axial_vector")}
         # translations by centring for backends whose group has none (capability: a ``center`` method)
@@ -152,17 +178,18 @@ class BodyEmbedding:
         sizes, mass = batch["sizes"].to(dtype), batch["mass"].to(dtype)
         c = handedness(axes)  # (B, N)
 
-        keypoints = input_keypoints(batch)  # (B, N, 4, 3)
+        keypoints = torch.cat([input_keypoints(batch), free_flight_keypoints(batch)], -2)  # (B, N, 8, 3)
         centre = None
         if self.centres_positions:
             _, centre = alg.center(positions, dim=-2)  # (B, 1, 3)
             keypoints = keypoints - centre.unsqueeze(-2)
 
-        points = self._signed(alg.embed_point(keypoints), "point", c)  # (B, N, 4, dim)
+        points = self._signed(alg.embed_point(keypoints), "point", c)  # (B, N, 8, dim)
         directions = torch.cat([axes, velocity.unsqueeze(-2)], -2)  # (B, N, 4, 3)
         directions = self._signed(alg.embed_direction(directions), "direction", c)
         spin = self._signed(alg.embed_axial_vector(omega).unsqueeze(-2), "axial_vector", c)
-        mv = torch.cat([points, directions, spin], -2)  # (B, N, 9, dim)
+        mv = torch.cat([points[..., :4, :], directions, spin, points[..., 4:, :]], -2)  # (B, N, 13, dim)
+        reference = points[..., 4:, :] if self.residual == "ballistic" else points[..., :4, :]
 
         shape = torch.nn.functional.one_hot(batch["shape"].long(), NUM_SHAPES).to(dtype)
         v_dot_a = (axes * velocity.unsqueeze(-2)).sum(-1)
@@ -171,7 +198,7 @@ class BodyEmbedding:
             sizes, torch.log(mass.clamp_min(1e-12)).unsqueeze(-1), shape,
             velocity.norm(dim=-1, keepdim=True), omega.norm(dim=-1, keepdim=True), v_dot_a, w_dot_a,
         ], -1)
-        return EmbeddedBodies(mv=mv, scalars=scalars, reference=points, handedness=c, centre=centre)
+        return EmbeddedBodies(mv=mv, scalars=scalars, reference=reference, handedness=c, centre=centre)
 
     # ------------------------------------------------------------------ outputs
     def readout(self, out_mv: torch.Tensor, emb: EmbeddedBodies, gate: torch.Tensor | float = 1.0) -> torch.Tensor:

@@ -2,11 +2,14 @@
 
 ``GATrBodyModel(algebra, width, depth, num_heads)`` wraps :class:`gatr.GATr` with
 ``hidden_mv_channels = width`` and ``hidden_s_channels = hidden_s_per_width * width`` (default
-``2 * width``), ``num_blocks = depth``. Inputs are the 9 multivector and 16 scalar channels of
+``2 * width``), ``num_blocks = depth``. Inputs are the 13 multivector and 16 scalar channels of
 :class:`~experiments.models.embedding.BodyEmbedding`; outputs are 4 multivector channels read back as
-the centre and the three axis tips with the residual, sign-blind read-out described there (a learnable
-scalar ``gate``, initialised to ``init_gate = 0``, scales the network's contribution, so an untrained
-model predicts no motion). The whole predictor is E(3)-equivariant, reflections included.
+the centre and the three axis tips with the residual, sign-blind read-out described there: a correction
+to the free-flight keypoints (``residual="ballistic"``, default) or to the input keypoints
+(``residual="keypoints"``). A learnable scalar ``gate``, initialised to ``init_gate = 0``, scales the
+network's contribution, so an untrained model predicts the reference. The invariant scalar inputs are
+standardised with training-set statistics (:meth:`fit_normalization`); an affine map of invariants keeps
+the model equivariant. The whole predictor is E(3)-equivariant, reflections included.
 
 FLOPs: ``GATr.nominal_flops_per_token`` (already forward + backward, per token, convention of
 :mod:`gatr.flops`) times the number of bodies; embedding and read-out are element-wise and not counted.
@@ -25,7 +28,7 @@ from torch import nn
 
 from algebras import get_algebra
 
-from .base import BodyModel
+from .base import BodyModel, FeatureStandardizer
 from .embedding import BodyEmbedding
 
 __all__ = ["GATrBodyModel"]
@@ -35,7 +38,7 @@ class GATrBodyModel(BodyModel):
     family = "gatr"
 
     def __init__(self, algebra, width: int = 16, depth: int = 2, num_heads: int = 4, hidden_s_per_width: int = 2,
-                 init_gate: float = 0.0, **gatr_kwargs):
+                 init_gate: float = 0.0, residual: str = "ballistic", **gatr_kwargs):
         super().__init__()
         from gatr import GATr  # imported lazily: the network package is optional for the baselines
 
@@ -44,7 +47,8 @@ class GATrBodyModel(BodyModel):
         self.algebra = get_algebra(algebra)
         self.algebra_name = self.algebra.name
         self.width, self.depth, self.num_heads = width, depth, num_heads
-        self.embedding = BodyEmbedding(self.algebra)
+        self.embedding = BodyEmbedding(self.algebra, residual=residual)
+        self.residual = residual
         self.net = GATr(
             algebra=self.algebra,
             in_mv_channels=self.embedding.num_mv_channels,
@@ -58,14 +62,24 @@ class GATrBodyModel(BodyModel):
             **gatr_kwargs,
         )
         self.gate = nn.Parameter(torch.tensor(float(init_gate)))
+        # the scalar inputs are E(3) invariants, so an affine map of them keeps the model equivariant
+        self.standardize_scalars = FeatureStandardizer(self.embedding.num_scalar_channels)
+
+    def _batch(self, batch: dict) -> dict:
+        dtype = self.gate.dtype
+        return {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in batch.items()}
+
+    @torch.no_grad()
+    def fit_normalization(self, batch: dict) -> None:
+        """Mean / std of the invariant scalar inputs over training samples ``batch`` (the multivector
+        inputs are geometric objects and are left as they are)."""
+        self.standardize_scalars.fit(self.embedding.embed(self._batch(batch)).scalars)
 
     def forward(self, batch: dict, attention_mask: torch.Tensor | None = None,
                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        dtype = self.gate.dtype
-        batch = {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in batch.items()}
-        emb = self.embedding.embed(batch)
+        emb = self.embedding.embed(self._batch(batch))
         reference = self.algebra.embed_pseudoscalar(emb.handedness).unsqueeze(-2)  # (B, N, 1, dim)
-        mv_out, _ = self.net(emb.mv, emb.scalars, attention_mask=attention_mask,
+        mv_out, _ = self.net(emb.mv, self.standardize_scalars(emb.scalars), attention_mask=attention_mask,
                              key_padding_mask=key_padding_mask, reference_mv=reference)
         return self.embedding.readout(mv_out, emb, self.gate)
 

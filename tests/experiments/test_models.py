@@ -13,6 +13,7 @@ from algebras import get_algebra
 from experiments.models import (BodyEmbedding, MLPBodyModel, TransformerBodyModel, augment_batch, build_model,
                                 handedness, input_keypoints)
 from experiments.models.embedding import point_weight_functional
+from experiments.rigid_body.ballistic import ballistic_keypoints
 from experiments.rigid_body.dataset import keypoints
 from experiments.rigid_body.transforms import random_e3, transform_sample
 
@@ -49,7 +50,19 @@ def make_batch(batch=3, bodies=4, seed=0, dtype=torch.float64) -> dict:
     target_pos = out["positions"] + 0.1 * torch.randn(batch, bodies, 3, generator=g, dtype=torch.float64)
     out["target_positions"], out["target_axes"] = target_pos, q2
     out["target_keypoints"] = keypoints(target_pos, q2, sizes)
+    out["ballistic_keypoints"] = ballistic_keypoints(out, HORIZON_S)
     out = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in out.items()}
+    return out
+
+
+HORIZON_S = 0.1
+
+
+def moved(batch: dict, R, t) -> dict:
+    """The batch transformed by (R, t), with the free-flight keypoints RECOMPUTED from the moved state
+    (not transformed), so equivariance tests cover the ballistic reference too."""
+    out = transform_sample({k: v for k, v in batch.items() if k != "ballistic_keypoints"}, R, t)
+    out["ballistic_keypoints"] = ballistic_keypoints(out, HORIZON_S)
     return out
 
 
@@ -121,7 +134,7 @@ def test_embedding_readout_equivariant_with_stand_in_net(name):
     assert pred.shape == (3, 4, 4, 3)
     assert (pred - input_keypoints(batch)).abs().max() > 1e-3  # non-trivial
     for kind, (R, t) in transforms(3, seed=10).items():
-        out = predict(transform_sample(batch, R, t))
+        out = predict(moved(batch, R, t))
         torch.testing.assert_close(out, apply_points(pred, R, t), atol=1e-9, rtol=1e-9, msg=f"{name} {kind}")
 
 
@@ -159,6 +172,8 @@ def test_readout_gate_zero_predicts_no_motion_and_weight_functional():
         emb = BodyEmbedding(name)
         e = emb.embed(batch)
         junk = torch.randn(*e.reference.shape, dtype=torch.float64)
+        torch.testing.assert_close(emb.readout(junk, e, gate=0.0), batch["ballistic_keypoints"], atol=1e-12, rtol=0)
+        e = BodyEmbedding(name, residual="keypoints").embed(batch)
         torch.testing.assert_close(emb.readout(junk, e, gate=0.0), input_keypoints(batch), atol=1e-12, rtol=0)
         assert e.mv.shape == (3, 4, emb.num_mv_channels, get_algebra(name).dim)
         assert e.scalars.shape == (3, 4, emb.num_scalar_channels)
@@ -189,7 +204,7 @@ def test_gatr_body_model_e3_equivariant(name):
         assert torch.isfinite(pred).all()
         assert (pred - input_keypoints(batch)).abs().max() > 1e-3  # non-trivial prediction
         for kind, (R, t) in transforms(3, seed=20).items():
-            out = model(transform_sample(batch, R, t))
+            out = model(moved(batch, R, t))
             torch.testing.assert_close(out, apply_points(pred, R, t), atol=1e-8, rtol=1e-8, msg=f"{name} {kind}")
 
 
@@ -215,7 +230,7 @@ def test_gatr_body_model_init_no_motion_gradients_and_flops():
     batch = make_batch(dtype=torch.float32)
     model = build_model("gatr", algebra="pga", width=4, depth=1, num_heads=2)
     with torch.no_grad():
-        torch.testing.assert_close(model(batch), input_keypoints(batch))  # gate 0: no motion
+        torch.testing.assert_close(model(batch), batch["ballistic_keypoints"])  # gate 0: free flight
         model.gate.fill_(0.5)
     loss = ((model(batch) - batch["target_keypoints"]) ** 2).mean()
     loss.backward()
@@ -237,7 +252,7 @@ def test_baselines_shapes_not_equivariant_and_gradients(family):
     model = build_model(family, width=4, depth=2, num_heads=2).double()
     batch = make_batch()
     with torch.no_grad():
-        torch.testing.assert_close(model(batch), input_keypoints(batch))  # zero-initialised head
+        torch.testing.assert_close(model(batch), batch["ballistic_keypoints"])  # zero-initialised head
     perturb(model, scale=0.1)
     with torch.no_grad():
         pred = model(batch)
@@ -325,3 +340,60 @@ def test_build_model_errors():
     m = build_model("transformer", width=4, depth=1, num_heads=2)
     assert m.family == "transformer" and m.hidden == 24
     assert build_model("mlp", width=4, num_bodies=6).num_bodies == 6
+
+
+# ----------------------------------------------------------------------------- residual switch, standardisation
+
+
+@pytest.mark.parametrize("family", ["gatr", "transformer", "mlp"])
+def test_residual_switch_every_family(family):
+    """Every family corrects free flight by default; residual="keypoints" turns it off (no motion)."""
+    batch = make_batch(dtype=torch.float32)
+    alg = "pga" if family == "gatr" else None
+    default = build_model(family, alg, width=4, depth=1, num_heads=2)
+    off = build_model(family, alg, width=4, depth=1, num_heads=2, residual="keypoints")
+    with torch.no_grad():
+        torch.testing.assert_close(default(batch), batch["ballistic_keypoints"])
+        torch.testing.assert_close(off(batch), input_keypoints(batch))
+    assert (batch["ballistic_keypoints"] - input_keypoints(batch)).abs().max() > 1e-2
+    no_ref = {k: v for k, v in batch.items() if k != "ballistic_keypoints"}
+    with pytest.raises(KeyError, match="ballistic_keypoints"):
+        default(no_ref)
+
+
+@pytest.mark.parametrize("family", ["transformer", "mlp"])
+def test_baseline_standardisation_from_training_statistics(family):
+    train = make_batch(batch=64, seed=1)
+    model = build_model(family, width=4, depth=1, num_heads=2).double()
+    model.fit_normalization(train)
+    feats = model.features(train).reshape(-1, model.standardize.mean.numel())
+    varying = model.standardize.std != 1
+    torch.testing.assert_close(feats.mean(0), torch.zeros_like(feats[0]), atol=1e-9, rtol=0)
+    torch.testing.assert_close(feats.std(0, unbiased=False)[varying], torch.ones_like(feats[0][varying]))
+    rms = (train["target_keypoints"] - train["ballistic_keypoints"]).pow(2).sum(-1).mean().sqrt()
+    assert float(model.target_scale) == pytest.approx(float(rms), rel=1e-9)
+    state = model.state_dict()  # statistics are saved with the weights
+    assert {"standardize.mean", "standardize.std", "target_scale"} <= set(state)
+    with torch.no_grad():
+        torch.testing.assert_close(model(train), train["ballistic_keypoints"])  # still the reference at init
+
+
+def test_centred_transformer_is_translation_equivariant_and_the_raw_one_is_not():
+    batch = make_batch(batch=8, seed=2)
+    shift = torch.zeros(8, 3, 3, dtype=torch.float64) + torch.eye(3, dtype=torch.float64)
+    _, t = random_e3(8, generator=5, translation_scale=2.0, dtype=torch.float64)
+    models = {}
+    for centre in (True, False):
+        torch.manual_seed(0)
+        model = build_model("transformer", width=4, depth=1, num_heads=2, centre=centre).double()
+        model.fit_normalization(batch)
+        perturb(model, scale=0.2)
+        with torch.no_grad():
+            pred, out = model(batch), model(moved(batch, shift, t))
+        models[centre] = (out - apply_points(pred, shift, t)).abs().max()
+        if centre:
+            R, _ = transforms(8, seed=9)["rotation"]
+            with torch.no_grad():  # the centred one still has to learn rotations
+                err = (model(moved(batch, R, 0 * t)) - apply_points(model(batch), R, 0 * t)).abs().max()
+            assert err > 1e-3
+    assert models[True] < 1e-10 and models[False] > 1e-3, models
