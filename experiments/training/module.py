@@ -18,8 +18,13 @@ Families (validated in ``__init__``, before any training starts):
 * ``transformer`` and ``mlp`` (``algebra`` must be ``None``); ``augment=True`` adds random E(3)
   augmentation (rotations, reflections, translations) of every training batch.
 
+Before training (``setup("fit")``) the model's input/output statistics are set from the training
+split (:meth:`BodyModel.fit_normalization`: baselines standardise their features and scale their
+outputs, GATr standardises its invariant scalars) and saved with the model's buffers.
+
 Logged metrics: ``train/loss``, ``val/loss``, ``test/mse`` (plain test set), ``test_e3/mse``
-(E(3)-transformed test set), ``lr``, and per training step ``perf/samples_per_s``,
+(E(3)-transformed test set), ``test_rotation/mse`` (rotations and reflections only),
+``test_translation/mse`` (translations only), ``lr``, and per training step ``perf/samples_per_s``,
 ``perf/tokens_per_s`` (tokens = bodies) and ``perf/train_flops`` (nominal training FLOPs so far =
 forward+backward FLOPs per sample x samples seen).  Rates are timed from batch start to batch end
 (forward, backward, optimiser step; data loading excluded); all ``perf`` values count all ranks.
@@ -200,6 +205,21 @@ class BodyDynamicsModule(L.LightningModule):
         return augment_batch(batch, self.augmentation_generator(),
                              translation_scale=self.hparams.augment_translation_scale)
 
+    def setup(self, stage: str) -> None:
+        if stage != "fit" or self._trainer is None:
+            return
+        dm = getattr(self.trainer, "datamodule", None)
+        train = getattr(dm, "train", None)
+        if train is not None and len(train):
+            self.fit_normalization(train)
+
+    @torch.no_grad()
+    def fit_normalization(self, dataset, max_samples: int = 50_000) -> None:
+        """The model's training-set statistics from (an evenly spaced subset of) ``dataset``."""
+        n = len(dataset)
+        idx = torch.linspace(0, n - 1, min(n, max_samples)).round().long().unique()
+        self.model.fit_normalization(dataset[idx])
+
     def _check_bodies(self, batch: dict) -> None:
         n = batch["positions"].shape[-2]
         if n != self.hparams.num_bodies:
@@ -229,8 +249,10 @@ class BodyDynamicsModule(L.LightningModule):
         return loss
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        from experiments.rigid_body.dataset import EVAL_SETS
+
         loss = keypoint_mse(self(batch), batch["target_keypoints"])
-        name = "test/mse" if dataloader_idx == 0 else "test_e3/mse"
+        name = f"{list(EVAL_SETS)[dataloader_idx]}/mse"
         self.log(name, loss, batch_size=batch["positions"].shape[0], sync_dist=True, add_dataloader_idx=False)
         return loss
 

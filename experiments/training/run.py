@@ -1,9 +1,10 @@
 """``train_run``: one run of a scaling sweep (see :mod:`experiments.scaling.runner`).
 
 Made for many short runs in one process: no progress bar, no checkpoints, no model summary, a
-single CSV logger in ``run_dir``, no validation during training (val / test / test_e3 are
-evaluated once at the end on up to ``eval_batches`` batches each), ``num_workers=0`` and the
-dataset arrays cached across runs with the same data directory.
+single CSV logger in ``run_dir``, no validation during training (the WHOLE validation split and
+the whole test split, plain and transformed, are scored once at the end; ``eval_batches`` may
+cap that for smoke tests only), ``num_workers=0`` and the dataset arrays cached across runs with
+the same data directory.
 
 Threads: a run uses ``spec["num_threads"]`` intra-op threads (default 1; 0 = leave torch's
 setting), restored afterwards.  Sweep models are small, and on a shared 2-core CPU two threads
@@ -27,8 +28,8 @@ SPEC_DEFAULTS = {
     "family": "gatr", "algebra": None, "augment": False, "width": 16, "depth": 2, "num_heads": 4,
     "steps": 100, "train_trajectories": None, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0,
     "warmup_steps": None, "scheduler": "cosine", "min_lr_ratio": 0.0, "seed": 0, "horizon": 5,
-    "bodies": 4, "eval_batches": 8, "eval_batch_size": None, "precision": "32-true",
-    "gradient_clip_val": None, "model_kwargs": None, "num_threads": 1,
+    "bodies": 4, "eval_batches": None, "eval_batch_size": 512, "precision": "32-true",
+    "gradient_clip_val": None, "model_kwargs": None, "num_threads": 1, "min_contact_fraction": 0.5,
 }
 
 
@@ -50,6 +51,29 @@ def evaluate(module, loader, max_batches: int | None = None) -> float:
         count += bs
     module.train(was_training)
     return total / count if count else float("nan")
+
+
+def _predict(module):
+    return lambda batch: module(batch)
+
+
+class _Prefix(torch.utils.data.Dataset):
+    """The first ``n`` windows of a dataset, with its batched indexing (for capped smoke evaluations)."""
+
+    def __init__(self, base, n: int):
+        self.base, self.n = base, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        return self.base[i]
+
+
+def _capped(ds, cap, batch_size: int):
+    if cap is None or int(cap) <= 0:
+        return ds
+    return _Prefix(ds, min(len(ds), int(cap) * batch_size))
 
 
 def build_from_spec(spec: dict, data_dir: Path):
@@ -74,7 +98,7 @@ def build_from_spec(spec: dict, data_dir: Path):
     dm = TrainingDataModule(
         data_dir, horizon=int(s["horizon"]), batch_size=int(s["batch_size"]), num_workers=0,
         max_train_trajectories=s["train_trajectories"], seed=0, bodies=int(s["bodies"]),
-        shuffle_seed=int(s["seed"]),
+        shuffle_seed=int(s["seed"]), min_contact_fraction=s["min_contact_fraction"],
     )
     return module, dm, s
 
@@ -94,11 +118,14 @@ def train_run(spec: dict, data_dir: Path, run_dir: Path) -> dict:
     -------
     dict with ``params`` (trainable parameters), ``flops_per_sample`` (nominal forward+backward
     FLOPs of one sample), ``flops_per_step`` (= flops_per_sample * batch_size), ``train_flops``
-    (= flops_per_step * steps), ``val_loss``, ``test_loss``, ``test_e3_loss`` (keypoint MSE [m^2]
-    on up to ``eval_batches`` batches of each split), ``final_train_loss``, ``steps``,
-    ``samples_seen``, ``wall_time_s`` (whole call), ``train_time_s``, ``samples_per_s``,
-    ``tokens_per_s`` (training only), ``train_set_size`` (samples), ``epochs``, ``num_threads``,
-    ``finite`` (all three evaluation losses finite).
+    (= flops_per_step * steps); keypoint MSEs [m^2] ``val_loss``, ``test_loss``,
+    ``test_contact_loss``, ``test_free_loss``, ``test_e3_loss``, ``test_rotation_loss``,
+    ``test_translation_loss`` (whole splits); ``test_per_trajectory`` and, for the closed-form
+    references, ``references`` = ``{name: {"test": scores, "val": scores, "per_trajectory": ...}}``
+    (see :mod:`experiments.training.evaluation`); ``test_windows``, ``test_contact_fraction``;
+    ``final_train_loss``, ``steps``, ``samples_seen``, ``wall_time_s`` (whole call),
+    ``train_time_s``, ``eval_time_s``, ``samples_per_s``, ``tokens_per_s`` (training only),
+    ``train_set_size`` (samples), ``epochs``, ``num_threads``, ``finite`` (every loss finite).
     """
     t_start = time.perf_counter()
     threads = spec.get("num_threads", SPEC_DEFAULTS["num_threads"])
@@ -139,18 +166,27 @@ def _train_run(spec: dict, data_dir: Path, run_dir: Path, t_start: float) -> dic
         trainer.fit(module, datamodule=dm)
         train_time = time.perf_counter() - t0
 
-    eval_batches = s["eval_batches"]
-    eval_batches = None if eval_batches is None or int(eval_batches) <= 0 else int(eval_batches)
+    from .evaluation import per_trajectory, reference_scores, score, window_errors
+
+    t_eval = time.perf_counter()
     ebs = int(s["eval_batch_size"] or batch_size)
-    from torch.utils.data import DataLoader
+    cap = s["eval_batches"]
 
-    from .data import _batched, collate_batched
+    def errors_of(ds):
+        return window_errors(_predict(module), _capped(ds, cap, ebs), ebs, device=module.device)
 
-    def loss_of(ds):
-        loader = DataLoader(_batched(ds), batch_size=ebs, shuffle=False, collate_fn=collate_batched)
-        return evaluate(module, loader, eval_batches)
-
-    val_loss, test_loss, test_e3_loss = loss_of(dm.val), loss_of(dm.test), loss_of(dm.test_e3)
+    module.eval()  # smoke tests may cap the windows with eval_batches; studies score whole splits
+    val, test = score(errors_of(dm.val)), errors_of(dm.test)
+    test_scores = score(test)
+    transformed = {name: score(errors_of(getattr(dm, name)))["all"]
+                   for name in ("test_e3", "test_rotation", "test_translation")}
+    references = {name: {"test": sc, "per_trajectory": pt}
+                  for name, (sc, pt) in reference_scores(_capped(dm.test, cap, ebs)).items()}
+    for name, (sc, _) in reference_scores(_capped(dm.val, cap, ebs)).items():
+        references[name]["val"] = sc
+    eval_time = time.perf_counter() - t_eval
+    losses = {"val_loss": val["all"], "test_loss": test_scores["all"], "test_contact_loss": test_scores["contact"],
+              "test_free_loss": test_scores["free"], **{f"{k}_loss": v for k, v in transformed.items()}}
     final_train = trainer.callback_metrics.get("train/loss")
     flops_per_sample = float(module.flops_per_sample)
     flops_per_step = flops_per_sample * batch_size
@@ -161,18 +197,21 @@ def _train_run(spec: dict, data_dir: Path, run_dir: Path, t_start: float) -> dic
         "flops_per_sample": flops_per_sample,
         "flops_per_step": flops_per_step,
         "train_flops": flops_per_step * steps,
-        "val_loss": val_loss,
-        "test_loss": test_loss,
-        "test_e3_loss": test_e3_loss,
+        **losses,
+        "test_per_trajectory": per_trajectory(test),
+        "references": references,
+        "test_windows": test_scores["n_windows"],
+        "test_contact_fraction": test_scores["n_contact"] / max(1, test_scores["n_windows"]),
         "final_train_loss": float(final_train) if final_train is not None else float("nan"),
         "steps": done_steps,
         "samples_seen": int(samples),
         "train_set_size": len(dm.train),
         "epochs": int(trainer.current_epoch),
         "train_time_s": train_time,
+        "eval_time_s": eval_time,
         "samples_per_s": samples / train_time if train_time > 0 else float("nan"),
         "tokens_per_s": samples * bodies / train_time if train_time > 0 else float("nan"),
         "wall_time_s": time.perf_counter() - t_start,
         "num_threads": torch.get_num_threads(),
-        "finite": all(math.isfinite(v) for v in (val_loss, test_loss, test_e3_loss)),
+        "finite": all(math.isfinite(v) for k, v in losses.items() if k not in ("test_contact_loss", "test_free_loss")),
     }

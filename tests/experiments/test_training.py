@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from experiments.rigid_body.dataset import RigidBodyDataset
 import torch
 
 from experiments.rigid_body.generate import generate_dataset
@@ -22,7 +24,7 @@ from experiments.training.data import load_cached_arrays
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "experiments" / "configs").glob("*.yaml"))
 EXPECTED_CONFIGS = {"gatr_euclidean", "gatr_projective", "gatr_projective_distance", "gatr_conformal",
-                    "transformer", "transformer_aug", "mlp"}
+                    "transformer", "transformer_centred", "transformer_aug", "mlp"}
 BODIES = 3
 
 
@@ -61,12 +63,14 @@ def test_config_parses_and_trains(config, data_dir, tmp_path, monkeypatch):
     assert isinstance(cli.model, BodyDynamicsModule) and isinstance(cli.datamodule, TrainingDataModule)
     assert cli.model.hparams.num_bodies == 3  # linked from data.bodies
     assert cli.model.hparams.augment == (config.stem == "transformer_aug")
+    assert getattr(cli.model.model, "centre", False) == (config.stem == "transformer_centred")
 
     extra = ["--test_after_fit", "true"] if config.stem == "transformer_aug" else []
     cli = main(small_args(config, data_dir, *extra))
     assert cli.trainer.global_step == 2
     metrics = cli.trainer.callback_metrics  # after the test, only test metrics are left there
-    for key in ("test/mse", "test_e3/mse") if extra else ("train/loss", "val/loss"):
+    for key in ("test/mse", "test_e3/mse", "test_rotation/mse", "test_translation/mse") if extra else \
+            ("train/loss", "val/loss"):
         assert math.isfinite(float(metrics[key])), key
     run = tmp_path / "runs" / config.stem / "version_0"
     rows = list(csv.DictReader(open(run / "metrics.csv")))
@@ -195,7 +199,12 @@ def test_train_run(family, algebra, augment, data_dir, tmp_path):
     assert res["params"] > 0 and res["steps"] == 3
     assert res["flops_per_step"] == pytest.approx(res["flops_per_sample"] * 8)
     assert res["train_flops"] == pytest.approx(res["flops_per_step"] * 3)
-    assert res["train_set_size"] == 8 * (12 - 2)  # 8 trajectories x (frames - horizon) start frames
+    # 8 trajectories x (frames - horizon) start frames, less the contact-free windows beyond half of them
+    train = RigidBodyDataset(data_dir, "train", horizon=2, max_trajectories=8, min_contact_fraction=0.5)
+    assert res["train_set_size"] == len(train) <= 8 * (12 - 2) and train.contact_fraction >= 0.5
+    for key in ("test_loss", "test_contact_loss", "test_rotation_loss", "test_translation_loss"):
+        assert math.isfinite(res[key]) and res[key] > 0, key
+    assert set(res["references"]) == {"ballistic", "no_motion"}
     json.dumps(res)  # JSON-serialisable for the scaling runner
     assert not list((tmp_path / "run").rglob("*.ckpt"))  # no checkpoint spam
     # same spec, same seed -> same result; the data arrays are cached in-process
