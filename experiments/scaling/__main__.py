@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                 f = estimate_flops(s)
                 total += f
                 print(f"{run_id(s):64s} {f:11.3g}")
-            print(f"# total estimated training FLOPs: {total:.3g} (rough estimate; the training code reports "
-                  f"the real count)")
+            print(f"# total nominal training FLOPs: {total:.3g} (the models' own counts; the training code "
+                  f"records each run's)")
             return 0
         if args.cmd == "run":
             cfg = _config(args)

@@ -1,15 +1,16 @@
-"""Scaling-law analysis: compute-optimal frontier, power-law fits with bootstrap uncertainties,
-compute-optimal allocation, data efficiency.
+"""Power-law primitives: compute-optimal frontier, power-law fits, allocation exponents.
 
 Power law: ``L(C) = a * C^(-alpha) [+ L_inf]``. Fits are least squares in log space (on log L);
 compute is normalised by its geometric mean internally so the optimiser sees O(1) numbers.
+The study's statistics (seeds, validation selection, bootstrap intervals) are in
+:mod:`experiments.scaling.analysis`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -123,58 +124,6 @@ def fit_power_law(compute: Sequence[float], loss: Sequence[float], irreducible: 
     return PowerLawFit(a=math.exp(log_A) * c0 ** alpha, alpha=alpha, l_inf=l_inf, method="curve_fit", n=n)
 
 
-def _interval(samples: np.ndarray) -> dict:
-    if len(samples) == 0:
-        return {"median": math.nan, "ci68": [math.nan, math.nan], "ci95": [math.nan, math.nan], "n_boot": 0}
-    q = np.percentile(samples, [2.5, 16, 50, 84, 97.5])
-    return {"median": float(q[2]), "ci68": [float(q[1]), float(q[3])], "ci95": [float(q[0]), float(q[4])],
-            "std": float(np.std(samples)), "n_boot": int(len(samples))}
-
-
-def bootstrap_power_law(compute: Sequence[float], loss: Sequence[float], irreducible: bool = False,
-                        frontier: bool = True, n_boot: int = 500, seed: int = 0) -> dict:
-    """Bootstrap the exponent: resample runs with replacement, (re-)extract the frontier when
-    ``frontier``, refit. Returns median and 68% / 95% percentile intervals of alpha (and l_inf)."""
-    c, l_ = _clean(compute, loss)
-    rng = np.random.default_rng(seed)
-    alphas, linfs = [], []
-    n = len(c)
-    if n >= 2:
-        for _ in range(n_boot):
-            idx = rng.integers(0, n, size=n)
-            cc, ll = c[idx], l_[idx]
-            if frontier:
-                f = pareto_frontier(cc, ll)
-                cc, ll = cc[f], ll[f]
-            if len(np.unique(cc)) < 2:
-                continue
-            fit = fit_power_law(cc, ll, irreducible=irreducible)
-            if math.isfinite(fit.alpha):
-                alphas.append(fit.alpha)
-                linfs.append(fit.l_inf)
-    out = _interval(np.asarray(alphas))
-    out["l_inf"] = _interval(np.asarray(linfs))
-    return out
-
-
-@dataclass
-class ScalingFit:
-    """Everything fitted for one family."""
-
-    name: str
-    n_runs: int
-    frontier: list[int]
-    fit: PowerLawFit
-    alpha_boot: dict
-    allocation: dict = field(default_factory=dict)
-    best: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["fit"] = self.fit.to_dict()
-        return d
-
-
 def fit_exponent(x: Sequence[float], y: Sequence[float]) -> dict:
     """Log-log slope of y against x with its standard error (>= 3 points), as used for allocation."""
     x, y = _clean(x, y)
@@ -221,71 +170,3 @@ def ok_results(results: list[dict]) -> list[dict]:
 
 def family_of(r: dict) -> str:
     return r["spec"].get("name") or r["spec"]["family"]
-
-
-def main_grid_ntraj(runs: list[dict]) -> int | None:
-    """Training-set size used by most runs of a family (the main compute grid)."""
-    if not runs:
-        return None
-    vals = [r["spec"]["train_trajectories"] for r in runs]
-    return max(set(vals), key=lambda v: (vals.count(v), v))
-
-
-def fit_family(name: str, runs: list[dict], irreducible: bool = "auto", n_boot: int = 500,
-               seed: int = 0) -> ScalingFit:
-    """Frontier + power law + bootstrap + allocation for one family's ok runs. Runs of the data sweep
-    (other training-set sizes) are left out so compute is varied at a fixed data-set size.
-    ``irreducible="auto"`` uses the L_inf term when the frontier has enough points."""
-    nt = main_grid_ntraj(runs)
-    grid_runs = [r for r in runs if r["spec"]["train_trajectories"] == nt]
-    c = np.array([r["train_flops"] for r in grid_runs], dtype=float)
-    l_ = np.array([r["test_loss"] for r in grid_runs], dtype=float)
-    fr = pareto_frontier(c, l_)
-    if irreducible == "auto":
-        irreducible = len(fr) >= MIN_POINTS_IRREDUCIBLE + 1
-    fit = fit_power_law(c[fr], l_[fr], irreducible=bool(irreducible))
-    boot = bootstrap_power_law(c, l_, irreducible=bool(irreducible), frontier=True, n_boot=n_boot, seed=seed)
-    frontier_runs = [grid_runs[i] for i in fr]
-    best = min(runs, key=lambda r: r["test_loss"]) if runs else {}
-    return ScalingFit(name=name, n_runs=len(runs), frontier=[r["run_id"] for r in frontier_runs], fit=fit,
-                      alpha_boot=boot, allocation=compute_allocation(frontier_runs),
-                      best={k: best.get(k) for k in ("run_id", "test_loss", "test_e3_loss", "val_loss",
-                                                      "train_flops", "params")})
-
-
-def data_efficiency(runs: list[dict]) -> list[dict]:
-    """Per training-set size: the run selected by validation loss among that size's runs (for the
-    data sweep this is the largest-compute setting), with its plain and E(3)-transformed test loss."""
-    by_n: dict[int, list[dict]] = {}
-    for r in runs:
-        by_n.setdefault(int(r["spec"]["train_trajectories"]), []).append(r)
-    rows = []
-    for n in sorted(by_n):
-        cand = by_n[n]
-        key = (lambda r: r.get("val_loss") if r.get("val_loss") is not None and
-               math.isfinite(float(r["val_loss"])) else r["test_loss"])
-        b = min(cand, key=key)
-        rows.append({"train_trajectories": n, "run_id": b["run_id"], "test_loss": b["test_loss"],
-                     "test_e3_loss": b.get("test_e3_loss"), "val_loss": b.get("val_loss"),
-                     "train_flops": b["train_flops"], "params": b.get("params"), "n_runs": len(cand)})
-    return rows
-
-
-def analyze_results(results: list[dict], n_boot: int = 500, seed: int = 0) -> dict:
-    """Full analysis of a list of result records (as written by the runner)."""
-    ok = ok_results(results)
-    failed = [r for r in results if r.get("status") != "ok"]
-    families: dict[str, list[dict]] = {}
-    for r in ok:
-        families.setdefault(family_of(r), []).append(r)
-    fits = {name: fit_family(name, runs, n_boot=n_boot, seed=seed).to_dict() for name, runs in families.items()}
-    eff = {name: data_efficiency(runs) for name, runs in families.items()}
-    meta = {name: {k: runs[0]["spec"].get(k) for k in ("family", "algebra", "augment")}
-            for name, runs in families.items()}
-    ok_ids = {r["run_id"] for r in ok}
-    unusable = [{"run_id": r.get("run_id"), "test_loss": r.get("test_loss"), "train_flops": r.get("train_flops")}
-                for r in results if r.get("status") == "ok" and r.get("run_id") not in ok_ids]
-    return {"families": fits, "family_meta": meta, "data_efficiency": eff,
-            "n_results": len(results), "n_ok": len(ok), "unusable": unusable,
-            "failed": [{"run_id": r.get("run_id"), "error_type": r.get("error_type"),
-                        "error_message": r.get("error_message")} for r in failed]}

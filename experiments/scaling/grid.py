@@ -7,20 +7,24 @@ A study config is a YAML mapping::
       - {name: gatr-pga, family: gatr, algebra: projective}
       - {name: transformer-aug, family: transformer, augment: true}
       - {name: mlp, family: mlp, hparams: {lr: 3.0e-3}}   # per-family hyper-parameter overrides
+      - {name: gatr-cga, family: gatr, algebra: conformal,  # per-family grid axes (to cover one
+         model_sizes: [{width: 8, depth: 1}], steps: [140, 550]}   # compute range with every family)
     model_sizes: [{width: 8, depth: 1}, {width: 16, depth: 2}]
     steps: [100, 300]                 # training steps
     train_trajectories: [256]         # training-set sizes (number of trajectories)
     seeds: [0]
     data_sweep:                       # optional extra runs varying only the training-set size
       train_trajectories: [32, 64, 128]
-      width: 16                       # default: the largest model size (by width * depth)
+      width: 16                       # default: the family's largest model size (by width * depth)
       depth: 2
-      steps: 300                      # default: the largest number of steps
+      steps: 300                      # default: the family's largest number of steps
       families: [gatr-pga]            # default: all families (names from `families`)
+      seeds: [0]                      # default: the top-level seeds
     fixed: {batch_size: 64, lr: 1.0e-3}   # fixed hyper-parameters copied into every run spec
     data: {num_trajectories: 512, bodies: 4, horizon: 5, seed: 0, sim: {frames: 51}}
 
-The main grid is the Cartesian product families x model_sizes x steps x train_trajectories x seeds;
+The main grid is the Cartesian product families x model_sizes x steps x train_trajectories x seeds,
+where a family's own ``model_sizes`` / ``steps`` replace the top-level ones;
 ``data.horizon`` and ``data.bodies`` are copied into every spec (the training code needs them);
 ``data.sim`` is passed to the data generator only. The data sweep adds families x data_sweep.train_trajectories x seeds at one model size and step
 count; duplicates (same spec) are dropped. The order is deterministic.
@@ -71,9 +75,9 @@ GRID_AXES = ("width", "depth", "steps", "train_trajectories", "seed")
 TOP_KEYS = ("name", "description", "families", "model_sizes", "steps", "train_trajectories",
             "seeds", "data_sweep", "fixed", "data")
 REQUIRED_TOP_KEYS = ("families", "model_sizes", "steps", "train_trajectories")
-FAMILY_KEYS = ("name", "family", "algebra", "augment", "hparams")
+FAMILY_KEYS = ("name", "family", "algebra", "augment", "hparams", "model_sizes", "steps")
 SIZE_KEYS = ("width", "depth")
-SWEEP_KEYS = ("train_trajectories", "width", "depth", "steps", "families")
+SWEEP_KEYS = ("train_trajectories", "width", "depth", "steps", "families", "seeds")
 DATA_KEYS = ("num_trajectories", "bodies", "horizon", "seed", "workers", "sim")
 #: ``horizon`` (prediction horizon in frames) is a training/dataset setting: it goes into every run spec
 #: (with ``bodies``); ``sim`` holds extra simulator settings passed to the generator (``frames``, ...).
@@ -131,6 +135,19 @@ def canonical_algebra(name: Any, where: str = "algebra") -> str:
     raise ConfigError(f"{where}: unknown algebra {name!r}; valid options: {options}")
 
 
+def _model_sizes(sizes: Any, where: str) -> list[dict]:
+    if not isinstance(sizes, list) or not sizes:
+        raise ConfigError(f"{where}: expected a non-empty list of {{width, depth}}")
+    out = []
+    for i, s in enumerate(sizes):
+        _check_keys(s, SIZE_KEYS, f"{where}[{i}]")
+        for k in SIZE_KEYS:
+            if k not in s:
+                raise ConfigError(f"{where}[{i}]: missing key {k!r}")
+        out.append({k: _pos_int(s[k], f"{where}[{i}].{k}") for k in SIZE_KEYS})
+    return out
+
+
 def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
     where = f"families[{i}]"
     if isinstance(entry, str):  # shorthand: "gatr-pga"? only the bare family names are accepted
@@ -170,6 +187,8 @@ def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
             raise ConfigError(f"{where}.hparams: key {k!r} is a grid/family key and cannot be set here")
         _json_value(v, f"{where}.hparams.{k}")
     out["hparams"] = dict(hp)
+    out["model_sizes"] = _model_sizes(entry["model_sizes"], f"{where}.model_sizes") if "model_sizes" in entry else None
+    out["steps"] = _int_list(entry["steps"], f"{where}.steps") if "steps" in entry else None
     return out
 
 
@@ -214,16 +233,7 @@ class StudyConfig:
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ConfigError(f"families: duplicate family names {sorted(dup)}; give each a unique 'name'")
-        sizes = d["model_sizes"]
-        if not isinstance(sizes, list) or not sizes:
-            raise ConfigError("model_sizes: expected a non-empty list of {width, depth}")
-        model_sizes = []
-        for i, s in enumerate(sizes):
-            _check_keys(s, SIZE_KEYS, f"model_sizes[{i}]")
-            for k in SIZE_KEYS:
-                if k not in s:
-                    raise ConfigError(f"model_sizes[{i}]: missing key {k!r}")
-            model_sizes.append({k: _pos_int(s[k], f"model_sizes[{i}].{k}") for k in SIZE_KEYS})
+        model_sizes = _model_sizes(d["model_sizes"], "model_sizes")
         steps = _int_list(d["steps"], "steps")
         ntraj = _int_list(d["train_trajectories"], "train_trajectories")
         seeds = _int_list(d.get("seeds", [0]), "seeds", allow_zero=True)
@@ -254,12 +264,13 @@ class StudyConfig:
             if max(sweep["train_trajectories"]) > data["num_trajectories"]:
                 raise ConfigError(f"data_sweep.train_trajectories: {max(sweep['train_trajectories'])} "
                                   f"exceeds data.num_trajectories={data['num_trajectories']}")
-            largest = max(model_sizes, key=lambda s: (s["width"] * s["depth"], s["width"]))
-            sweep.setdefault("width", largest["width"])
-            sweep.setdefault("depth", largest["depth"])
-            sweep.setdefault("steps", max(steps))
+            if ("width" in sweep) != ("depth" in sweep):
+                raise ConfigError("data_sweep: give both width and depth, or neither (each family's largest size)")
             for k in ("width", "depth", "steps"):
-                _pos_int(sweep[k], f"data_sweep.{k}")
+                if k in sweep:
+                    _pos_int(sweep[k], f"data_sweep.{k}")
+            if "seeds" in sweep:
+                sweep["seeds"] = _int_list(sweep["seeds"], "data_sweep.seeds", allow_zero=True)
             sf = sweep.get("families")
             if sf is None:
                 sweep["families"] = list(names)
@@ -276,6 +287,10 @@ class StudyConfig:
                    data_sweep=sweep, description=str(d.get("description", "") or ""),
                    raw=copy.deepcopy(d))
 
+    def family_axes(self, fam: dict) -> tuple[list[dict], list[int]]:
+        """A family's model sizes and step counts (its own, or the top-level ones)."""
+        return fam.get("model_sizes") or self.model_sizes, fam.get("steps") or self.steps
+
     def to_dict(self) -> dict:
         """The validated config as a plain dict (can be fed back to :meth:`from_dict`)."""
         fams = []
@@ -285,6 +300,9 @@ class StudyConfig:
                 e["algebra"] = f["algebra"]
             if f["hparams"]:
                 e["hparams"] = dict(f["hparams"])
+            for k in ("model_sizes", "steps"):
+                if f.get(k):
+                    e[k] = copy.deepcopy(f[k])
             fams.append(e)
         d = {"name": self.name, "description": self.description, "families": fams,
              "model_sizes": [dict(s) for s in self.model_sizes], "steps": list(self.steps),
@@ -321,8 +339,9 @@ class StudyConfig:
                 specs.append(spec)
 
         for fam in self.families:
-            for size in self.model_sizes:
-                for st in self.steps:
+            sizes, steps = self.family_axes(fam)
+            for size in sizes:
+                for st in steps:
                     for n in self.train_trajectories:
                         for seed in self.seeds:
                             add(self._spec(fam, size["width"], size["depth"], st, n, seed))
@@ -331,9 +350,12 @@ class StudyConfig:
             for fam in self.families:
                 if fam["name"] not in sw["families"]:
                     continue
+                sizes, steps = self.family_axes(fam)
+                largest = max(sizes, key=lambda s: (s["width"] * s["depth"], s["width"]))
+                width, depth = sw.get("width", largest["width"]), sw.get("depth", largest["depth"])
                 for n in sw["train_trajectories"]:
-                    for seed in self.seeds:
-                        add(self._spec(fam, sw["width"], sw["depth"], sw["steps"], n, seed))
+                    for seed in sw.get("seeds", self.seeds):
+                        add(self._spec(fam, width, depth, sw.get("steps", max(steps)), n, seed))
         return specs
 
 
@@ -424,10 +446,32 @@ def estimate_params(spec: dict) -> int:
     return int(d * 12 * w * w * n_maps / 4 + 40 * w)
 
 
-def estimate_flops(spec: dict) -> float:
-    """Nominal training FLOPs estimate 6 * params * tokens (tokens = steps * batch * bodies); GATr gets
-    a factor dim (multivector components) for its per-component work. Only for listing grids."""
+def _rough_flops(spec: dict) -> float:
     tokens = spec["steps"] * spec.get("batch_size", 64) * spec.get("bodies", 4)
     dim = {"euclidean": 8, "projective": 16, "projective-distance": 16, "conformal": 32}.get(
         spec.get("algebra"), 1) if spec["family"] == "gatr" else 1
     return float(6 * estimate_params(spec) * tokens * dim)
+
+
+_FLOPS_PER_SAMPLE: dict = {}
+
+
+def estimate_flops(spec: dict) -> float:
+    """Nominal training FLOPs of a run: the model's own count (built once per architecture, no training)
+    x batch size x steps; the rough 6 * params * tokens estimate when the model cannot be built here."""
+    key = json.dumps({k: spec.get(k) for k in ("family", "algebra", "width", "depth", "num_heads", "bodies",
+                                               "model_kwargs")}, sort_keys=True, default=str)
+    if key not in _FLOPS_PER_SAMPLE:
+        try:
+            from experiments.models import build_model
+
+            model = build_model(spec["family"], spec.get("algebra"), width=spec["width"], depth=spec["depth"],
+                                num_heads=spec.get("num_heads", 4), num_bodies=spec.get("bodies", 4),
+                                **(spec.get("model_kwargs") or {}))
+            _FLOPS_PER_SAMPLE[key] = float(model.nominal_flops_per_sample(spec.get("bodies", 4)))
+        except Exception:  # noqa: BLE001 - listing must work without the training stack
+            _FLOPS_PER_SAMPLE[key] = None
+    per_sample = _FLOPS_PER_SAMPLE[key]
+    if per_sample is None:
+        return _rough_flops(spec)
+    return per_sample * spec.get("batch_size", 64) * spec["steps"]

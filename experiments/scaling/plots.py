@@ -1,4 +1,7 @@
-"""Scaling plots (matplotlib, Agg backend, PNG files)."""
+"""Scaling plots (matplotlib, Agg backend, PNG files), drawn from the analysis dict.
+
+Every loss plot shows the closed-form references as lines: ballistic (free flight) and no motion.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fit import PowerLawFit, family_of, main_grid_ntraj, ok_results
+from .fit import PowerLawFit
 
 
 def _plt():
@@ -20,148 +23,134 @@ def _plt():
 
 
 def _colors(names: list[str]) -> dict[str, tuple]:
-    plt = _plt()
-    cmap = plt.get_cmap("tab10")
+    cmap = _plt().get_cmap("tab10")
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
 
-def _group(results: list[dict]) -> dict[str, list[dict]]:
-    fams: dict[str, list[dict]] = {}
-    for r in ok_results(results):
-        fams.setdefault(family_of(r), []).append(r)
-    return dict(sorted(fams.items()))
+def _references(ax, analysis: dict, contact: bool = False, relative: bool = False) -> None:
+    """Horizontal lines for the ballistic and no-motion predictors."""
+    suffix = "_contact" if contact else ""
+    b, nm = analysis.get(f"ballistic_mse{suffix}"), analysis.get(f"no_motion_mse{suffix}")
+    if b is None:
+        return
+    ax.axhline(1.0 if relative else b, color="k", ls="--", lw=1.2, label="ballistic (free flight)")
+    if nm is not None:
+        ax.axhline(nm / b if relative else nm, color="0.5", ls=":", lw=1.2, label="no motion")
 
 
-def _fit_from(d: dict) -> PowerLawFit | None:
-    f = d.get("fit") or {}
-    if not f or f.get("method") == "insufficient" or not math.isfinite(f.get("alpha", math.nan)):
-        return None
-    return PowerLawFit(**f)
-
-
-def _finish_loglog(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
-    """Log-log axes, labels, grid and legend; save the figure to ``path`` and close it."""
-    ax.set_xscale("log")
+def _finish(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str, logx: bool = True) -> Path:
+    if logx:
+        ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def plot_loss_vs_compute(results: list[dict], analysis: dict, path: Path) -> Path:
-    plt = _plt()
-    fams = _group(results)
-    colors = _colors(list(fams))
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for name, runs in fams.items():
-        col = colors[name]
-        c = np.array([r["train_flops"] for r in runs])
-        l_ = np.array([r["test_loss"] for r in runs])
-        ax.scatter(c, l_, color=col, alpha=0.25, s=14)
-        fa = analysis["families"].get(name, {})
-        ids = set(fa.get("frontier", []))
-        fr = sorted((r for r in runs if r["run_id"] in ids), key=lambda r: r["train_flops"])
-        if fr:
-            ax.plot([r["train_flops"] for r in fr], [r["test_loss"] for r in fr], "o", color=col, ms=5)
-        fit = _fit_from(fa)
-        label = name
-        if fit is not None and fr:
-            xs = np.geomspace(min(c), max(c), 100)
-            ax.plot(xs, fit.predict(xs), "-", color=col, lw=1.5)
-            boot = fa.get("alpha_boot", {})
-            lo, hi = boot.get("ci68", [math.nan, math.nan])
-            label = f"{name}: α={fit.alpha:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else "")
-        ax.plot([], [], "o-", color=col, label=label)
-    return _finish_loglog(plt, fig, ax, path, "training compute (nominal FLOPs)",
-                          "test loss (mean squared distance, m²)",
-                          "Loss vs compute: all runs (faint), frontier (dots), fits (lines)")
+def _main_configs(fa: dict) -> list[dict]:
+    sel = fa.get("selected") or {}
+    configs = fa["configs"]
+    if not configs:
+        return []
+    counts: dict = {}
+    for c in configs:
+        counts[c["ntraj"]] = counts.get(c["ntraj"], 0) + c["n_seeds"]
+    main = max(counts, key=lambda n: (counts[n], n)) if sel else configs[0]["ntraj"]
+    return sorted((c for c in configs if c["ntraj"] == main), key=lambda c: c["train_flops"])
 
 
-def plot_loss_vs_params(results: list[dict], analysis: dict, path: Path) -> Path:
-    """Best test loss per model size (at the main training-set size) against parameter count."""
+def plot_vs_compute(analysis: dict, path: Path, contact: bool = False) -> Path:
+    """Seed-mean test loss of every config vs training compute; frontier fits; budgets; references."""
     plt = _plt()
-    fams = _group(results)
-    colors = _colors(list(fams))
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for name, runs in fams.items():
-        col = colors[name]
-        ax.scatter([r["params"] for r in runs], [r["test_loss"] for r in runs], color=col, alpha=0.25, s=14)
-        nt = main_grid_ntraj(runs)
-        best: dict[int, float] = {}
-        for r in runs:
-            if r["spec"]["train_trajectories"] == nt:
-                p = int(r["params"])
-                best[p] = min(best.get(p, math.inf), r["test_loss"])
-        ps = sorted(best)
-        ax.plot(ps, [best[p] for p in ps], "o-", color=col, label=name)
-    return _finish_loglog(plt, fig, ax, path, "parameters", "test loss", "Loss vs model size (line: best over steps)")
+    fams = analysis["families"]
+    colors = _colors(sorted(fams))
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    base = analysis.get("ballistic_mse_contact") if contact else None
+    key = "test_contact_loss" if contact else "test_loss"
+    for name in sorted(fams):
+        fa, col = fams[name], colors[name]
+        cs = [c for c in _main_configs(fa) if c.get(key) is not None and math.isfinite(c[key])]
+        if not cs or (contact and not base):
+            continue
+        x = np.array([c["train_flops"] for c in cs])
+        y = np.array([c[key] for c in cs]) / (base if contact else 1.0)
+        ax.plot(x, y, "o", color=col, ms=5, label=name)
+        fit = (fa["scaling"] or {}).get("fit")
+        if fit and not contact and math.isfinite(fit.get("alpha", math.nan)):
+            front = [c for c in cs if c["config"] in fa["scaling"]["frontier"]]
+            if len(front) >= 2:
+                xs = np.geomspace(front[0]["train_flops"], front[-1]["train_flops"], 50)
+                ax.plot(xs, PowerLawFit(**fit).predict(xs), "-", color=col, lw=1.3)
+        elif contact and len(cs) > 1:
+            ax.plot(x, y, "-", color=col, lw=0.8, alpha=0.6)
+    for b in analysis["compute_matched"]["budgets"]:
+        ax.axvline(b, color="0.7", ls="-.", lw=0.8)
+    _references(ax, analysis, contact=contact, relative=contact)
+    if contact:
+        return _finish(plt, fig, ax, path, "training compute (nominal FLOPs)",
+                       "contact-window loss / ballistic", "Contact windows relative to free flight "
+                       "(seed means; dash-dot: headline budgets)")
+    return _finish(plt, fig, ax, path, "training compute (nominal FLOPs)", "test loss (mean squared distance, m²)",
+                   "Test loss vs compute: seed means (dots), frontier fits (lines), headline budgets (dash-dot)")
 
 
 def plot_loss_vs_data(analysis: dict, path: Path) -> Path:
-    """Data efficiency: plain (solid) and E(3)-transformed (dashed) test loss vs training-set size."""
+    """Contact-window loss relative to ballistic vs training-set size (68% intervals)."""
     plt = _plt()
-    eff = analysis.get("data_efficiency", {})
-    colors = _colors(sorted(eff))
+    fams = {f: fa["data_efficiency"] for f, fa in analysis["families"].items() if len(fa["data_efficiency"]) > 1}
+    colors = _colors(sorted(analysis["families"]))
     fig, ax = plt.subplots(figsize=(7, 5))
-    for name in sorted(eff):
-        rows = eff[name]
+    for name, rows in sorted(fams.items()):
+        rows = [r for r in rows if r.get("rel_ballistic_contact") is not None]
         if not rows:
             continue
-        n = [r["train_trajectories"] for r in rows]
-        ax.plot(n, [r["test_loss"] for r in rows], "o-", color=colors[name], label=f"{name}")
-        e3 = [r.get("test_e3_loss") for r in rows]
-        if all(v is not None for v in e3):
-            ax.plot(n, e3, "x--", color=colors[name], alpha=0.8)
-    ax.plot([], [], "k-", label="plain test")
-    ax.plot([], [], "k--", label="E(3)-transformed test")
-    return _finish_loglog(plt, fig, ax, path, "training trajectories", "test loss",
-                          "Data efficiency (run selected by validation loss per data size)")
+        n = np.array([r["train_trajectories"] for r in rows])
+        y = np.array([r["rel_ballistic_contact"] for r in rows])
+        lo = np.array([r["rel_ballistic_contact_interval"]["ci68"][0] for r in rows])
+        hi = np.array([r["rel_ballistic_contact_interval"]["ci68"][1] for r in rows])
+        ax.errorbar(n, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], fmt="o-", color=colors[name],
+                    capsize=3, label=name)
+    _references(ax, analysis, contact=True, relative=True)
+    return _finish(plt, fig, ax, path, "training trajectories", "contact-window loss / ballistic",
+                   "Data efficiency (config selected by validation loss per size; 68% intervals)")
 
 
-def plot_e3(analysis: dict, path: Path) -> Path:
-    """Plain vs E(3)-transformed test loss of each family's best run (grouped bars, log scale)."""
+def plot_symmetry(analysis: dict, path: Path) -> Path:
+    """Selected config's test loss: plain, E(3), rotations/reflections only, translations only."""
     plt = _plt()
-    fams = analysis.get("families", {})
+    fams = {f: fa["selected"] for f, fa in analysis["families"].items() if fa["selected"]}
     names = sorted(fams)
-    plain = [fams[n]["best"].get("test_loss") or math.nan for n in names]
-    e3 = [fams[n]["best"].get("test_e3_loss") or math.nan for n in names]
+    keys = (("test_loss", "plain"), ("test_e3_loss", "E(3)"), ("test_rotation_loss", "rotations+reflections"),
+            ("test_translation_loss", "translations"))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names) + 2), 4.5))
     x = np.arange(len(names))
-    ax.bar(x - 0.2, plain, 0.4, label="plain test")
-    ax.bar(x + 0.2, e3, 0.4, label="E(3)-transformed test")
+    for k, (key, label) in enumerate(keys):
+        vals = [fams[n].get(key) if fams[n].get(key) is not None else math.nan for n in names]
+        ax.bar(x + (k - 1.5) * 0.2, vals, 0.2, label=label)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=30, ha="right")
-    ax.set_yscale("log")
-    ax.set_ylabel("test loss (best run)")
-    ax.set_title("Equivariance check: plain vs E(3)-transformed test loss")
-    ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    _references(ax, analysis)
+    return _finish(plt, fig, ax, path, "", "test loss (selected config)",
+                   "Plain vs transformed test sets: which symmetry each model lacks", logx=False)
 
 
-PLOTS = {
-    "loss_vs_compute": "loss_vs_compute.png",
-    "loss_vs_params": "loss_vs_params.png",
-    "loss_vs_data": "loss_vs_data.png",
-    "plain_vs_e3": "plain_vs_e3.png",
-}
+PLOTS = {"loss_vs_compute": "loss_vs_compute.png", "contact_vs_compute": "contact_vs_compute.png",
+         "loss_vs_data": "loss_vs_data.png", "symmetry": "symmetry.png"}
 
 
 def make_plots(results: list[dict], analysis: dict, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "loss_vs_compute": plot_loss_vs_compute(results, analysis, out_dir / PLOTS["loss_vs_compute"]),
-        "loss_vs_params": plot_loss_vs_params(results, analysis, out_dir / PLOTS["loss_vs_params"]),
+        "loss_vs_compute": plot_vs_compute(analysis, out_dir / PLOTS["loss_vs_compute"]),
+        "contact_vs_compute": plot_vs_compute(analysis, out_dir / PLOTS["contact_vs_compute"], contact=True),
         "loss_vs_data": plot_loss_vs_data(analysis, out_dir / PLOTS["loss_vs_data"]),
-        "plain_vs_e3": plot_e3(analysis, out_dir / PLOTS["plain_vs_e3"]),
+        "symmetry": plot_symmetry(analysis, out_dir / PLOTS["symmetry"]),
     }

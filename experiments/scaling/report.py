@@ -1,4 +1,4 @@
-"""Analyse a study directory: fits (analysis.json), plots (PNG) and a short report (report.md)."""
+"""Analyse a study directory: statistics (analysis.json), plots (PNG) and a report (report.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from .fit import analyze_results
+from .findings import analyze_results
 from .plots import make_plots
 from .runner import atomic_write_text, collect_results, read_json, write_json, write_tables
 
@@ -21,90 +21,205 @@ def _f(v, fmt: str = ".3g") -> str:
     return format(v, fmt) if math.isfinite(v) else "–"
 
 
-def _exp(d: dict) -> str:
-    if not d or d.get("exponent") is None:
-        return (d or {}).get("note") or "insufficient points"
-    s = _f(d["exponent"], ".2f")
-    if d.get("stderr") is not None:
-        s += f" ± {_f(d['stderr'], '.2f')}"
+def _ci(d: dict | None, which: str = "ci95", fmt: str = ".3g") -> str:
+    if not d or not d.get("n_boot"):
+        return "–"
+    lo, hi = d[which]
+    return f"[{_f(lo, fmt)}, {_f(hi, fmt)}]"
+
+
+def _pm(mean, sd, fmt: str = ".3g") -> str:
+    s = _f(mean, fmt)
+    return s + (f" ± {_f(sd, fmt)}" if sd is not None and math.isfinite(float(sd)) else "")
+
+
+def _task_section(an: dict) -> list[str]:
+    if an.get("ballistic_mse") is None:
+        return ["Closed-form references unavailable: the runs carry no per-trajectory test scores.", ""]
+    return [
+        "## The task and its closed-form references", "",
+        f"Test split: {an['test_trajectories']} trajectories, {an['test_windows']} windows, of which "
+        f"{an['test_contact_windows']} ({an['test_contact_windows'] / max(1, an['test_windows']):.0%}) hold a "
+        "body-body contact inside the horizon (contact windows). Every loss is the mean squared keypoint "
+        "distance [m²] over the WHOLE test split; `rel. ballistic` divides by the free-flight predictor's loss on "
+        "the same windows (1.0 = ballistic, lower is better).", "",
+        "| predictor | all windows | contact windows | contact-free windows |", "|---|---|---|---|",
+        f"| ballistic (free flight: constant velocity, torque-free rotation) | {_f(an['ballistic_mse'])} | "
+        f"{_f(an['ballistic_mse_contact'])} | {_f(an['ballistic_mse_free'])} |",
+        f"| no motion (input keypoints) | {_f(an['no_motion_mse'])} | {_f(an['no_motion_mse_contact'])} | – |", ""]
+
+
+def _headline(an: dict) -> list[str]:
+    cm = an["compute_matched"]
+    if not cm["budgets"]:
+        return ["## Compute-matched comparison", "",
+                "No training budget lies inside every family's frontier: no compute-matched comparison is possible "
+                "with this grid.", ""]
+    lines = ["## Headline: families at equal training compute", "",
+             "Test loss read off each family's frontier fit at common budgets (frontier configs selected by "
+             "validation loss); `seeds` = mean ± sd of the same procedure run on each seed alone; intervals: 95% "
+             "bootstrap over seeds and test trajectories.", ""]
+    for j, budget in enumerate(cm["budgets"]):
+        lines += [f"### {budget:.3g} training FLOPs", "",
+                  "| family | test loss | seeds | 95% interval | rel. ballistic | rel. ballistic, contact windows "
+                  "(95%) |", "|---|---|---|---|---|---|"]
+        rows = sorted(cm["families"].items(), key=lambda kv: kv[1]["loss"][j]["value"]
+                      if math.isfinite(kv[1]["loss"][j]["value"]) else math.inf)
+        for fam, res in rows:
+            l_, rel, relc = res["loss"][j], res.get("rel_ballistic", [{}])[j] if res.get("rel_ballistic") else {}, \
+                res.get("rel_ballistic_contact", [{}])[j] if res.get("rel_ballistic_contact") else {}
+            lines.append(f"| {fam} | {_f(l_['value'])} | {_pm(l_['seed_mean'], l_['seed_sd'])} (n={l_['n_seeds']}) | "
+                         f"{_ci(l_)} | {_f(rel.get('value'), '.3f')} | {_f(relc.get('value'), '.3f')} "
+                         f"{_ci(relc, fmt='.3f')} |")
+        lines.append("")
+    return lines
+
+
+def _selected(an: dict) -> list[str]:
+    lines = ["## Each family's selected config (lowest validation loss)", "",
+             "Test losses: mean ± sd over seeds. The symmetry columns divide the loss on a transformed copy of the "
+             "test split by the plain one: E(3) (rotation, reflection, translation), rotations and reflections only, "
+             "translations only; an exactly equivariant model gives 1.00.", "",
+             "| family | config | seeds | test loss | rel. ballistic (68%) | contact: rel. ballistic (68%) | "
+             "contact-free loss | E(3) | rot./refl. | transl. | lacks (> 2% worse) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for fam, fa in sorted(an["families"].items(), key=lambda kv: kv[1].get("rel_ballistic_contact") or math.inf):
+        s = fa["selected"]
+        if not s:
+            continue
+        plain = s.get("test_loss")
+
+        def ratio(key):
+            return s.get(key) / plain if plain and s.get(key) is not None else None
+
+        def rel(key):
+            return _f(ratio(key), ".2f")
+
+        lacks = [name for key, name in (("test_rotation_loss", "rotations/reflections"),
+                                        ("test_translation_loss", "translations"))
+                 if ratio(key) is not None and ratio(key) > 1.02] or ["nothing"]
+
+        lines.append(f"| {fam} | {s['config']} | {s['n_seeds']} | {_pm(plain, s.get('test_loss_sd'))} | "
+                     f"{_f(s.get('rel_ballistic'), '.3f')} {_ci(s.get('rel_ballistic_interval'), 'ci68', '.3f')} | "
+                     f"{_f(s.get('rel_ballistic_contact'), '.3f')} "
+                     f"{_ci(s.get('rel_ballistic_contact_interval'), 'ci68', '.3f')} | {_f(s.get('test_free_loss'))} | "
+                     f"{rel('test_e3_loss')} | {rel('test_rotation_loss')} | {rel('test_translation_loss')} | "
+                     f"{', '.join(lacks)} |")
+    return lines + [""]
+
+
+def _algebras(an: dict) -> list[str]:
+    rows = [c for c in an["comparisons"] if c["kind"] == "algebras"]
+    if not rows:
+        return []
+    lines = ["## The four algebras at equal compute", "",
+             "Paired bootstrap ratio of test losses (same resampled trajectories and seeds); a difference is "
+             "outside the uncertainty when the 95% interval excludes 1.", "",
+             "| budget | windows | A / B | ratio | 95% interval | outside the uncertainty |", "|---|---|---|---|---|---|"]
+    for c in rows:
+        lines.append(f"| {c['budget']:.3g} | {'contact' if c['metric'] == 'loss_contact' else 'all'} | "
+                     f"{c['a']} / {c['b']} | {_f(c['median'], '.3f')} | {_ci(c, fmt='.3f')} | "
+                     f"{'**yes**' if c['excludes_one'] else 'no'} |")
+    return lines + [""]
+
+
+def _scaling(an: dict) -> list[str]:
+    lines = ["## Scaling fits (test loss on the validation-selected frontier)", "",
+             "| family | frontier configs | α | α, 68% seed-bootstrap interval | form |", "|---|---|---|---|---|"]
+    for fam, fa in sorted(an["families"].items()):
+        sc = fa["scaling"]
+        lines.append(f"| {fam} | {', '.join(sc['frontier'])} | {_f(sc.get('alpha'), '.3f')} | "
+                     f"{_ci(sc.get('alpha_interval'), 'ci68', '.3f')} | {sc.get('note', '')} |")
+    return lines + [""]
+
+
+def _data_efficiency(an: dict) -> list[str]:
+    fams = {f: fa["data_efficiency"] for f, fa in an["families"].items() if len(fa["data_efficiency"]) > 1}
+    if not fams:
+        return []
+    lines = ["## Data efficiency", "",
+             "Per training-set size, the config selected by validation loss; test loss and contact-window loss "
+             "relative to ballistic (68% interval over test trajectories and seeds), and the E(3) test loss.", "",
+             "| family | train trajectories | epochs | seeds | test loss | contact: rel. ballistic | E(3) test loss |",
+             "|---|---|---|---|---|---|---|"]
+    for fam, rows in sorted(fams.items()):
+        for r in rows:
+            lines.append(f"| {fam} | {r['train_trajectories']} | {_f(r.get('epochs'), '.1f')} | {r['n_seeds']} | "
+                         f"{_f(r['test_loss'])} | {_f(r.get('rel_ballistic_contact'), '.3f')} "
+                         f"{_ci(r.get('rel_ballistic_contact_interval'), 'ci68', '.3f')} | {_f(r.get('test_e3_loss'))} |")
+    return lines + [""]
+
+
+def _findings(an: dict) -> list[str]:
+    f = an["findings"]
+    lines = ["## The scaling paper's three findings, on this study", ""]
+    de = f["data_efficiency"]
+    d = de.get("detail")
+    if d:
+        aug = ", ".join(f"{k} {_f(v, '.3f')}" for k, v in d["augmented"].items()) or "none run"
+        lines.append(f"1. *{de['claim']}*: **{de['verdict']}**. At {d['n']} training trajectories, {d['equivariant']} "
+                     f"reaches {_f(d['equivariant_rel_contact'], '.3f')}× ballistic on contact windows and "
+                     f"{d['baseline']} {_f(d['baseline_rel_contact'], '.3f')}× (ratio {_f(d['ratio']['value'], '.3f')}, "
+                     f"95% {_ci(d['ratio'], fmt='.3f')}); with augmentation: {aug}. The sweep uses one step count, so "
+                     "'given enough epochs' is not varied on its own.")
     else:
-        s += f" ({d.get('note') or 'no uncertainty'})"
-    return s
+        lines.append(f"1. *{de['claim']}*: **not resolved**: the study has no data sweep with an equivariant and a "
+                     "plain baseline family.")
+    c = f["compute"]
+    if c["per_budget"]:
+        parts = "; ".join(f"at {p['budget']:.3g} FLOPs {p['equivariant']} / {p['baseline']} = {_f(p['median'], '.3f')} "
+                          f"{_ci(p, fmt='.3f')}" for p in c["per_budget"])
+        lines.append(f"2. *{c['claim']}*: **{c['verdict']}** (best equivariant / best non-equivariant test loss, 95% "
+                     f"intervals: {parts}).")
+    else:
+        lines.append(f"2. *{c['claim']}*: **not resolved**: no common compute budget.")
+    a = f["allocation"]
+    lines.append(f"3. *{a['claim']}*: **{a['verdict']}**: model sizes per family "
+                 f"{', '.join(f'{k} {v}' for k, v in a['model_sizes_per_family'].items())}; an allocation exponent "
+                 "needs several model sizes on each frontier.")
+    return lines + [""]
 
 
-def _alpha(fa: dict) -> str:
-    fit = fa.get("fit", {})
-    if fit.get("method") == "insufficient":
-        return "insufficient points"
-    b = fa.get("alpha_boot", {})
-    lo68, hi68 = b.get("ci68", [math.nan, math.nan])
-    lo95, hi95 = b.get("ci95", [math.nan, math.nan])
-    s = _f(fit.get("alpha"), ".3f")
-    if b.get("n_boot"):
-        s += f" (boot. median {_f(b.get('median'), '.3f')}, 68% [{_f(lo68, '.3f')}, {_f(hi68, '.3f')}], " \
-             f"95% [{_f(lo95, '.3f')}, {_f(hi95, '.3f')}])"
-    return s
+def _limits(an: dict, cfg: dict) -> list[str]:
+    seeds = sorted({fa["n_seeds"] for fa in an["families"].values()})
+    lines = ["## What this budget cannot conclude", "",
+             f"- Seeds per config: {', '.join(map(str, seeds))}. Intervals with few seeds are themselves uncertain; "
+             "a family difference inside them is not a finding.",
+             "- Power-law exponents from two or three frontier points per family are slopes between budgets, not "
+             "laws; the saturating form is fitted only where the frontier identifies it."]
+    narrow = [c for c in an["comparisons"] if c["kind"] == "algebras" and not c["excludes_one"]]
+    if narrow:
+        lines.append(f"- {len(narrow)} of {len([c for c in an['comparisons'] if c['kind'] == 'algebras'])} pairwise "
+                     "algebra comparisons lie inside the uncertainty.")
+    lines.append("- Small models and short training: rankings at these budgets need not hold at larger ones "
+                 "(the `paper` preset runs four model sizes, four step counts and three seeds).")
+    return lines + [""]
 
 
 def render_report(analysis: dict, study: dict | None, plots: dict[str, Path], out_dir: Path) -> str:
     cfg = (study or {}).get("config", {})
-    fams = analysis["families"]
-    meta = analysis.get("family_meta", {})
     lines = [f"# Scaling study: {cfg.get('name', Path(out_dir).name)}", ""]
     if cfg.get("description"):
         lines += [cfg["description"].strip(), ""]
     n_grid = (study or {}).get("num_runs")
-    lines += [f"Runs: {analysis['n_results']} recorded"
-              + (f" of {n_grid} in the grid" if n_grid is not None else "")
-              + f", {analysis['n_ok']} ok, {len(analysis['failed'])} failed.", ""]
-    lines += ["Compute is the nominal training FLOPs reported by the training code. Fits use the "
-              "compute-optimal frontier (runs that no cheaper run beats) at the main training-set size: "
-              "`L(C) = a·C^(-α) [+ L_inf]`, least squares in log space; α uncertainties from a bootstrap "
-              "over runs (frontier re-extracted per resample). Allocation exponents are log-log slopes "
-              "of parameters and tokens seen (steps × batch × bodies) along the frontier (± standard error).",
-              ""]
-    lines += ["## Fitted exponents", "",
-              "| family | algebra | augment | runs | best test loss | E(3) test loss (best) | α (loss vs compute) "
-              "| L_inf | N_opt ∝ C^a | D_opt ∝ C^b |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for name in sorted(fams):
-        fa = fams[name]
-        m = meta.get(name, {})
-        fit = fa.get("fit", {})
-        linf = _f(fit.get("l_inf")) if fit.get("method") == "curve_fit" else "(not fitted)"
-        lines.append(f"| {name} | {m.get('algebra') or '–'} | {m.get('augment')} | {fa['n_runs']} | "
-                     f"{_f(fa['best'].get('test_loss'))} | {_f(fa['best'].get('test_e3_loss'))} | {_alpha(fa)} | "
-                     f"{linf} | {_exp(fa['allocation'].get('params', {}))} | "
-                     f"{_exp(fa['allocation'].get('tokens', {}))} |")
-    lines += [""]
-    eff = analysis.get("data_efficiency", {})
-    if any(len(v) > 1 for v in eff.values()):
-        lines += ["## Data efficiency", "",
-                  "Test loss (plain / E(3)-transformed) per training-set size, run picked by validation loss.", "",
-                  "| family | " + " | ".join(["train trajectories: plain / E(3)"]) + " |", "|---|---|"]
-        for name in sorted(eff):
-            cells = ", ".join(f"n={r['train_trajectories']}: {_f(r['test_loss'])} / {_f(r.get('test_e3_loss'))}"
-                              for r in eff[name])
-            lines.append(f"| {name} | {cells} |")
-        lines += [""]
+    lines += [f"Runs: {analysis['n_results']} recorded" + (f" of {n_grid} in the grid" if n_grid is not None else "")
+              + f", {analysis['n_ok']} ok, {len(analysis['failed'])} failed. Compute: nominal training FLOPs from the "
+              "training code, one convention for every family.", ""]
+    lines += _task_section(analysis) + _headline(analysis) + _selected(analysis) + _algebras(analysis)
+    lines += _findings(analysis) + _scaling(analysis) + _data_efficiency(analysis) + _limits(analysis, cfg)
     lines += ["## Plots", ""]
-    titles = {"loss_vs_compute": "Loss vs compute", "loss_vs_params": "Loss vs parameters",
-              "loss_vs_data": "Loss vs training-set size", "plain_vs_e3": "Plain vs E(3)-transformed test loss"}
+    titles = {"loss_vs_compute": "Test loss vs compute", "contact_vs_compute": "Contact windows, relative to ballistic",
+              "loss_vs_data": "Data efficiency", "symmetry": "Which symmetry each model lacks"}
     for key, p in plots.items():
         rel = Path(p).relative_to(out_dir) if Path(p).is_relative_to(out_dir) else Path(p)
         lines += [f"### {titles.get(key, key)}", "", f"![{titles.get(key, key)}]({rel.as_posix()})", ""]
     if analysis.get("unusable"):
-        lines += ["## Runs left out of the fits", "",
-                  "Finished, but with a non-finite or non-positive loss or compute (e.g. diverged):", ""]
-        for u in analysis["unusable"]:
-            lines.append(f"- `{u['run_id']}`: test loss {u.get('test_loss')}, train FLOPs {u.get('train_flops')}")
-        lines.append("")
+        lines += ["## Runs left out of the fits", "", "Finished, but with a non-finite or non-positive loss or compute:", ""]
+        lines += [f"- `{u['run_id']}`: test loss {u.get('test_loss')}, train FLOPs {u.get('train_flops')}"
+                  for u in analysis["unusable"]] + [""]
     lines += ["## Failed runs", ""]
-    if analysis["failed"]:
-        for f in analysis["failed"]:
-            lines.append(f"- `{f['run_id']}`: {f.get('error_type')}: {str(f.get('error_message'))[:300]}")
-    else:
-        lines.append("None.")
+    lines += [f"- `{f['run_id']}`: {f.get('error_type')}: {str(f.get('error_message'))[:300]}"
+              for f in analysis["failed"]] or ["None."]
     lines.append("")
     return "\n".join(lines)
 
@@ -123,7 +238,8 @@ def analyze(out_dir: str | Path, n_boot: int = 500, seed: int = 0, progress: boo
     study = read_json(out_dir / "study.json")
     atomic_write_text(out_dir / "report.md", render_report(analysis, study, plots, out_dir))
     if progress:
-        print(json.dumps({name: {"alpha": fa["fit"]["alpha"], "best_test_loss": fa["best"].get("test_loss")}
+        print(json.dumps({name: {"rel_ballistic_contact": fa.get("rel_ballistic_contact"),
+                                 "test_loss": fa["selected"].get("test_loss") if fa["selected"] else None}
                           for name, fa in analysis["families"].items()}, indent=1))
         print(f"report: {out_dir / 'report.md'}")
     return analysis

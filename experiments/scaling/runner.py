@@ -69,7 +69,8 @@ DATA_MARKER = ".scaling_data.json"
 
 CSV_COLUMNS = ("run_id", "status", "name", "family", "algebra", "augment", "width", "depth", "steps",
                "train_trajectories", "seed", "batch_size", "params", "flops_per_step", "train_flops",
-               "val_loss", "test_loss", "test_e3_loss", "wall_time_s", "error_type", "error_message",
+               "val_loss", "test_loss", "test_contact_loss", "test_free_loss", "test_e3_loss",
+               "test_rotation_loss", "test_translation_loss", "wall_time_s", "error_type", "error_message",
                "timestamp")
 
 

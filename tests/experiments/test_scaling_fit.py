@@ -1,10 +1,9 @@
-"""Frontier extraction, power-law fits and bootstrap intervals on synthetic data."""
+"""Frontier extraction and power-law fits on synthetic data (intervals: test_scaling_analysis)."""
 
 import numpy as np
 import pytest
 
-from experiments.scaling.fit import (bootstrap_power_law, compute_allocation, fit_exponent, fit_power_law,
-                                     pareto_frontier)
+from experiments.scaling.fit import compute_allocation, fit_exponent, fit_power_law, pareto_frontier
 
 
 def test_pareto_frontier():
@@ -49,20 +48,6 @@ def test_too_few_points_fall_back():
     assert fit.method == "loglinear" and fit.alpha == pytest.approx(np.log10(2), rel=1e-6)
     assert fit_power_law([1e9], [1.0]).method == "insufficient"
     assert fit_power_law([1e9, 1e9], [1.0, 2.0]).method == "insufficient"
-
-
-@pytest.mark.parametrize("irreducible", [False, True])
-def test_bootstrap_contains_truth(irreducible):
-    rng = np.random.default_rng(3)
-    c = np.repeat(np.geomspace(1e9, 1e14, 10), 3)
-    l_inf = 0.02 if irreducible else 0.0
-    l_ = (1e3 * c ** -0.4 + l_inf) * np.exp(rng.normal(0, 0.05, c.size))
-    b = bootstrap_power_law(c, l_, irreducible=irreducible, frontier=False, n_boot=200, seed=0)
-    lo, hi = b["ci95"]
-    assert lo <= 0.4 <= hi
-    assert b["ci68"][0] <= b["median"] <= b["ci68"][1]
-    assert lo <= b["ci68"][0] and b["ci68"][1] <= hi
-    assert b["n_boot"] >= 150
 
 
 def test_allocation_exponents():

@@ -5,7 +5,8 @@ import copy
 import pytest
 
 from experiments.scaling import grid
-from experiments.scaling.grid import ConfigError, StudyConfig, load_config, parse_shard, run_id, shard_specs
+from experiments.scaling.grid import (ConfigError, StudyConfig, estimate_flops, load_config, parse_shard, run_id,
+                                      shard_specs)
 
 BASE = {
     "name": "t",
@@ -61,16 +62,45 @@ def test_presets_load(preset):
 
 
 def test_quick_preset_requirements():
-    specs = load_config(preset="quick").expand()
-    # a proxy for its time budget (<= 15 min end to end on 2 cores; measured wall time in the README)
-    assert 15 <= len(specs) <= 48
-    budgets = {}
-    for s in specs:
-        budgets.setdefault((s["family"], s["algebra"], s["augment"]), set()).add((s["width"], s["depth"], s["steps"]))
-    gatr_algebras = {k[1] for k, v in budgets.items() if k[0] == "gatr" and len(v) >= 3}
-    assert len(gatr_algebras) >= 3
-    assert len(budgets[("transformer", None, False)]) >= 3
-    assert len(budgets[("transformer", None, True)]) >= 3
+    """All four algebras and every baseline variant, >= 3 seeds per main-grid config, and compute ranges
+    that overlap so families can be compared at equal compute (exact FLOP counts of the models)."""
+    c = load_config(preset="quick")
+    specs = c.expand()
+    assert len(specs) <= 60  # a proxy for its time budget (<= 15 min on 2 cores; measured in the README)
+    names = {f["name"]: f for f in c.families}
+    assert {f["algebra"] for f in c.families if f["family"] == "gatr"} == {
+        "euclidean", "projective", "projective-distance", "conformal"}
+    tf = [f for f in c.families if f["family"] == "transformer"]
+    assert {(f["augment"], (f["hparams"].get("model_kwargs") or {}).get("centre", False)) for f in tf} == {
+        (False, False), (False, True), (True, False)}
+    assert any(f["family"] == "mlp" for f in c.families)
+    main = [s for s in specs if s["train_trajectories"] == max(c.train_trajectories)]
+    seeds, ranges = {}, {}
+    for s in main:
+        seeds.setdefault((s["name"], s["width"], s["depth"], s["steps"]), set()).add(s["seed"])
+        lo, hi = ranges.get(s["name"], (float("inf"), 0.0))
+        ranges[s["name"]] = (min(lo, estimate_flops(s)), max(hi, estimate_flops(s)))
+    assert min(len(v) for v in seeds.values()) >= 3
+    assert set(ranges) == set(names)
+    assert max(lo for lo, _ in ranges.values()) * 2 <= min(hi for _, hi in ranges.values())  # a shared decade part
+    sweep = {s["name"] for s in specs if s["train_trajectories"] != max(c.train_trajectories)}
+    assert any(names[n]["family"] == "gatr" for n in sweep)
+    assert {names[n]["augment"] for n in sweep if names[n]["family"] == "transformer"} == {False, True}
+
+
+def test_family_axes_override_the_top_level_ones():
+    c = StudyConfig.from_dict(cfg(families=[
+        {"name": "a", "family": "mlp", "model_sizes": [{"width": 3, "depth": 1}], "steps": [7]},
+        {"name": "b", "family": "mlp"}], data_sweep={"train_trajectories": [4], "seeds": [5]}))
+    specs = c.expand()
+    a = [s for s in specs if s["name"] == "a" and s["seed"] != 5]
+    assert {(s["width"], s["steps"]) for s in a} == {(3, 7)}
+    assert {(s["width"], s["steps"]) for s in specs if s["name"] == "b" and s["seed"] != 5} == {
+        (sz["width"], st) for sz in c.model_sizes for st in c.steps}
+    sweep = [s for s in specs if s["seed"] == 5]
+    assert {(s["name"], s["width"], s["steps"]) for s in sweep} == {
+        ("a", 3, 7), ("b", max(c.model_sizes, key=lambda z: z["width"] * z["depth"])["width"], max(c.steps))}
+    assert StudyConfig.from_dict(c.to_dict()).expand() == specs
 
 
 @pytest.mark.parametrize(
@@ -91,6 +121,9 @@ def test_quick_preset_requirements():
         ({"data": {"bodys": 8}}, r"unknown key 'bodys'"),
         ({"data_sweep": {"train_trajectories": [4], "families": ["nope"]}}, r"unknown family name 'nope'"),
         ({"families": [{"family": "mlp"}, {"family": "mlp"}]}, r"duplicate family names"),
+        ({"families": [{"family": "mlp", "steps": [0]}]}, r"families\[0\]\.steps\[0\]"),
+        ({"families": [{"family": "mlp", "model_sizes": [{"width": 2}]}]}, r"families\[0\]\.model_sizes\[0\]: missing"),
+        ({"data_sweep": {"train_trajectories": [4], "width": 3}}, r"both width and depth"),
     ],
 )
 def test_bad_configs(change, match):

@@ -1,0 +1,142 @@
+"""The study's statistics on synthetic results: validation-only selection, compute-matched envelopes,
+calibrated intervals, references and the machine-readable summary."""
+
+import math
+
+import numpy as np
+import pytest
+
+from experiments.scaling.analysis import common_budgets, envelope, load_study, seed_bootstrap_exponent
+from experiments.scaling.findings import analyze_results
+
+T = 30  # test trajectories
+BALLISTIC_CONTACT, BALLISTIC_FREE = 2e-3, 1e-9
+
+
+def _traj_factors():
+    rng = np.random.default_rng(123)
+    return rng.lognormal(0, 0.3, T), rng.integers(4, 10, T), rng.integers(1, 4, T)
+
+
+def _per_traj(contact_loss: float, free_loss: float, noise_seed: int | None = None) -> dict:
+    f, n_c, n_f = _traj_factors()
+    if noise_seed is not None:
+        f = f * np.random.default_rng(noise_seed).lognormal(0, 0.05, T)
+    return {"trajectory": list(range(100, 100 + T)), "sse_contact": list(contact_loss * n_c * f),
+            "n_contact": [int(v) for v in n_c], "sse_free": list(free_loss * n_f), "n_free": [int(v) for v in n_f]}
+
+
+def _loss(pt: dict, contact_only=False) -> float:
+    sse = np.array(pt["sse_contact"]) + (0 if contact_only else np.array(pt["sse_free"]))
+    n = np.array(pt["n_contact"]) + (0 if contact_only else np.array(pt["n_free"]))
+    return float(sse.sum() / n.sum())
+
+
+REFS = {"ballistic": _per_traj(BALLISTIC_CONTACT, BALLISTIC_FREE), "no_motion": _per_traj(1e-2, 1e-3)}
+
+
+def run(name, family, compute, val, contact_loss, seed=0, steps=100, width=8, ntraj=64, algebra=None, augment=False):
+    pt = _per_traj(contact_loss, 1e-5, noise_seed=seed * 1000 + steps + width)
+    spec = {"name": name, "family": family, "algebra": algebra, "augment": augment, "width": width, "depth": 1,
+            "steps": steps, "train_trajectories": ntraj, "seed": seed, "batch_size": 8, "bodies": 4}
+    return {"run_id": f"{name}-w{width}-s{steps}-n{ntraj}-seed{seed}", "status": "ok", "spec": spec,
+            "params": width * 100, "train_flops": compute, "val_loss": val, "test_loss": _loss(pt),
+            "test_contact_loss": _loss(pt, True), "test_e3_loss": _loss(pt), "test_rotation_loss": _loss(pt),
+            "test_translation_loss": _loss(pt), "epochs": 1,
+            "test_per_trajectory": pt,
+            "references": {k: {"per_trajectory": v, "test": {"all": _loss(v)}} for k, v in REFS.items()}}
+
+
+def study_results(swap_test=False):
+    """Two families, two configs x 3 seeds each. Family "eq" halves its contact loss from 1e11 to 1e12
+    FLOPs; "base" is flat. With ``swap_test``, TEST losses favour the other config (validation unchanged)."""
+    out = []
+    for seed in range(3):
+        for fam, fam_kind, alg, losses in (("eq", "gatr", "projective", (1e-3, 5e-4)),
+                                           ("base", "transformer", None, (8e-4, 8e-4))):
+            for (c, steps), loss in zip(((1e11, 100), (1e12, 1000)), losses):
+                test_loss = loss if not swap_test else losses[1 if steps == 100 else 0] * 3
+                out.append(run(fam, fam_kind, c, val=loss * (1 + 0.01 * seed), contact_loss=test_loss, seed=seed,
+                               steps=steps, algebra=alg))
+    return out
+
+
+def test_selection_never_reads_test_loss():
+    """Changing every TEST loss (validation fixed) changes no selection: frontier, selected config, budgets."""
+    a, b = analyze_results(study_results(), n_boot=50), analyze_results(study_results(swap_test=True), n_boot=50)
+    for fam in ("eq", "base"):
+        assert a["families"][fam]["selected"]["config"] == b["families"][fam]["selected"]["config"]
+        assert a["families"][fam]["scaling"]["frontier"] == b["families"][fam]["scaling"]["frontier"]
+    assert a["compute_matched"]["budgets"] == b["compute_matched"]["budgets"]
+    # validation picks the 1e12 config of "eq" even when its test loss is the worse one
+    assert a["families"]["eq"]["selected"]["config"].endswith("s1000 n64")
+    assert b["families"]["eq"]["selected"]["test_contact_loss"] > b["families"]["eq"]["configs"][0]["test_contact_loss"]
+
+
+def test_references_relative_losses_and_summary_keys():
+    an = analyze_results(study_results(), n_boot=100)
+    assert an["ballistic_mse"] == pytest.approx(_loss(REFS["ballistic"]))
+    assert an["no_motion_mse"] == pytest.approx(_loss(REFS["no_motion"]))
+    assert an["ballistic_mse_contact"] == pytest.approx(_loss(REFS["ballistic"], contact_only=True), rel=1e-12)
+    eq = an["families"]["eq"]
+    assert eq["n_seeds"] == 3
+    assert eq["rel_ballistic_contact"] == pytest.approx(5e-4 / BALLISTIC_CONTACT, rel=0.05)
+    lo, hi = eq["rel_ballistic_contact_interval"]["ci68"]
+    assert lo < eq["rel_ballistic_contact"] < hi and hi - lo < 0.1
+    assert 0 < eq["rel_ballistic"] < 1 and eq["rel_ballistic_interval"]["n_boot"] == 100
+
+
+def test_compute_matched_headline_and_paired_comparison():
+    an = analyze_results(study_results(), n_boot=200)
+    cm = an["compute_matched"]
+    assert cm["budgets"] == pytest.approx([1e11, 10 ** 11.5, 1e12])
+    eq = cm["families"]["eq"]["loss_contact"]
+    # the log-linear frontier fit of a halving over a decade: value at the midpoint = 1e-3 / sqrt(2);
+    # k: the per-trajectory factors' weighted mean (the same for every predictor)
+    k = _loss(REFS["ballistic"], contact_only=True) / BALLISTIC_CONTACT
+    assert [r["value"] for r in eq] == pytest.approx([k * 1e-3, k * 1e-3 / math.sqrt(2), k * 5e-4], rel=0.03)
+    assert all(r["n_seeds"] == 3 and r["seed_sd"] > 0 for r in eq)
+    rel = cm["families"]["base"]["rel_ballistic_contact"]
+    assert rel[0]["value"] == pytest.approx(0.4, rel=0.03)
+    comp = an["findings"]["compute"]
+    # equivariant / baseline: 1.25 at 1e11, 0.63 at 1e12: a mixed picture is not a finding
+    assert comp["per_budget"][0]["verdict"] == "contradicted" and comp["per_budget"][-1]["verdict"] == "supported"
+    assert comp["verdict"] == "not resolved"
+
+
+def test_envelope_interpolates_holds_flat_and_refuses_to_extrapolate_down():
+    c = np.array([1e10, 1e11, 1e12])
+    val = np.array([3.0, 2.0, 2.5])  # the 1e12 config is worse on validation: off the frontier
+    test = np.array([3.0, 2.0, 0.1])
+    budgets = np.array([1e9, 1e10, 10 ** 10.5, 1e11, 1e12])
+    out = envelope(c, val, test, budgets)
+    assert math.isnan(out[0])
+    assert out[1:] == pytest.approx([3.0, math.sqrt(6.0), 2.0, 2.0])  # flat above the frontier, not 0.1
+    assert common_budgets([(1e10, 1e12), (1e11, 1e13)]) == pytest.approx([1e11, 10 ** 11.5, 1e12])
+    assert common_budgets([(1e10, 1e11), (1e12, 1e13)]) == []
+
+
+def test_seed_bootstrap_exponent_covers_the_truth_at_the_nominal_rate():
+    """Synthetic power laws with log-normal seed noise, 4 configs x 3 seeds: the 68% interval covers the
+    true exponent close to 68% of the time (measured 0.64 and 0.93 for the 95% interval over 400 trials;
+    5 seeds: 0.69 / 0.95; the plain bootstrap over runs that this replaces covered 25 in 40)."""
+    rng = np.random.default_rng(0)
+    compute = np.geomspace(1e10, 1e13, 4)
+    alpha, trials, hits, hits95 = 0.3, 300, 0, 0
+    for i in range(trials):
+        losses = 5.0 * compute[:, None] ** -alpha * np.exp(rng.normal(0, 0.1, (4, 3)))
+        b = seed_bootstrap_exponent(compute, losses, n_boot=300, seed=i)
+        hits += b["ci68"][0] <= alpha <= b["ci68"][1]
+        hits95 += b["ci95"][0] <= alpha <= b["ci95"][1]
+    coverage, coverage95 = hits / trials, hits95 / trials
+    assert 0.60 <= coverage <= 0.76, coverage
+    assert 0.89 <= coverage95 <= 0.99, coverage95
+
+
+def test_load_study_groups_seeds_and_drops_inconsistent_per_trajectory_data():
+    res = study_results()
+    bad = dict(res[-1])  # base, 1e12 FLOPs, seed 2
+    bad["test_per_trajectory"] = {**bad["test_per_trajectory"], "trajectory": list(range(T))}  # other split
+    study = load_study(res[:-1] + [bad])
+    assert study.grid("base")[1].n_seeds == 3 and study.grid("base")[1].per_traj == []  # scalar fallback
+    assert len(study.grid("base")[0].per_traj) == 3 and len(study.grid("eq")[1].per_traj) == 3
