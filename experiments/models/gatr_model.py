@@ -6,10 +6,13 @@
 :class:`~experiments.models.embedding.BodyEmbedding`; outputs are 4 multivector channels read back as
 the centre and the three axis tips with the residual, sign-blind read-out described there: a correction
 to the free-flight keypoints (``residual="ballistic"``, default) or to the input keypoints
-(``residual="keypoints"``). A learnable scalar ``gate``, initialised to ``init_gate = 0``, scales the
-network's contribution, so an untrained model predicts the reference. The invariant scalar inputs are
-standardised with training-set statistics (:meth:`fit_normalization`); an affine map of invariants keeps
-the model equivariant. The whole predictor is E(3)-equivariant, reflections included.
+(``residual="keypoints"``). As for the baselines, the correction is the network's output times the RMS
+of (target - reference) over the training set (``target_scale``) and a learnable scalar ``gate``
+(``init_gate = 1``), and the output layer's multivector weights start at zero, so an untrained model
+predicts the reference and the output layer gets gradients from the first step (a zero gate instead
+would block every gradient but its own until it grew). The invariant scalar inputs are standardised with
+training-set statistics (:meth:`fit_normalization`); an affine map of invariants keeps the model
+equivariant. The whole predictor is E(3)-equivariant, reflections included.
 
 FLOPs: ``GATr.nominal_flops_per_token`` (already forward + backward, per token, convention of
 :mod:`gatr.flops`) times the number of bodies; embedding and read-out are element-wise and not counted.
@@ -38,7 +41,8 @@ class GATrBodyModel(BodyModel):
     family = "gatr"
 
     def __init__(self, algebra, width: int = 16, depth: int = 2, num_heads: int = 4, hidden_s_per_width: int = 2,
-                 init_gate: float = 0.0, residual: str = "ballistic", **gatr_kwargs):
+                 init_gate: float = 1.0, residual: str = "ballistic", zero_init_output: bool = True,
+                 **gatr_kwargs):
         super().__init__()
         from gatr import GATr  # imported lazily: the network package is optional for the baselines
 
@@ -62,6 +66,14 @@ class GATrBodyModel(BodyModel):
             **gatr_kwargs,
         )
         self.gate = nn.Parameter(torch.tensor(float(init_gate)))
+        # corrections are output in units of the training residual's RMS (a constant: equivariant)
+        self.register_buffer("target_scale", torch.tensor(1.0))
+        if zero_init_output:  # start at the reference, with gradients into the output layer from step 1
+            out = self.net.linear_out
+            with torch.no_grad():
+                for w in (out.weight_mv, out.weight_s2mv, out.bias_mv):
+                    if w is not None:
+                        w.zero_()
         # the scalar inputs are E(3) invariants, so an affine map of them keeps the model equivariant
         self.standardize_scalars = FeatureStandardizer(self.embedding.num_scalar_channels)
 
@@ -71,9 +83,15 @@ class GATrBodyModel(BodyModel):
 
     @torch.no_grad()
     def fit_normalization(self, batch: dict) -> None:
-        """Mean / std of the invariant scalar inputs over training samples ``batch`` (the multivector
-        inputs are geometric objects and are left as they are)."""
-        self.standardize_scalars.fit(self.embedding.embed(self._batch(batch)).scalars)
+        """Mean / std of the invariant scalar inputs and the RMS of (target - reference keypoints) over
+        training samples ``batch`` (the multivector inputs are geometric objects and stay as they are)."""
+        from .embedding import reference_keypoints
+
+        batch = self._batch(batch)
+        self.standardize_scalars.fit(self.embedding.embed(batch).scalars)
+        residual = batch["target_keypoints"].double() - reference_keypoints(batch, self.residual).double()
+        rms = float(residual.pow(2).sum(-1).mean().sqrt())
+        self.target_scale.fill_(rms if rms > 1e-9 else 1.0)
 
     def forward(self, batch: dict, attention_mask: torch.Tensor | None = None,
                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -81,7 +99,7 @@ class GATrBodyModel(BodyModel):
         reference = self.algebra.embed_pseudoscalar(emb.handedness).unsqueeze(-2)  # (B, N, 1, dim)
         mv_out, _ = self.net(emb.mv, self.standardize_scalars(emb.scalars), attention_mask=attention_mask,
                              key_padding_mask=key_padding_mask, reference_mv=reference)
-        return self.embedding.readout(mv_out, emb, self.gate)
+        return self.embedding.readout(mv_out, emb, self.gate * self.target_scale.to(self.gate.dtype))
 
     def nominal_flops_per_token(self, num_items: int) -> float:
         """Forward + backward FLOPs per body token (from the network, :mod:`gatr.flops`)."""

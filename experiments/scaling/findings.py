@@ -160,7 +160,10 @@ def _findings(study: StudyData, out: dict, samples: dict) -> dict:
                         "equivariant_rel_contact": ra.get("rel_ballistic_contact"),
                         "baseline_rel_contact": rb.get("rel_ballistic_contact"), "ratio": ci,
                         "augmented": {f: smallest(f).get("rel_ballistic_contact") for f in aug_s}}
-        de["verdict"] = _verdict(ci, "below") if ci else "not resolved"
+        seeds = min(ra.get("n_seeds", 0), rb.get("n_seeds", 0))
+        de["detail"]["n_seeds"] = seeds
+        # one seed: the interval holds test-trajectory noise only, not seed-to-seed variation
+        de["verdict"] = _verdict(ci, "below") if ci and seeds >= 2 else "not resolved"
     findings["data_efficiency"] = de
 
     # 3. compute-optimal allocation differs
@@ -184,5 +187,5 @@ def _ratio_of_intervals(a: dict, b: dict) -> dict | None:
     sb = (math.log(ib["ci68"][1]) - math.log(ib["ci68"][0])) / 2
     m, s = math.log(va / vb), math.hypot(sa, sb)
     return {"value": math.exp(m), "ci68": [math.exp(m - s), math.exp(m + s)],
-            "ci95": [math.exp(m - 1.96 * s), math.exp(m + 1.96 * s)]}
+            "ci95": [math.exp(m - 1.96 * s), math.exp(m + 1.96 * s)], "n_boot": ia.get("n_boot", 0)}
 

@@ -160,8 +160,8 @@ def _findings(an: dict) -> list[str]:
         lines.append(f"1. *{de['claim']}*: **{de['verdict']}**. At {d['n']} training trajectories, {d['equivariant']} "
                      f"reaches {_f(d['equivariant_rel_contact'], '.3f')}× ballistic on contact windows and "
                      f"{d['baseline']} {_f(d['baseline_rel_contact'], '.3f')}× (ratio {_f(d['ratio']['value'], '.3f')}, "
-                     f"95% {_ci(d['ratio'], fmt='.3f')}); with augmentation: {aug}. The sweep uses one step count, so "
-                     "'given enough epochs' is not varied on its own.")
+                     f"95% {_ci(d['ratio'], fmt='.3f')}, {d['n_seeds']} seed(s)); with augmentation: {aug}. The sweep "
+                     "uses one step count, so 'given enough epochs' is not varied on its own.")
     else:
         lines.append(f"1. *{de['claim']}*: **not resolved**: the study has no data sweep with an equivariant and a "
                      "plain baseline family.")
@@ -192,7 +192,9 @@ def _limits(an: dict, cfg: dict) -> list[str]:
         lines.append(f"- {len(narrow)} of {len([c for c in an['comparisons'] if c['kind'] == 'algebras'])} pairwise "
                      "algebra comparisons lie inside the uncertainty.")
     lines.append("- Small models and short training: rankings at these budgets need not hold at larger ones "
-                 "(the `paper` preset runs four model sizes, four step counts and three seeds).")
+                 "(the `paper` preset runs three model sizes, three step counts and three seeds per family).")
+    lines.append("- Learning rates were chosen per family on validation loss in a one-seed pilot at one budget; "
+                 "other budgets and sizes may prefer others.")
     return lines + [""]
 
 
