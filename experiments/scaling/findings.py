@@ -164,6 +164,13 @@ def _findings(study: StudyData, out: dict, samples: dict) -> dict:
         de["detail"]["n_seeds"] = seeds
         # one seed: the interval holds test-trajectory noise only, not seed-to-seed variation
         de["verdict"] = _verdict(ci, "below") if ci and seeds >= 2 else "not resolved"
+        # second half: does augmentation bring the baseline closer to the equivariant model? (aug / raw < 1)
+        if aug_s:
+            rc = smallest(aug_s[0])
+            ci_aug = _ratio_of_intervals(rc, rb)
+            enough = min(seeds, rc.get("n_seeds", 0)) >= 2
+            de["augmentation"] = {"family": aug_s[0], "ratio_to_raw": ci_aug,
+                                  "verdict": _verdict(ci_aug, "below") if ci_aug and enough else "not resolved"}
     findings["data_efficiency"] = de
 
     # 3. compute-optimal allocation differs

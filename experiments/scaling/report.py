@@ -156,12 +156,16 @@ def _findings(an: dict) -> list[str]:
     de = f["data_efficiency"]
     d = de.get("detail")
     if d:
-        aug = ", ".join(f"{k} {_f(v, '.3f')}" for k, v in d["augmented"].items()) or "none run"
-        lines.append(f"1. *{de['claim']}*: **{de['verdict']}**. At {d['n']} training trajectories, {d['equivariant']} "
-                     f"reaches {_f(d['equivariant_rel_contact'], '.3f')}× ballistic on contact windows and "
-                     f"{d['baseline']} {_f(d['baseline_rel_contact'], '.3f')}× (ratio {_f(d['ratio']['value'], '.3f')}, "
-                     f"95% {_ci(d['ratio'], fmt='.3f')}, {d['n_seeds']} seed(s)); with augmentation: {aug}. The sweep "
-                     "uses one step count, so 'given enough epochs' is not varied on its own.")
+        aug = de.get("augmentation")
+        aug_txt = (f" Augmentation ({aug['family']} / {d['baseline']} = {_f(aug['ratio_to_raw']['value'], '.3f')}, 95% "
+                   f"{_ci(aug['ratio_to_raw'], fmt='.3f')}) narrows the gap: **{aug['verdict']}**." if aug and
+                   aug.get("ratio_to_raw") else " No augmented baseline in the sweep.")
+        lines.append(f"1. *{de['claim']}*. Equivariance improves data efficiency: **{de['verdict']}**. At "
+                     f"{d['n']} training trajectories, {d['equivariant']} reaches "
+                     f"{_f(d['equivariant_rel_contact'], '.3f')}× ballistic on contact windows and {d['baseline']} "
+                     f"{_f(d['baseline_rel_contact'], '.3f')}× (ratio {_f(d['ratio']['value'], '.3f')}, 95% "
+                     f"{_ci(d['ratio'], fmt='.3f')}, {d['n_seeds']} seed(s)).{aug_txt} The sweep uses one step "
+                     "count, so 'given enough epochs' is not varied on its own.")
     else:
         lines.append(f"1. *{de['claim']}*: **not resolved**: the study has no data sweep with an equivariant and a "
                      "plain baseline family.")
