@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fit import MIN_POINTS_IRREDUCIBLE, family_of, fit_power_law, ok_results, pareto_frontier
+from .fit import MIN_POINTS_IRREDUCIBLE, compute_allocation, family_of, fit_power_law, ok_results, pareto_frontier
 
 __all__ = ["Config", "TestSet", "StudyData", "load_study", "compute_matched", "interval", "envelope",
            "common_budgets", "ratio_interval", "selected_config", "selected_scores", "frontier_fit",
@@ -399,6 +399,8 @@ def frontier_fit(study: StudyData, family: str, n_boot: int = 500, seed: int = 0
     out["alpha_interval"] = seed_bootstrap_exponent([c.compute for c in front], losses, n_boot, seed) \
         if seeds > 1 else None
     out["saturating"] = sat
+    # compute-optimal allocation along the frontier: N_opt ~ C^a (params), D_opt ~ C^b (tokens seen)
+    out["allocation"] = compute_allocation([c.runs[0] for c in front])
     out["note"] = ("saturating form a C^-alpha + L_inf fitted" if sat else
                    f"pure power law: {len(front)} frontier points do not identify the saturating form "
                    f"(needs >= {MIN_POINTS_IRREDUCIBLE + 1})")

@@ -173,13 +173,24 @@ def _findings(study: StudyData, out: dict, samples: dict) -> dict:
                                   "verdict": _verdict(ci_aug, "below") if ci_aug and enough else "not resolved"}
     findings["data_efficiency"] = de
 
-    # 3. compute-optimal allocation differs
+    # 3. compute-optimal allocation differs: params exponent along the frontier, best GATr vs best baseline
     sizes = {f: len({(c["width"], c["depth"]) for c in fams[f]["configs"]}) for f in fams}
-    findings["allocation"] = {
-        "claim": "the compute-optimal split between model size and training steps differs between equivariant "
-                 "and non-equivariant models",
-        "verdict": "not resolved" if max(sizes.values(), default=0) < 3 else "see frontier fits",
-        "model_sizes_per_family": sizes}
+    alloc = {"claim": "the compute-optimal split between model size and training steps differs between equivariant "
+                      "and non-equivariant models", "verdict": "not resolved", "model_sizes_per_family": sizes,
+             "exponents": {}}
+    last = len(cm["budgets"]) - 1
+    pick = {"equivariant": _best_at(cm, eq, "loss", last), "baseline": _best_at(cm, neq, "loss", last)} \
+        if last >= 0 else {}
+    for role, fam in pick.items():
+        if fam is not None:
+            alloc["exponents"][role] = {"family": fam, **(fams[fam]["scaling"].get("allocation") or {}).get("params", {})}
+    e = alloc["exponents"]
+    if len(e) == 2 and all(v.get("stderr") is not None for v in e.values()):
+        gap = e["equivariant"]["exponent"] - e["baseline"]["exponent"]
+        se = math.hypot(e["equivariant"]["stderr"], e["baseline"]["stderr"])
+        alloc["difference"] = {"value": gap, "stderr": se}
+        alloc["verdict"] = "supported" if abs(gap) > 2 * se else "not resolved"
+    findings["allocation"] = alloc
     return findings
 
 

@@ -178,9 +178,17 @@ def _findings(an: dict) -> list[str]:
     else:
         lines.append(f"2. *{c['claim']}*: **not resolved**: no common compute budget.")
     a = f["allocation"]
-    lines.append(f"3. *{a['claim']}*: **{a['verdict']}**: model sizes per family "
-                 f"{', '.join(f'{k} {v}' for k, v in a['model_sizes_per_family'].items())}; an allocation exponent "
-                 "needs several model sizes on each frontier.")
+    if a.get("difference"):
+        e = a["exponents"]
+        lines.append(f"3. *{a['claim']}*: **{a['verdict']}**: parameters of the frontier grow as C^a with a = "
+                     f"{_f(e['equivariant']['exponent'], '.2f')} ± {_f(e['equivariant']['stderr'], '.2f')} for "
+                     f"{e['equivariant']['family']} and {_f(e['baseline']['exponent'], '.2f')} ± "
+                     f"{_f(e['baseline']['stderr'], '.2f')} for {e['baseline']['family']} (supported when they differ "
+                     "by more than two standard errors).")
+    else:
+        lines.append(f"3. *{a['claim']}*: **{a['verdict']}**: model sizes per family "
+                     f"{', '.join(f'{k} {v}' for k, v in a['model_sizes_per_family'].items())}; an allocation exponent "
+                     "with an error needs three or more frontier points of different sizes.")
     return lines + [""]
 
 

@@ -3,13 +3,15 @@
 module : :class:`BodyDynamicsModule` (loss, metrics, optimiser / schedule, family validation)
 data   : :class:`TrainingDataModule` (exact resume, in-process cache, optional auto-generation)
 run    : :func:`train_run`, the scaling sweep's ``train_fn(spec, data_dir, run_dir) -> dict``
+evaluation : :func:`window_errors` / :func:`score`, whole-split scoring (contact vs contact-free)
 
 Command line: ``python -m experiments.train fit --config experiments/configs/gatr_conformal.yaml``.
 """
 
 from .data import TrainingDataModule
 from .module import BodyDynamicsModule, keypoint_mse, valid_algebras, valid_families, validate_family_algebra
-from .run import evaluate, train_run
+from .evaluation import score, window_errors
+from .run import train_run
 
-__all__ = ["BodyDynamicsModule", "TrainingDataModule", "train_run", "evaluate", "keypoint_mse",
+__all__ = ["BodyDynamicsModule", "TrainingDataModule", "train_run", "window_errors", "score", "keypoint_mse",
            "valid_algebras", "valid_families", "validate_family_algebra"]

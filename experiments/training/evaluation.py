@@ -13,7 +13,7 @@ import torch
 
 from experiments.rigid_body.ballistic import no_motion_keypoints
 
-__all__ = ["window_errors", "per_trajectory", "score", "reference_scores", "REFERENCES"]
+__all__ = ["window_errors", "per_trajectory", "score", "reference_scores", "evaluate_splits", "REFERENCES"]
 
 #: the closed-form predictors every evaluation reports: name -> batch -> keypoints (B, N, 4, 3)
 REFERENCES = {
@@ -88,3 +88,57 @@ def reference_scores(dataset, batch_size: int = 4096) -> dict:
         e = window_errors(fn, dataset, batch_size)
         out[name] = (score(e), per_trajectory(e))
     return out
+
+
+class _Prefix(torch.utils.data.Dataset):
+    """The first ``n`` windows of a dataset, with its batched indexing (capped smoke-test evaluations)."""
+
+    def __init__(self, base, n: int):
+        self.base, self.n = base, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        return self.base[i]
+
+
+def evaluate_splits(model, datamodule, batch_size: int = 512, max_batches: int | None = None) -> dict:
+    """Score ``model`` on the validation split and on the test split, plain and transformed.
+
+    Parameters
+    ----------
+    model : callable batch -> keypoints (with a ``device`` attribute, e.g. a LightningModule)
+    datamodule : with ``val``, ``test``, ``test_e3``, ``test_rotation``, ``test_translation`` datasets
+    batch_size : windows per forward call
+    max_batches : score only the first ``max_batches * batch_size`` windows of each split (smoke tests;
+        studies leave it None and score whole splits)
+
+    Returns
+    -------
+    dict with ``losses`` (``val_loss``, ``test_loss``, ``test_contact_loss``, ``test_free_loss``,
+    ``test_e3_loss``, ``test_rotation_loss``, ``test_translation_loss``), ``test_per_trajectory``,
+    ``references`` (``{name: {"test": scores, "val": scores, "per_trajectory": ...}}``),
+    ``test_windows`` and ``test_contact_fraction``
+    """
+    def capped(ds):
+        if max_batches is None or int(max_batches) <= 0:
+            return ds
+        return _Prefix(ds, min(len(ds), int(max_batches) * batch_size))
+
+    def errors(ds):
+        return window_errors(model, capped(ds), batch_size, device=getattr(model, "device", None))
+
+    val, test = score(errors(datamodule.val)), errors(datamodule.test)
+    test_scores = score(test)
+    losses = {"val_loss": val["all"], "test_loss": test_scores["all"], "test_contact_loss": test_scores["contact"],
+              "test_free_loss": test_scores["free"]}
+    for name in ("test_e3", "test_rotation", "test_translation"):
+        losses[f"{name}_loss"] = score(errors(getattr(datamodule, name)))["all"]
+    references = {name: {"test": sc, "per_trajectory": pt}
+                  for name, (sc, pt) in reference_scores(capped(datamodule.test)).items()}
+    for name, (sc, _) in reference_scores(capped(datamodule.val)).items():
+        references[name]["val"] = sc
+    return {"losses": losses, "test_per_trajectory": per_trajectory(test), "references": references,
+            "test_windows": test_scores["n_windows"],
+            "test_contact_fraction": test_scores["n_contact"] / max(1, test_scores["n_windows"])}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["train_run", "evaluate", "build_from_spec", "SPEC_DEFAULTS"]
+__all__ = ["train_run", "build_from_spec", "SPEC_DEFAULTS"]
 
 SPEC_DEFAULTS = {
     "family": "gatr", "algebra": None, "augment": False, "width": 16, "depth": 2, "num_heads": 4,
@@ -31,49 +31,6 @@ SPEC_DEFAULTS = {
     "bodies": 4, "eval_batches": None, "eval_batch_size": 512, "precision": "32-true",
     "gradient_clip_val": None, "model_kwargs": None, "num_threads": 1, "min_contact_fraction": 0.5,
 }
-
-
-@torch.no_grad()
-def evaluate(module, loader, max_batches: int | None = None) -> float:
-    """Sample-weighted mean keypoint MSE of ``module`` over (the first ``max_batches`` of) ``loader``."""
-    from .module import keypoint_mse
-
-    was_training = module.training
-    module.eval()
-    total, count = 0.0, 0
-    device = module.device
-    for i, batch in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        bs = batch["positions"].shape[0]
-        total += float(keypoint_mse(module(batch), batch["target_keypoints"])) * bs
-        count += bs
-    module.train(was_training)
-    return total / count if count else float("nan")
-
-
-def _predict(module):
-    return lambda batch: module(batch)
-
-
-class _Prefix(torch.utils.data.Dataset):
-    """The first ``n`` windows of a dataset, with its batched indexing (for capped smoke evaluations)."""
-
-    def __init__(self, base, n: int):
-        self.base, self.n = base, n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i):
-        return self.base[i]
-
-
-def _capped(ds, cap, batch_size: int):
-    if cap is None or int(cap) <= 0:
-        return ds
-    return _Prefix(ds, min(len(ds), int(cap) * batch_size))
 
 
 def build_from_spec(spec: dict, data_dir: Path):
@@ -166,27 +123,13 @@ def _train_run(spec: dict, data_dir: Path, run_dir: Path, t_start: float) -> dic
         trainer.fit(module, datamodule=dm)
         train_time = time.perf_counter() - t0
 
-    from .evaluation import per_trajectory, reference_scores, score, window_errors
+    from .evaluation import evaluate_splits
 
     t_eval = time.perf_counter()
-    ebs = int(s["eval_batch_size"] or batch_size)
-    cap = s["eval_batches"]
-
-    def errors_of(ds):
-        return window_errors(_predict(module), _capped(ds, cap, ebs), ebs, device=module.device)
-
-    module.eval()  # smoke tests may cap the windows with eval_batches; studies score whole splits
-    val, test = score(errors_of(dm.val)), errors_of(dm.test)
-    test_scores = score(test)
-    transformed = {name: score(errors_of(getattr(dm, name)))["all"]
-                   for name in ("test_e3", "test_rotation", "test_translation")}
-    references = {name: {"test": sc, "per_trajectory": pt}
-                  for name, (sc, pt) in reference_scores(_capped(dm.test, cap, ebs)).items()}
-    for name, (sc, _) in reference_scores(_capped(dm.val, cap, ebs)).items():
-        references[name]["val"] = sc
+    module.eval()
+    scores = evaluate_splits(module, dm, int(s["eval_batch_size"] or batch_size), s["eval_batches"])
     eval_time = time.perf_counter() - t_eval
-    losses = {"val_loss": val["all"], "test_loss": test_scores["all"], "test_contact_loss": test_scores["contact"],
-              "test_free_loss": test_scores["free"], **{f"{k}_loss": v for k, v in transformed.items()}}
+    losses = scores.pop("losses")
     final_train = trainer.callback_metrics.get("train/loss")
     flops_per_sample = float(module.flops_per_sample)
     flops_per_step = flops_per_sample * batch_size
@@ -198,10 +141,7 @@ def _train_run(spec: dict, data_dir: Path, run_dir: Path, t_start: float) -> dic
         "flops_per_step": flops_per_step,
         "train_flops": flops_per_step * steps,
         **losses,
-        "test_per_trajectory": per_trajectory(test),
-        "references": references,
-        "test_windows": test_scores["n_windows"],
-        "test_contact_fraction": test_scores["n_contact"] / max(1, test_scores["n_windows"]),
+        **scores,
         "final_train_loss": float(final_train) if final_train is not None else float("nan"),
         "steps": done_steps,
         "samples_seen": int(samples),

@@ -140,3 +140,22 @@ def test_load_study_groups_seeds_and_drops_inconsistent_per_trajectory_data():
     study = load_study(res[:-1] + [bad])
     assert study.grid("base")[1].n_seeds == 3 and study.grid("base")[1].per_traj == []  # scalar fallback
     assert len(study.grid("base")[0].per_traj) == 3 and len(study.grid("eq")[1].per_traj) == 3
+
+
+def test_allocation_finding_compares_frontier_size_exponents():
+    """Three frontier configs per family whose parameter counts grow as C^0.8 (eq) and C^0.2 (base)."""
+    out = []
+    for seed in range(3):
+        for fam, kind, alg, power in (("eq", "gatr", "projective", 0.8), ("base", "transformer", None, 0.2)):
+            for k, c in enumerate((1e10, 1e11, 1e12)):
+                r = run(fam, kind, c, val=1e-3 / (k + 1), contact_loss=1e-3 / (k + 1), seed=seed, steps=100 * (k + 1),
+                        width=8 * (k + 1), algebra=alg)
+                r["params"] = 1e-3 * c ** power
+                out.append(r)
+    an = analyze_results(out, n_boot=50)
+    alloc = an["findings"]["allocation"]
+    assert alloc["exponents"]["equivariant"]["exponent"] == pytest.approx(0.8)
+    assert alloc["exponents"]["baseline"]["exponent"] == pytest.approx(0.2)
+    assert alloc["verdict"] == "supported"
+    single = analyze_results(study_results(), n_boot=20)["findings"]["allocation"]
+    assert single["verdict"] == "not resolved" and "difference" not in single
