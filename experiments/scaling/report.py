@@ -49,6 +49,17 @@ def _task_section(an: dict) -> list[str]:
         f"| no motion (input keypoints) | {_f(an['no_motion_mse'])} | {_f(an['no_motion_mse_contact'])} | – |", ""]
 
 
+def _reference_rows(an: dict, cells) -> list[str]:
+    """One table row per closed-form reference; ``cells(name, all, contact, free)`` gives the row's cells."""
+    if an.get("ballistic_mse") is None:
+        return []
+    b = an["ballistic_mse"]
+    return ["| " + " | ".join(cells(f"*{name} (reference)*", an[f"{key}_mse"], an.get(f"{key}_mse_contact"),
+                                    an.get(f"{key}_mse_free"), an[f"{key}_mse"] / b,
+                                    (an.get(f"{key}_mse_contact") or math.nan) / an["ballistic_mse_contact"]))
+            + " |" for name, key in (("ballistic", "ballistic"), ("no motion", "no_motion"))]
+
+
 def _headline(an: dict) -> list[str]:
     cm = an["compute_matched"]
     if not cm["budgets"]:
@@ -71,6 +82,8 @@ def _headline(an: dict) -> list[str]:
             lines.append(f"| {fam} | {_f(l_['value'])} | {_pm(l_['seed_mean'], l_['seed_sd'])} (n={l_['n_seeds']}) | "
                          f"{_ci(l_)} | {_f(rel.get('value'), '.3f')} | {_f(relc.get('value'), '.3f')} "
                          f"{_ci(relc, fmt='.3f')} |")
+        lines += _reference_rows(an, lambda name, a, c, fr, rel, relc: (name, _f(a), "–", "–", _f(rel, ".3f"),
+                                                                            _f(relc, ".3f")))
         lines.append("")
     return lines
 
@@ -105,6 +118,9 @@ def _selected(an: dict) -> list[str]:
                      f"{_ci(s.get('rel_ballistic_contact_interval'), 'ci68', '.3f')} | {_f(s.get('test_free_loss'))} | "
                      f"{rel('test_e3_loss')} | {rel('test_rotation_loss')} | {rel('test_translation_loss')} | "
                      f"{', '.join(lacks)} |")
+    lines += _reference_rows(an, lambda name, a, c, fr, rel, relc: (name, "closed form", "–", _f(a), _f(rel, ".3f"),
+                                                                    _f(relc, ".3f"), _f(fr), "1.00", "1.00", "1.00",
+                                                                    "nothing"))
     return lines + [""]
 
 
@@ -147,6 +163,8 @@ def _data_efficiency(an: dict) -> list[str]:
             lines.append(f"| {fam} | {r['train_trajectories']} | {_f(r.get('epochs'), '.1f')} | {r['n_seeds']} | "
                          f"{_f(r['test_loss'])} | {_f(r.get('rel_ballistic_contact'), '.3f')} "
                          f"{_ci(r.get('rel_ballistic_contact_interval'), 'ci68', '.3f')} | {_f(r.get('test_e3_loss'))} |")
+    lines += _reference_rows(an, lambda name, a, c, fr, rel, relc: (name, "–", "–", "–", _f(a), _f(relc, ".3f"),
+                                                                    _f(a)))
     return lines + [""]
 
 
