@@ -1,4 +1,4 @@
-"""Registry, error messages, dtypes / constant caching, and the import-time budget."""
+"""Registry, error messages, dtypes / constant caching, and loading the shipped tables without deriving."""
 
 from __future__ import annotations
 
@@ -226,28 +226,32 @@ def test_constants_are_cached_per_device_and_dtype():
 BUDGET_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
-    t0 = time.perf_counter()
+    import numpy as np
+    calls = []
+    _svd = np.linalg.svd
+    def counting_svd(*args, **kwargs):  # the derivation's null spaces are SVDs; shipped bases need none
+        calls.append(1)
+        return _svd(*args, **kwargs)
+    np.linalg.svd = counting_svd
     import torch
     t1 = time.perf_counter()
     import algebras
     algs = [algebras.get_algebra(n) for n in ("euclidean", "projective", "projective-distance", "conformal")]
-    t2 = time.perf_counter()
-    basis = {}
     for a in algs:
-        s = time.perf_counter()
         a.linear_basis
-        basis[a.name] = time.perf_counter() - s
-    print(json.dumps({"torch": t1 - t0, "build": t2 - t1, "basis": basis,
-                      "clifford_imported": "clifford" in sys.modules}))
+    t2 = time.perf_counter()
+    print(json.dumps({"build": t2 - t1, "svd_calls": len(calls), "clifford_imported": "clifford" in sys.modules}))
     """
 )
 
 
-def test_import_and_build_time_budget():
+def test_built_in_algebras_load_shipped_tables_without_deriving():
+    """``import algebras`` + the four backends load shipped tables and bases: no ``clifford`` import, no
+    null-space SVD (what made a cold start slow). The time is printed, not asserted: a wall-clock bound
+    is flaky on a shared machine (README: ~0.05 s on a quiet core)."""
     out = subprocess.run([sys.executable, "-c", BUDGET_SCRIPT], capture_output=True, text=True, check=True,
                          timeout=120)
     timing = json.loads(out.stdout.strip().splitlines()[-1])
-    assert timing["build"] < 2.0, timing  # import algebras + 4 backends, torch already imported
     assert not timing["clifford_imported"], "built-in algebras must use the shipped tables"
-    assert sum(timing["basis"].values()) < 0.5, timing  # shipped bases: load + check, no SVDs
+    assert timing["svd_calls"] == 0, timing
     print(timing)

@@ -17,7 +17,7 @@ import torch
 
 from experiments.rigid_body.generate import generate_dataset
 from experiments.train import main
-from experiments.training import BodyDynamicsModule, TrainingDataModule, train_run
+from experiments.training import BodyDynamicsModule, TrainingDataModule, keypoint_mse, train_run
 from experiments.training.callbacks import parameter_checksum
 from experiments.training.data import load_cached_arrays
 
@@ -248,3 +248,44 @@ def test_ddp_two_cpu_ranks_agree(data_dir, tmp_path):
     assert losses and all(math.isfinite(v) for v in losses)
     ckpt = BodyDynamicsModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
     assert parameter_checksum(ckpt) == infos[0]["checksum"]  # last.ckpt written at the end of training
+
+
+def test_datamodule_splits_are_the_split_functions_and_disjoint(data_dir):
+    """Train / val / test windows come from exactly the trajectories of split_indices (no leak)."""
+    from experiments.rigid_body.dataset import split_indices
+
+    dm = TrainingDataModule(data_dir, horizon=2, bodies=BODIES, max_train_trajectories=10)
+    dm.setup("fit")
+    split = split_indices(16, seed=0)
+    expected = {"train": split["train"][:10], "val": split["val"], "test": split["test"]}
+    seen = {}
+    for name in ("train", "val", "test", "test_e3", "test_rotation", "test_translation"):
+        ds = getattr(dm, name)
+        ids = set(ds[torch.arange(len(ds))]["trajectory"].tolist())
+        seen[name] = ids
+        assert ids == set(expected[name if name in expected else "test"].tolist()), name
+    assert not seen["train"] & seen["val"] and not seen["train"] & seen["test"] and not seen["val"] & seen["test"]
+
+
+def test_keypoint_mse_sums_xyz_and_averages_the_rest():
+    pred = torch.zeros(2, 3, 4, 3)
+    target = torch.zeros(2, 3, 4, 3)
+    target[0, 0, 0] = torch.tensor([3.0, 4.0, 0.0])  # one keypoint 5 m off, 24 keypoints in all
+    assert float(keypoint_mse(pred, target)) == pytest.approx(25.0 / 24)
+    with pytest.raises(ValueError, match="shape"):
+        keypoint_mse(pred, target[:, :2])
+
+
+def test_training_reduces_the_loss_below_free_flight(data_dir, tmp_path):
+    """A short run learns: the training loss falls from the free-flight reference's (where an untrained
+    model starts) to well below it (measured 2.1e-4 -> 3.9e-5 in 60 steps)."""
+    from experiments.training.evaluation import REFERENCES, score, window_errors
+
+    spec = {"name": "x", "family": "transformer", "algebra": None, "width": 8, "depth": 1, "steps": 60,
+            "train_trajectories": 13, "seed": 0, "bodies": BODIES, "horizon": 2, "batch_size": 16, "lr": 3e-3,
+            "num_heads": 2}
+    res = train_run(spec, data_dir, tmp_path / "run")
+    dm = TrainingDataModule(data_dir, horizon=2, bodies=BODIES)
+    dm.setup("fit")
+    start = score(window_errors(REFERENCES["ballistic"], dm.train))["all"]
+    assert res["final_train_loss"] < 0.5 * start, (res["final_train_loss"], start)

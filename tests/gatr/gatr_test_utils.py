@@ -11,7 +11,7 @@ def randn(*shape, dtype=torch.float64):
     return torch.randn(*shape, dtype=dtype)
 
 
-def assert_equivariant(alg, f, mv_inputs, other_inputs=(), rtol=1e-9, n=4, transform_reference=None):
+def assert_equivariant(alg, f, mv_inputs, other_inputs=(), rtol=1e-12, n=4, transform_reference=None):
     """``f(rho_u(mv), ...) == rho_u(f(mv, ...))`` for n random versors (both parities), batch axis first.
 
     ``f`` returns (mv, scalars); scalars must be invariant. ``transform_reference`` = index into

@@ -35,7 +35,7 @@ def test_gatr_equivariant_with_masks(alg):
 
 @pytest.mark.parametrize("depth", [1, 4, 16])
 def test_equivariance_error_vs_depth_float32(alg, depth):
-    assert equivariance_error(alg, depth, torch.float32) < 1e-4
+    assert equivariance_error(alg, depth, torch.float32) < 2e-5  # measured 1.5e-7 .. 1.3e-6 (README)
 
 
 def test_masked_items_have_no_influence(alg):

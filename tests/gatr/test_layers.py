@@ -1,4 +1,4 @@
-"""Equivariance (float64, ~1e-9 relative) of every layer on every backend, shapes and init."""
+"""Equivariance (float64, 1e-12 relative; measured ~1e-15) of every layer on every backend, shapes and init."""
 
 import pytest
 import torch

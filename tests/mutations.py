@@ -1,0 +1,179 @@
+"""Planted bugs: every one must make the fast tests fail.
+
+Each mutation replaces one piece of source text in a scratch copy of the repository (tracked files
+only) and runs the fast tests that should notice it (``-m "not slow"``, stopping at the first
+failure). A mutation that leaves them green SURVIVED: the suite is blind there. A mutation whose
+text is no longer in the file is STALE (the code moved; update the list).
+
+    python tests/mutations.py              # all mutations, 2 at a time; a table; exit 1 if any survived
+    python tests/mutations.py --list
+    python tests/mutations.py --only ln-sum ln-eps --jobs 1
+
+Not part of the pytest run (it takes a few minutes); run it before changing the tests or the maths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    what: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+E = "tests/experiments/"
+MUTATIONS = (
+    # ------------------------------------------------------------------ the issue's list
+    Mutation("linear-map-sign", "a sign flipped in one entry of one derived linear map", "algebras/clifford_algebra.py",
+             'return arrays["linear_basis"], tuple(',
+             'b = arrays["linear_basis"].copy(); b.flat[np.flatnonzero(b)[7]] *= -1\n        return b, tuple(',
+             ("tests/algebras/test_equivariance.py",)),
+    Mutation("omega-no-det", "angular velocity transformed without det(R)", "experiments/rigid_body/transforms.py",
+             "out[key] = y * det.reshape(*det.shape, *([1] * (x.dim() - batch)))", "out[key] = y",
+             (E + "test_rigid_body_dataset.py", E + "test_models.py")),
+    Mutation("fit-sign", "the log-linear fit's exponent with the wrong sign", "experiments/scaling/fit.py",
+             "alpha=-slope, l_inf=0.0", "alpha=slope, l_inf=0.0", (E + "test_scaling_fit.py",)),
+    Mutation("ipga-no-points", "distance-aware attention features without the e0 point components",
+             "algebras/projective.py", "coords = x[..., self._point_blades]  # signs drop out",
+             "coords = 0 * x[..., self._point_blades]  # signs drop out", ("tests/gatr/test_values.py",)),
+    Mutation("split-leak", "one test trajectory leaked into the training split", "experiments/rigid_body/dataset.py",
+             '"train": perm[:n_train],', '"train": perm[:n_train + 1],', (E + "test_rigid_body_dataset.py",)),
+    Mutation("ln-no-invariant", "layer norm without its invariant-vector term", "algebras/clifford_algebra.py",
+             "                    maps.append(contraction)", "                    pass",
+             ("tests/gatr/test_values.py",)),
+    Mutation("ln-eps", "layer norm with epsilon outside the square root", "gatr/primitives/norm.py",
+             "out = x * torch.rsqrt(sq + eps).unsqueeze(-1)", "out = x / (torch.sqrt(sq) + eps).unsqueeze(-1)",
+             ("tests/gatr/test_values.py",)),
+    Mutation("ln-sum", "layer norm summing over channels instead of averaging", "gatr/primitives/norm.py",
+             "sq = alg.squared_norm(x).mean(-1, keepdim=True)", "sq = alg.squared_norm(x).sum(-1, keepdim=True)",
+             ("tests/gatr/test_values.py",)),
+    Mutation("fit-prefactor", "the saturating fit's prefactor computed wrongly", "experiments/scaling/fit.py",
+             "PowerLawFit(a=math.exp(log_A) * c0 ** alpha,", "PowerLawFit(a=math.exp(log_A),",
+             (E + "test_scaling_fit.py",)),
+    Mutation("train-all", "the training data drawn from all trajectories", "experiments/rigid_body/dataset.py",
+             'out = {"train": RigidBodyDataset(arrays, "train",', 'out = {"train": RigidBodyDataset(arrays, "all",',
+             (E + "test_training.py",)),
+    # ------------------------------------------------------------------ our own
+    Mutation("ballistic-const-omega", "free flight with constant angular velocity (inertia ignored)",
+             "experiments/rigid_body/ballistic.py", "inv_inertia = 1.0 / inertia.to(f64).clamp_min(1e-30)",
+             "inv_inertia = torch.ones_like(inertia.to(f64))", (E + "test_ballistic.py",)),
+    Mutation("capsule-inertia", "a wrong hemisphere offset in the capsule's inertia",
+             "experiments/rigid_body/ballistic.py", "3 * h * r / 8", "3 * h * r / 4", (E + "test_ballistic.py",)),
+    Mutation("contact-off-by-one", "contact windows looking at frames t..t+k-1 instead of t+1..t+k",
+             "experiments/rigid_body/dataset.py", "frames = starts.unsqueeze(-1) + torch.arange(1, horizon + 1)",
+             "frames = starts.unsqueeze(-1) + torch.arange(0, horizon)", (E + "test_rigid_body_dataset.py",)),
+    Mutation("window-seed", "contact-free window sampling not seeded", "experiments/rigid_body/dataset.py",
+             "np.random.default_rng([int(seed), 7127])", "np.random.default_rng()",
+             (E + "test_rigid_body_dataset.py",)),
+    Mutation("select-on-test", "the selected config chosen by test loss", "experiments/scaling/analysis.py",
+             "key=lambda c: (np.nanmean(c.val), c.compute)", "key=lambda c: (np.nanmean(c.test), c.compute)",
+             (E + "test_scaling_analysis.py",)),
+    Mutation("no-seed-correction", "seed bootstrap without the small-sample correction",
+             "experiments/scaling/analysis.py", "c = math.sqrt(n_seeds / (n_seeds - 1))", "c = 1.0",
+             (E + "test_scaling_analysis.py",)),
+    Mutation("envelope-extrapolates", "the compute envelope extrapolating the fit above the frontier",
+             "experiments/scaling/analysis.py", "    out[above] = l_[-1]\n",
+             "    out[above] = fit_power_law(c, l_).predict(budgets[above]) if len(fr) > 1 else l_[-1]\n",
+             (E + "test_scaling_analysis.py",)),
+    Mutation("no-standardise", "baseline features centred but not scaled", "experiments/models/base.py",
+             "return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)", "return x - self.mean.to(x.dtype)",
+             (E + "test_models.py",)),
+    Mutation("centre-not-ballistic", "the centred transformer leaving the free-flight keypoints uncentred",
+             "experiments/models/base.py", "ballistic = ballistic - centre.unsqueeze(-2)", "ballistic = ballistic",
+             (E + "test_models.py",)),
+    Mutation("gatr-wrong-reference", "GATr correcting the input keypoints instead of free flight",
+             "experiments/models/embedding.py",
+             'reference = points[..., 4:, :] if self.residual == "ballistic" else points[..., :4, :]',
+             'reference = points[..., :4, :]', (E + "test_models.py",)),
+    Mutation("mse-mean-xyz", "keypoint MSE averaging x, y, z instead of summing", "experiments/training/module.py",
+             "return (pred.float() - target.float()).pow(2).sum(-1).mean()",
+             "return (pred.float() - target.float()).pow(2).mean()", (E + "test_training.py",)),
+    Mutation("attention-scale", "attention logits without the 1/sqrt(d) scale", "gatr/primitives/attention.py",
+             "scale = 1.0 / math.sqrt(q.shape[-1])", "scale = 1.0", ("tests/gatr/test_values.py",)),
+    Mutation("eval-contact-swap", "per-trajectory sums with contact and contact-free swapped",
+             "experiments/training/evaluation.py",
+             'for name, mask in (("contact", errors["contact"]), ("free", ~errors["contact"])):',
+             'for name, mask in (("contact", ~errors["contact"]), ("free", errors["contact"])):',
+             (E + "test_evaluation.py",)),
+)
+
+
+def _copy_repo(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for rel in files.decode().split("\0"):
+        if rel and (REPO / rel).is_file():
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, target)
+
+
+def run_mutation(m: Mutation, scratch: Path) -> tuple[str, float, str]:
+    """Apply ``m`` in a fresh copy under ``scratch`` and run its tests: (CAUGHT | SURVIVED | STALE, seconds, detail)."""
+    t0 = time.perf_counter()
+    root = scratch / m.name
+    _copy_repo(root)
+    path = root / m.file
+    text = path.read_text()
+    if text.count(m.old) != 1:
+        return "STALE", time.perf_counter() - t0, f"{m.old!r} found {text.count(m.old)} times in {m.file}"
+    path.write_text(text.replace(m.old, m.new))
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *m.tests]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    where = subprocess.run([sys.executable, "-c", "import algebras, experiments; print(algebras.__file__)"],
+                           cwd=root, env=env, capture_output=True, text=True).stdout.strip()
+    if not where.startswith(str(root)):
+        raise RuntimeError(f"the scratch copy is not what gets imported ({where}); check the editable install")
+    failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED") or line.startswith("ERROR")]
+    status = "CAUGHT" if proc.returncode != 0 else "SURVIVED"
+    detail = failed[0][:110] if failed else proc.stdout.strip().splitlines()[-1][:110] if proc.stdout.strip() else ""
+    return status, time.perf_counter() - t0, detail
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", help="mutation names to run (default: all)")
+    ap.add_argument("--list", action="store_true", help="list the mutations and exit")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    known = {m.name: m for m in MUTATIONS}
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:24s} {m.what}")
+        return 0
+    unknown = sorted(set(args.only or ()) - set(known))
+    if unknown:
+        print(f"error: unknown mutation(s) {unknown}; valid: {', '.join(known)}", file=sys.stderr)
+        return 2
+    todo = [known[n] for n in args.only] if args.only else list(MUTATIONS)
+    with tempfile.TemporaryDirectory(prefix="mutations-") as tmp:
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(lambda m: run_mutation(m, Path(tmp)), todo))
+    print("| mutation | planted bug | result | seconds | first failing test |")
+    print("|---|---|---|---|---|")
+    for m, (status, seconds, detail) in zip(todo, results):
+        print(f"| {m.name} | {m.what} | {status} | {seconds:.0f} | {detail} |")
+    bad = [m.name for m, (status, _, _) in zip(todo, results) if status != "CAUGHT"]
+    print(f"{len(todo) - len(bad)} caught, {len(bad)} survived or stale" + (f": {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
