@@ -130,8 +130,13 @@ def contact_windows(contacts: torch.Tensor, starts: torch.Tensor, horizon: int) 
     Tensor, shape (M, S) bool: any contact in frames ``t+1 .. t+k``
     """
     c = torch.as_tensor(contacts) > 0
-    frames = starts.unsqueeze(-1) + torch.arange(1, horizon + 1)  # (S, k)
-    return c[:, frames].any(-1)
+    return _contact_in(c, torch.arange(c.shape[0]).unsqueeze(-1), torch.as_tensor(starts).unsqueeze(0), horizon)
+
+
+def _contact_in(contact: torch.Tensor, m, t, horizon: int) -> torch.Tensor:
+    """``contact[m, t+1 .. t+k].any()`` for broadcastable trajectory / start-frame indices."""
+    frames = torch.as_tensor(t).unsqueeze(-1) + torch.arange(1, horizon + 1)
+    return contact[torch.as_tensor(m).unsqueeze(-1), frames].any(-1)
 
 
 def select_windows(contact: torch.Tensor, min_contact_fraction: float | None, seed: int = 0) -> torch.Tensor:
@@ -294,8 +299,7 @@ class RigidBodyDataset(Dataset):
         }
         if with_ballistic:
             sample["ballistic_keypoints"] = ballistic_keypoints(sample, self.horizon * self.frame_dt)
-            frames = torch.as_tensor(t).unsqueeze(-1) + torch.arange(1, self.horizon + 1)
-            sample["contact"] = self._contacts[torch.as_tensor(m).unsqueeze(-1), frames].any(-1)
+            sample["contact"] = _contact_in(self._contacts, m, t, self.horizon)
         return sample
 
     def __getitem__(self, i) -> dict:

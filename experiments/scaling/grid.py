@@ -26,8 +26,9 @@ A study config is a YAML mapping::
 The main grid is the Cartesian product families x model_sizes x steps x train_trajectories x seeds,
 where a family's own ``model_sizes`` / ``steps`` replace the top-level ones;
 ``data.horizon`` and ``data.bodies`` are copied into every spec (the training code needs them);
-``data.sim`` is passed to the data generator only. The data sweep adds families x data_sweep.train_trajectories x seeds at one model size and step
-count; duplicates (same spec) are dropped. The order is deterministic.
+``data.sim`` is passed to the data generator only. The data sweep adds families x
+data_sweep.train_trajectories x seeds at one model size and step count per family (by default its
+largest size and step count); duplicates (same spec) are dropped. The order is deterministic.
 
 Every run spec is a flat JSON-serialisable dict with the keys in :data:`SPEC_KEYS` plus the keys of
 ``fixed`` (and per-family ``hparams``). Its id is readable plus a short hash of the whole spec, e.g.
