@@ -130,3 +130,36 @@ def test_bf16_autocast_close_to_float32(alg):
     rel_s = (low_s.float() - ref_s).abs().max() / ref_s.abs().max()
     assert rel_mv < 0.05 and rel_s < 0.05, (float(rel_mv), float(rel_s))
     assert rel_mv > 0  # autocast really ran in bf16
+
+
+def _coefficients(alg, matrix: torch.Tensor) -> torch.Tensor:
+    """Coefficients of ``matrix`` (dim, dim) in the derived basis; asserts it lies in its span."""
+    basis = alg.linear_basis  # (n_maps, dim, dim)
+    coef = torch.linalg.lstsq(basis.reshape(len(basis), -1).T, matrix.reshape(-1, 1)).solution[:, 0]
+    torch.testing.assert_close(torch.einsum("m,mij->ij", coef, basis), matrix, atol=1e-10, rtol=0)
+    return coef
+
+
+def _matrix_of(fn, dim: int) -> torch.Tensor:
+    """Matrix of a linear map on multivectors, column j = fn(e_j)."""
+    return fn(torch.eye(dim, dtype=F64)).T
+
+
+def test_equilinear_computes_known_equivariant_maps(alg):
+    """EquiLinear with weights solved for a known equivariant map computes that map: grade projections
+    (every algebra), x -> w x for an invariant vector w (e_0 in PGA, e_inf in CGA). The maps are built
+    from the algebra's projections and products, not from the derived basis or the layer's kernels."""
+    from gatr import EquiLinear
+
+    targets = {f"grade {k}": (lambda k: lambda x: alg.grade_project(x, k))(k) for k in sorted(set(alg.grades))}
+    for i, w in enumerate(invariant_vectors(alg)):
+        targets[f"w{i} x"] = (lambda w: lambda x: alg.geometric_product(w.expand_as(x), x))(w)
+    layer = EquiLinear(alg, len(targets), len(targets), bias=False).double()
+    with torch.no_grad():
+        layer.weight_mv.zero_()
+        for c, fn in enumerate(targets.values()):
+            layer.weight_mv[c, c] = _coefficients(alg, _matrix_of(fn, alg.dim))
+    x = randn(5, len(targets), alg.dim)
+    out, _ = layer(x)
+    for c, (name, fn) in enumerate(targets.items()):
+        torch.testing.assert_close(out[:, c], fn(x[:, c]), atol=1e-10, rtol=0, msg=name)
