@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing as mp
 import os
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
+
+from experiments.workers import worker_pool
 
 from .simulate import SimConfig, simulate_trajectory
 from .storage import (
@@ -198,8 +199,8 @@ def generate_dataset(
             for k, a, b in tasks:
                 collect(k, a, simulate_range(a, b, seed, config["sim"]))
         else:
-            # spawn: safe even if the caller has torch / threads loaded
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+            # spawn (safe with torch / threads loaded); workers exit if this process is killed
+            pool = worker_pool(workers)
             try:
                 futures = {pool.submit(simulate_range, a, b, seed, config["sim"]): (k, a) for k, a, b in tasks}
                 for fut in as_completed(futures):

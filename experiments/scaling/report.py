@@ -249,6 +249,11 @@ def render_report(analysis: dict, study: dict | None, plots: dict[str, Path], ou
         lines += ["## Runs left out of the fits", "", "Finished, but with a non-finite or non-positive loss or compute:", ""]
         lines += [f"- `{u['run_id']}`: test loss {u.get('test_loss')}, train FLOPs {u.get('train_flops')}"
                   for u in analysis["unusable"]] + [""]
+    if analysis.get("not_in_grid"):
+        lines += ["## Runs left out: not in this study's grid", "",
+                  f"{len(analysis['not_in_grid'])} result files in `runs/` belong to another grid (an older study "
+                  "in the same directory) and are not analysed:", ""]
+        lines += [f"- `{rid}`" for rid in analysis["not_in_grid"]] + [""]
     lines += ["## Failed runs", ""]
     lines += [f"- `{f['run_id']}`: {f.get('error_type')}: {str(f.get('error_message'))[:300]}"
               for f in analysis["failed"]] or ["None."]
@@ -264,10 +269,18 @@ def analyze(out_dir: str | Path, n_boot: int = 500, seed: int = 0, progress: boo
         raise FileNotFoundError(f"{out_dir} has no runs/ directory: not a scaling study output")
     write_tables(out_dir)
     results = collect_results(out_dir)
+    study = read_json(out_dir / "study.json")
+    outside = []
+    if isinstance(study, dict) and "config" in study:  # runs of another grid (an older study) stay out
+        from .grid import load_config, run_id
+
+        grid = {run_id(spec) for spec in load_config(config=study["config"]).expand()}
+        outside = sorted(r["run_id"] for r in results if r.get("run_id") not in grid)
+        results = [r for r in results if r.get("run_id") in grid]
     analysis = analyze_results(results, n_boot=n_boot, seed=seed)
+    analysis["not_in_grid"] = outside
     write_json(out_dir / "analysis.json", analysis)
     plots = make_plots(results, analysis, out_dir / "plots")
-    study = read_json(out_dir / "study.json")
     atomic_write_text(out_dir / "report.md", render_report(analysis, study, plots, out_dir))
     if progress:
         print(json.dumps({name: {"rel_ballistic_contact": fa.get("rel_ballistic_contact"),

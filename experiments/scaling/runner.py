@@ -60,7 +60,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .grid import StudyConfig, load_config, run_id, shard_specs
+from .grid import ConfigError, StudyConfig, load_config, run_id, shard_specs
 
 DEFAULT_TRAIN_FN = "experiments.training.train_run"
 DEFAULT_GENERATE_FN = "experiments.rigid_body.generate.generate_dataset"
@@ -378,8 +378,9 @@ def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: 
         for spec in todo:
             yield spec, execute_run(spec, data_dir, out_dir / "runs" / run_id(spec), fn)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
+
+    from experiments.workers import worker_pool
 
     from .grid import estimate_flops
 
@@ -387,7 +388,7 @@ def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: 
     # function); "spawn" keeps them independent of the parent's torch threads.
     worker_fn = train_fn if isinstance(train_fn, str) else fn
     ordered = sorted(todo, key=estimate_flops, reverse=True)  # longest first balances the workers
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(jobs) as pool:  # workers exit if this process is killed
         futures = {pool.submit(_execute_in_worker, spec, data_dir, out_dir / "runs" / run_id(spec), worker_fn): spec
                    for spec in ordered}
         for future in as_completed(futures):
@@ -396,6 +397,21 @@ def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: 
 
 def _execute_in_worker(spec: dict, data_dir: Path, run_dir: Path, train_fn) -> dict:
     return execute_run(spec, data_dir, run_dir, resolve(train_fn))
+
+
+def check_same_study(out_dir: Path, cfg: StudyConfig) -> None:
+    """Refuse to run a study into a directory that holds a study with another config: their runs would
+    mix in the fits. Shards and reruns of the same config pass."""
+    existing = read_json(Path(out_dir) / "study.json")
+    if not isinstance(existing, dict) or "config" not in existing:
+        return
+    old = existing["config"]
+    new = json.loads(json.dumps(cfg.to_dict(), default=_json_default))
+    if old == new:
+        return
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    raise ConfigError(f"{out_dir} holds a study with a different config (differing keys: {', '.join(keys)}); "
+                      f"its runs would mix with this one's in the fits. Use another --out, or delete {out_dir}")
 
 
 def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shard: str | tuple | None = None,
@@ -425,6 +441,7 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = cfg.expand()
     mine = shard_specs(specs, shard)
+    check_same_study(out_dir, cfg)
     write_json(out_dir / "study.json", {"config": cfg.to_dict(), "num_runs": len(specs)})
     fn = resolve(train_fn)  # fail early on a bad dotted path, before generating data
     data_dir = ensure_data(cfg, out_dir, generate_fn, progress=progress)

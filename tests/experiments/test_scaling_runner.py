@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from experiments.scaling import __main__ as cli
-from experiments.scaling.grid import StudyConfig, run_id
+from experiments.scaling.grid import ConfigError, StudyConfig, run_id
 from experiments.scaling.report import analyze
 from experiments.scaling.runner import collect_results, run_study
 
@@ -257,3 +257,33 @@ def test_parallel_jobs_match_sequential(tmp_path):
     assert len(collect_results(tmp_path / "par")) == len(seq)
     with pytest.raises(ValueError, match="jobs"):
         run_study(cfg, tmp_path / "bad", train_fn=synthetic_train, generate_fn=None, progress=False, jobs=0)
+
+
+def test_a_different_grid_is_refused_and_old_runs_stay_out_of_the_fits(tmp_path, capsys):
+    """Rerunning a changed config into a study directory would mix two grids in the fits: refused with a
+    message naming the differing keys (CLI exit 2). Runs of another grid already there are left out."""
+    cfg = config()
+    run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    changed = cfg.to_dict()
+    changed["steps"] = [10, 40]
+    with pytest.raises(ConfigError, match=r"different config \(differing keys: steps\)"):
+        run_study(StudyConfig.from_dict(changed), tmp_path, train_fn=synthetic_train, generate_fn=None,
+                  progress=False)
+    yaml_path = tmp_path / "changed.yaml"
+    import yaml
+
+    yaml_path.write_text(yaml.safe_dump(changed))
+    assert cli.main(["run", "--config", str(yaml_path), "--out", str(tmp_path), "--generate-fn", "none",
+                     "--train-fn", f"{THIS}.synthetic_train", "--no-progress"]) == 2
+    assert "different config" in capsys.readouterr().err
+    # the same config (a rerun or another shard) passes
+    run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    # a directory already holding another grid's runs (an older study): those are named and left out
+    foreign = tmp_path / "runs" / "old-run-from-another-grid"
+    foreign.mkdir()
+    rec = json.loads((tmp_path / "runs" / run_id(cfg.expand()[0]) / "result.json").read_text())
+    rec["run_id"], rec["spec"] = foreign.name, {**rec["spec"], "steps": 99999}
+    (foreign / "result.json").write_text(json.dumps(rec))
+    an = analyze(tmp_path, n_boot=10, progress=False)
+    assert an["not_in_grid"] == [foreign.name] and an["n_results"] == len(cfg.expand())
+    assert foreign.name in (tmp_path / "report.md").read_text()
