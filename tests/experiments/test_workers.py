@@ -45,6 +45,7 @@ def test_sweep_workers_exit_when_the_parent_is_killed(tmp_path):
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     parent = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path)
+    workers = []
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(list((tmp_path / "out" / "runs").glob("*/spec.json"))) < 2:
@@ -61,3 +62,6 @@ def test_sweep_workers_exit_when_the_parent_is_killed(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+        for pid in workers:  # never leave sleeping workers behind, whatever happened above
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
