@@ -34,7 +34,7 @@ import math
 
 import torch
 
-__all__ = ["principal_inertia", "free_flight", "ballistic_keypoints", "no_motion_keypoints",
+__all__ = ["principal_inertia", "free_flight", "keypoints", "ballistic_keypoints", "no_motion_keypoints",
            "DEFAULT_MAX_STEP"]
 
 #: largest RK4 step [s] of :func:`free_flight` (error ~ (h |w|)^5; |w| <~ 20 rad/s here)
@@ -127,7 +127,19 @@ def free_flight(positions: torch.Tensor, axes: torch.Tensor, velocity: torch.Ten
     return positions.to(f64) + duration * velocity.to(f64), axes
 
 
-def _keypoints(positions: torch.Tensor, axes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+def keypoints(positions: torch.Tensor, axes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Centre and three axis tips.
+
+    Parameters
+    ----------
+    positions : (..., N, 3)
+    axes : (..., N, 3, 3), rows are axes
+    sizes : (..., N, 3)
+
+    Returns
+    -------
+    Tensor, shape (..., N, 4, 3)
+    """
     tips = positions.unsqueeze(-2) + axes * sizes.unsqueeze(-1)
     return torch.cat([positions.unsqueeze(-2), tips], -2)
 
@@ -135,7 +147,7 @@ def _keypoints(positions: torch.Tensor, axes: torch.Tensor, sizes: torch.Tensor)
 def no_motion_keypoints(batch: dict) -> torch.Tensor:
     """The input keypoints (centre, centre + axes[j] * sizes[j]) as the prediction: ``(..., N, 4, 3)``."""
     p = batch["positions"]
-    return _keypoints(p, batch["axes"].to(p.dtype), batch["sizes"].to(p.dtype))
+    return keypoints(p, batch["axes"].to(p.dtype), batch["sizes"].to(p.dtype))
 
 
 def ballistic_keypoints(batch: dict, duration: float, max_step: float = DEFAULT_MAX_STEP) -> torch.Tensor:
@@ -155,4 +167,4 @@ def ballistic_keypoints(batch: dict, duration: float, max_step: float = DEFAULT_
     inertia = principal_inertia(batch["shape"], sizes, batch["mass"].to(torch.float64))
     pos, axes = free_flight(batch["positions"], batch["axes"], batch["velocity"], batch["angular_velocity"],
                             inertia, duration, max_step)
-    return _keypoints(pos, axes, sizes).to(batch["positions"].dtype)
+    return keypoints(pos, axes, sizes).to(batch["positions"].dtype)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from .ballistic import ballistic_keypoints
+from .ballistic import ballistic_keypoints, keypoints
 from .simulate import quat_to_matrix
 from .storage import load_arrays
 from .transforms import TRANSFORM_KINDS, random_e3, transform_sample
@@ -97,23 +97,6 @@ def split_indices(num_trajectories: int, fractions=(0.8, 0.1, 0.1), seed: int = 
         "val": np.sort(perm[n_train:n_train + n_val]),
         "test": np.sort(perm[n_train + n_val:]),
     }
-
-
-def keypoints(positions: torch.Tensor, axes: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
-    """Centre and three axis tips.
-
-    Parameters
-    ----------
-    positions : (..., N, 3)
-    axes : (..., N, 3, 3), rows are axes
-    sizes : (..., N, 3)
-
-    Returns
-    -------
-    Tensor, shape (..., N, 4, 3)
-    """
-    tips = positions.unsqueeze(-2) + axes * sizes.unsqueeze(-1)
-    return torch.cat([positions.unsqueeze(-2), tips], dim=-2)
 
 
 def contact_windows(contacts: torch.Tensor, starts: torch.Tensor, horizon: int) -> torch.Tensor:
