@@ -78,5 +78,15 @@ def main(args: list[str] | None = None, run: bool = True) -> TrainingCLI:
     )
 
 
+def cli_main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; a user mistake or a diverged run ends with one line and exit code 2."""
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except (ValueError, FloatingPointError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(cli_main())

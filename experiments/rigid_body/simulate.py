@@ -26,6 +26,7 @@ Conventions
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import mujoco
@@ -78,8 +79,13 @@ class SimConfig:
             raise ValueError(f"bodies must be between 2 and 16, got {self.bodies}")
         if self.frames < 2 or self.frame_stride < 1:
             raise ValueError("frames must be >= 2 and frame_stride >= 1")
-        if self.timestep <= 0:
-            raise ValueError("timestep must be positive")
+        if not (math.isfinite(self.timestep) and self.timestep > 0):
+            raise ValueError(f"timestep must be a positive finite number of seconds, got {self.timestep}")
+        for f in fields(self):  # no NaN or inf anywhere: they would simulate into a NaN dataset
+            value = getattr(self, f.name)
+            for v in (value if isinstance(value, tuple) else (value,)):
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValueError(f"{f.name} must be finite, got {value}")
 
     def to_dict(self) -> dict:
         """JSON-friendly dict (tuples become lists)."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 from .findings import analyze_results
 from .plots import make_plots
-from .runner import atomic_write_text, collect_results, read_json, write_json, write_tables
+from .grid import ConfigError
+from .runner import atomic_write_text, collect_results, read_json, unreadable_results, write_json, write_tables
 
 
 def _f(v, fmt: str = ".3g") -> str:
@@ -249,6 +251,10 @@ def render_report(analysis: dict, study: dict | None, plots: dict[str, Path], ou
         lines += ["## Runs left out of the fits", "", "Finished, but with a non-finite or non-positive loss or compute:", ""]
         lines += [f"- `{u['run_id']}`: test loss {u.get('test_loss')}, train FLOPs {u.get('train_flops')}"
                   for u in analysis["unusable"]] + [""]
+    if analysis.get("unreadable"):
+        lines += ["## Unreadable result files", "",
+                  "Not a readable result record (truncated or edited); left out. Rerunning the study redoes them:", ""]
+        lines += [f"- `{p}`" for p in analysis["unreadable"]] + [""]
     if analysis.get("not_in_grid"):
         lines += ["## Runs left out: not in this study's grid", "",
                   f"{len(analysis['not_in_grid'])} result files in `runs/` belong to another grid (an older study "
@@ -266,9 +272,17 @@ def analyze(out_dir: str | Path, n_boot: int = 500, seed: int = 0, progress: boo
     plots/*.png and report.md. Returns the analysis dict."""
     out_dir = Path(out_dir)
     if not (out_dir / "runs").is_dir():
-        raise FileNotFoundError(f"{out_dir} has no runs/ directory: not a scaling study output")
+        raise ConfigError(f"{out_dir} has no runs/ directory: not a scaling study output "
+                          "(python -m experiments.scaling run --out DIR writes one)")
     write_tables(out_dir)
     results = collect_results(out_dir)
+    unreadable = [str(p.relative_to(out_dir)) for p in unreadable_results(out_dir)]
+    for p in unreadable:
+        print(f"warning: {out_dir / p} is not a readable result record; left out (rerun the study to redo it)",
+              file=sys.stderr)
+    if not results:
+        raise ConfigError(f"{out_dir}/runs holds no readable result.json yet: nothing to analyse"
+                          + (f" ({len(unreadable)} unreadable)" if unreadable else ""))
     study = read_json(out_dir / "study.json")
     outside = []
     if isinstance(study, dict) and "config" in study:  # runs of another grid (an older study) stay out
@@ -279,6 +293,7 @@ def analyze(out_dir: str | Path, n_boot: int = 500, seed: int = 0, progress: boo
         results = [r for r in results if r.get("run_id") in grid]
     analysis = analyze_results(results, n_boot=n_boot, seed=seed)
     analysis["not_in_grid"] = outside
+    analysis["unreadable"] = unreadable
     write_json(out_dir / "analysis.json", analysis)
     plots = make_plots(results, analysis, out_dir / "plots")
     atomic_write_text(out_dir / "report.md", render_report(analysis, study, plots, out_dir))

@@ -328,8 +328,20 @@ def is_done(run_dir: Path, spec: dict) -> bool:
 # ----------------------------------------------------------------------------- aggregation
 
 
+def unreadable_results(out_dir: Path) -> list[Path]:
+    """``result.json`` files under ``out_dir/runs`` that are not a readable result record (truncated,
+    edited by hand, ...); :func:`collect_results` skips them and ``analyze`` names them."""
+    runs = Path(out_dir) / "runs"
+    bad = []
+    for p in sorted(runs.glob("*/result.json")) if runs.is_dir() else []:
+        r = read_json(p)
+        if not (isinstance(r, dict) and "spec" in r):
+            bad.append(p)
+    return bad
+
+
 def collect_results(out_dir: Path) -> list[dict]:
-    """All result records under ``out_dir/runs`` (every shard), sorted by run id."""
+    """All readable result records under ``out_dir/runs`` (every shard), sorted by run id."""
     runs = Path(out_dir) / "runs"
     out = []
     if runs.is_dir():

@@ -170,8 +170,15 @@ class BodyDynamicsModule(L.LightningModule):
         for name, v in (("width", width), ("depth", depth), ("num_heads", num_heads), ("num_bodies", num_bodies)):
             if int(v) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v}")
+        numbers = {"lr": lr, "weight_decay": weight_decay, "min_lr_ratio": min_lr_ratio,
+                   "augment_translation_scale": augment_translation_scale, "betas": tuple(betas)}
+        for name, value in numbers.items():
+            if not all(math.isfinite(float(v)) for v in (value if isinstance(value, tuple) else (value,))):
+                raise ValueError(f"{name} must be finite, got {value}")
         if warmup_steps < 0 or lr <= 0 or weight_decay < 0 or not 0 <= min_lr_ratio <= 1:
-            raise ValueError("need warmup_steps >= 0, lr > 0, weight_decay >= 0, 0 <= min_lr_ratio <= 1")
+            raise ValueError(f"need warmup_steps >= 0, lr > 0, weight_decay >= 0, 0 <= min_lr_ratio <= 1; got "
+                             f"warmup_steps={warmup_steps}, lr={lr}, weight_decay={weight_decay}, "
+                             f"min_lr_ratio={min_lr_ratio}")
         self.save_hyperparameters()
         self.hparams.family, self.hparams.algebra = family, algebra
 
@@ -234,6 +241,9 @@ class BodyDynamicsModule(L.LightningModule):
         if self.hparams.augment:
             batch = self._augment(batch)
         loss = keypoint_mse(self(batch), batch["target_keypoints"])
+        if not bool(torch.isfinite(loss)):  # stop, never train on (and checkpoint) NaN weights
+            raise FloatingPointError(f"non-finite training loss ({float(loss)}) at step {self.global_step}; "
+                                     "lower --model.lr, or check the data for NaN or inf")
         bs = batch["positions"].shape[0]
         # counted here (not in on_train_batch_end) so that checkpoints written by callbacks in
         # on_train_batch_end already include this batch

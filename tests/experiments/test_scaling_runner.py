@@ -287,3 +287,24 @@ def test_a_different_grid_is_refused_and_old_runs_stay_out_of_the_fits(tmp_path,
     an = analyze(tmp_path, n_boot=10, progress=False)
     assert an["not_in_grid"] == [foreign.name] and an["n_results"] == len(cfg.expand())
     assert foreign.name in (tmp_path / "report.md").read_text()
+
+
+def test_analyze_names_unreadable_results_and_refuses_empty_studies(tmp_path, capsys):
+    cfg = config()
+    recs = run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    victim = tmp_path / "runs" / recs[3]["run_id"] / "result.json"
+    victim.write_text(victim.read_text()[:40])  # truncated
+    an = analyze(tmp_path, n_boot=10, progress=False)
+    rel = str(victim.relative_to(tmp_path))
+    assert an["unreadable"] == [rel] and an["n_results"] == len(recs) - 1
+    assert rel in (tmp_path / "report.md").read_text() and rel in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    (empty / "runs").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="no readable result.json"):
+        analyze(empty, progress=False)
+    assert cli.main(["analyze", str(tmp_path / "missing")]) == 2
+    assert "no runs/ directory" in capsys.readouterr().err
+    # the truncated run counts as not done: the next invocation redoes it (and only it)
+    CALLS.clear()
+    run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    assert CALLS == [recs[3]["run_id"]]

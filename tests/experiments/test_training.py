@@ -289,3 +289,34 @@ def test_training_reduces_the_loss_below_free_flight(data_dir, tmp_path):
     dm.setup("fit")
     start = score(window_errors(REFERENCES["ballistic"], dm.train))["all"]
     assert res["final_train_loss"] < 0.5 * start, (res["final_train_loss"], start)
+
+
+def test_non_finite_settings_are_refused_and_a_non_finite_loss_stops_training(data_dir, capsys, tmp_path):
+    from experiments.rigid_body.generate import main as generate_main
+    from experiments.rigid_body.simulate import SimConfig
+    from experiments.train import cli_main
+
+    with pytest.raises(ValueError, match="timestep"):
+        SimConfig(timestep=float("inf"))
+    with pytest.raises(ValueError, match="speed_range must be finite"):
+        SimConfig(speed_range=(0.5, float("nan")))
+    with pytest.raises(SystemExit) as exit_info:
+        generate_main(["--num-trajectories", "2", "--out", "unused", "--timestep", "inf"])
+    assert exit_info.value.code == 2 and "positive finite" in capsys.readouterr().err
+    for bad in ({"lr": float("inf")}, {"weight_decay": float("nan")}, {"betas": (0.9, float("inf"))}):
+        with pytest.raises(ValueError, match="must be finite"):
+            BodyDynamicsModule(family="mlp", algebra=None, width=2, depth=1, num_bodies=BODIES, **bad)
+    config = REPO / "experiments/configs/mlp.yaml"
+    infinite = tmp_path / "inf.yaml"
+    infinite.write_text("model:\n  lr: .inf\n")  # YAML's infinity gets past the CLI's float parsing
+    assert cli_main(small_args(config, data_dir, "--config", str(infinite))) == 2
+    assert "lr must be finite" in capsys.readouterr().err
+    # a NaN in the data: training stops at once, naming the step, instead of saving NaN weights
+    module = BodyDynamicsModule(family="mlp", algebra=None, width=2, depth=1, num_bodies=BODIES)
+    dm = TrainingDataModule(data_dir, horizon=2, bodies=BODIES)
+    dm.setup("fit")
+    batch = dm.train[torch.arange(4)]
+    batch["positions"] = batch["positions"].clone()
+    batch["positions"][0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite training loss .* at step 0"):
+        module.training_step(batch, 0)
