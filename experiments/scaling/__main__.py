@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 from .report import analyze
 
                 analyze(args.out)
-            return 0 if all(r.get("status") == "ok" for r in recs) else 1
+            return 0 if all(r.get("status") in ("ok", "skipped") for r in recs) else 1
         if args.cmd == "analyze":
             from .report import analyze
 

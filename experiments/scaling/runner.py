@@ -192,6 +192,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def try_lock(lock: Path) -> dict | None:
+    """Take ``lock`` (created exclusively, holding this host and pid) and return None; if another live
+    process holds it, return its record. A lock left by a dead process on this host is taken over."""
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = read_json(lock) or {}
+            if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
+                    and not _pid_alive(holder["pid"]):
+                lock.unlink(missing_ok=True)  # stale lock of a dead process on this host
+                continue
+            return holder
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        return None
+
+
 def _data_settings(config: StudyConfig) -> dict:
     return {k: config.data[k] for k in ("num_trajectories", "bodies", "seed", "sim")}
 
@@ -222,26 +241,14 @@ def ensure_data(config: StudyConfig, out_dir: Path, generate_fn: str | Callable 
     fn = resolve(generate_fn)
     data_root.mkdir(parents=True, exist_ok=True)
     lock = data_root / ".lock"
-    me = {"host": socket.gethostname(), "pid": os.getpid()}
     waited = False
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            break
-        except FileExistsError:
-            holder = read_json(lock) or {}
-            if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
-                    and not _pid_alive(holder["pid"]):
-                lock.unlink(missing_ok=True)  # stale lock of a dead process on this host
-                continue
-            if not waited and progress:
-                _log(f"[scaling] waiting for data generation by {holder} ({lock})")
-            waited = True
-            time.sleep(poll_s)
-            if (p := done()) is not None:
-                return p
+    while (holder := try_lock(lock)) is not None:
+        if not waited and progress:
+            _log(f"[scaling] waiting for data generation by {holder} ({lock})")
+        waited = True
+        time.sleep(poll_s)
+        if (p := done()) is not None:
+            return p
     try:
         if (p := done()) is not None:
             return p
@@ -284,10 +291,28 @@ def _clean_float(v: Any) -> Any:
     return f
 
 
-def execute_run(spec: dict, data_dir: Path, run_dir: Path, train_fn: Callable) -> dict:
-    """Train one run and return its result record (never raises for errors inside ``train_fn``)."""
+def execute_run(spec: dict, data_dir: Path, run_dir: Path, train_fn: Callable, redo: bool = False) -> dict:
+    """Train one run and return its result record (never raises for errors inside ``train_fn``).
+
+    A per-run lock (``run_dir/.lock``) keeps concurrent sweeps on one directory (two ``run`` commands,
+    array jobs on a shared file system) from training the same run twice: a run locked by a live
+    process is returned with status "skipped", one finished meanwhile as it is (unless ``redo``), and
+    nothing is written."""
     rid = run_id(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / ".lock"
+    holder = try_lock(lock)
+    if holder is not None:
+        return {"run_id": rid, "status": "skipped", "spec": spec, "reason": f"running in {holder}"}
+    try:
+        if not redo and is_done(run_dir, spec):  # finished by another process between planning and now
+            return {**read_json(run_dir / "result.json"), "status": "ok", "reused": True}
+        return _execute_locked(spec, rid, data_dir, run_dir, train_fn)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _execute_locked(spec: dict, rid: str, data_dir: Path, run_dir: Path, train_fn: Callable) -> dict:
     (run_dir / "result.json").unlink(missing_ok=True)
     write_json(run_dir / "spec.json", {"run_id": rid, "spec": spec, "started": _now()})
     record: dict[str, Any] = {"run_id": rid, "status": None, "spec": spec, "seed": spec.get("seed"),
@@ -384,11 +409,12 @@ def write_tables(out_dir: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- the study
 
 
-def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: Callable, jobs: int):
+def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: Callable, jobs: int,
+                 redo: bool = False):
     """Yield ``(spec, record)`` as runs finish: in order, or from ``jobs`` worker processes."""
     if jobs == 1 or len(todo) <= 1:
         for spec in todo:
-            yield spec, execute_run(spec, data_dir, out_dir / "runs" / run_id(spec), fn)
+            yield spec, execute_run(spec, data_dir, out_dir / "runs" / run_id(spec), fn, redo)
         return
     from concurrent.futures import as_completed
 
@@ -401,14 +427,15 @@ def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: 
     worker_fn = train_fn if isinstance(train_fn, str) else fn
     ordered = sorted(todo, key=estimate_flops, reverse=True)  # longest first balances the workers
     with worker_pool(jobs) as pool:  # workers exit if this process is killed
-        futures = {pool.submit(_execute_in_worker, spec, data_dir, out_dir / "runs" / run_id(spec), worker_fn): spec
+        futures = {pool.submit(_execute_in_worker, spec, data_dir, out_dir / "runs" / run_id(spec), worker_fn,
+                               redo): spec
                    for spec in ordered}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
 
-def _execute_in_worker(spec: dict, data_dir: Path, run_dir: Path, train_fn) -> dict:
-    return execute_run(spec, data_dir, run_dir, resolve(train_fn))
+def _execute_in_worker(spec: dict, data_dir: Path, run_dir: Path, train_fn, redo: bool = False) -> dict:
+    return execute_run(spec, data_dir, run_dir, resolve(train_fn), redo)
 
 
 def check_same_study(out_dir: Path, cfg: StudyConfig) -> None:
@@ -478,18 +505,21 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
         except ImportError:
             bar = None
     t_start = time.time()
-    n_failed = 0
+    n_failed = n_skipped = 0
     try:
-        for k, (spec, rec) in enumerate(_execute_all(todo, data_dir, out_dir, train_fn, fn, jobs)):
+        for k, (spec, rec) in enumerate(_execute_all(todo, data_dir, out_dir, train_fn, fn, jobs, redo=force)):
             rid = run_id(spec)
             records.append(rec)
-            n_failed += rec["status"] != "ok"
+            n_failed += rec["status"] == "failed"
+            n_skipped += rec["status"] == "skipped"
             elapsed = time.time() - t_start
             eta = elapsed / (k + 1) * (len(todo) - k - 1)
             if rec["status"] == "ok":
                 msg = (f"test={rec.get('test_loss', float('nan')):.4g} "
                        f"e3={rec.get('test_e3_loss', float('nan')):.4g} "
                        f"flops={rec.get('train_flops', float('nan')):.3g}")
+            elif rec["status"] == "skipped":
+                msg = f"left to the process that holds it ({rec.get('reason')})"
             else:
                 msg = f"FAILED {rec.get('error_type')}: {str(rec.get('error_message'))[:200]}"
             line = (f"[scaling] {k + 1}/{len(todo)} {rid} {rec['status']} in "
@@ -505,6 +535,7 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
             bar.close()
         write_tables(out_dir)
     if progress:
-        _log(f"[scaling] done: {len(todo) - n_failed} ok, {n_failed} failed; tables in {out_dir}")
+        _log(f"[scaling] done: {len(todo) - n_failed - n_skipped} ok, {n_failed} failed, {n_skipped} run by another "
+             f"process; tables in {out_dir}")
     return records
 

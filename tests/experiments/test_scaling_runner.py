@@ -308,3 +308,47 @@ def test_analyze_names_unreadable_results_and_refuses_empty_studies(tmp_path, ca
     CALLS.clear()
     run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
     assert CALLS == [recs[3]["run_id"]]
+
+
+def test_run_locks_keep_concurrent_sweeps_from_training_a_run_twice(tmp_path):
+    """A run locked by a live process is left to it; a lock of a dead process is taken over; two sweep
+    processes on one directory train every run exactly once."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    cfg = config()
+    specs = cfg.expand()
+    held, stale = (tmp_path / "runs" / run_id(s) for s in specs[:2])
+    held.mkdir(parents=True)
+    stale.mkdir(parents=True)
+    (held / ".lock").write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": os.getpid()}))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (stale / ".lock").write_text(json.dumps({"host": __import__("socket").gethostname(),
+                                             "pid": int(dead.stdout)}))
+    CALLS.clear()
+    recs = run_study(cfg, tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    by_id = {r["run_id"]: r for r in recs}
+    assert by_id[held.name]["status"] == "skipped" and held.name not in CALLS
+    assert by_id[stale.name]["status"] == "ok" and stale.name in CALLS and not (stale / ".lock").exists()
+    assert not (held / "result.json").exists()
+
+    # two real processes on a fresh directory: every run trained once (each call leaves a marker file)
+    (tmp_path / "counting_train.py").write_text(textwrap.dedent("""
+        import os, time, uuid
+        def train(spec, data_dir, run_dir):
+            open(os.path.join(run_dir, "call-" + uuid.uuid4().hex), "w").close()
+            time.sleep(0.3)
+            return {"params": 1, "train_flops": 1.0 + spec["steps"], "val_loss": 1.0, "test_loss": 1.0,
+                    "test_e3_loss": 1.0}
+    """))
+    out = tmp_path / "shared"
+    script = (f"from experiments.scaling.runner import run_study\n"
+              f"run_study({cfg.to_dict()!r}, {str(out)!r}, train_fn='counting_train.train', generate_fn=None, "
+              f"progress=False)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env) for _ in range(2)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    calls = {d.name: len(list(d.glob("call-*"))) for d in (out / "runs").iterdir()}
+    assert len(calls) == len(specs) and set(calls.values()) == {1}, calls
