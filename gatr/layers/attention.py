@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from torch import nn
 
 from algebras import get_algebra
@@ -36,7 +38,15 @@ class _AttentionBase(nn.Module):
 
     def _attend(self, q, k, v, attention_mask, key_padding_mask):
         (q_mv, q_s), (k_mv, k_s), (v_mv, v_s) = q, k, v
+        # validates both masks (dtype, shape) before they are used below
         mask = build_attention_mask(attention_mask, key_padding_mask, q_mv.dtype, q_mv.device)
+        if key_padding_mask is not None:
+            # padded keys get weight 0, but 0 * NaN is NaN: zero their keys and values so that
+            # whatever padded items hold never reaches real ones
+            real = key_padding_mask[..., None, :, None]  # (..., 1, k_items, 1)
+            k_s, v_s = (torch.where(real, t, torch.zeros((), dtype=t.dtype, device=t.device)) for t in (k_s, v_s))
+            k_mv, v_mv = (torch.where(real[..., None], t, torch.zeros((), dtype=t.dtype, device=t.device))
+                          for t in (k_mv, v_mv))
         out_mv, out_s = geometric_sdpa(self.algebra, q_mv, k_mv, v_mv, q_s, k_s, v_s, mask,
                                        self.dropout if self.training else 0.0)
         # (..., heads, items, hm, dim) -> (..., items, heads*hm, dim)

@@ -21,8 +21,9 @@ def reference_from_inputs(mv: torch.Tensor, key_padding_mask: torch.Tensor | Non
     """
     if key_padding_mask is None:
         return mv.mean(dim=(-3, -2), keepdim=True)
-    weights = key_padding_mask.to(mv.dtype)[..., None, None]  # (..., items, 1, 1)
-    total = (mv * weights).sum(dim=(-3, -2), keepdim=True)
+    real = key_padding_mask[..., None, None]  # (..., items, 1, 1)
+    weights = real.to(mv.dtype)
+    total = torch.where(real, mv, torch.zeros((), dtype=mv.dtype, device=mv.device)).sum(dim=(-3, -2), keepdim=True)
     count = weights.sum(dim=-3, keepdim=True).clamp_min(1) * mv.shape[-2]
     return total / count
 

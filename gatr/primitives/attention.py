@@ -24,7 +24,8 @@ def build_attention_mask(attention_mask, key_padding_mask, dtype, device):
     Parameters
     ----------
     attention_mask : Tensor, optional
-        Bool (True = attend) or additive float, broadcastable to ``(..., heads, q_items, k_items)``.
+        Bool or integer (nonzero = attend), or additive float, broadcastable to
+        ``(..., heads, q_items, k_items)``.
     key_padding_mask : Tensor ``(..., k_items)``, optional
         Bool, True for real items (attend), False for padding.
     """
@@ -34,6 +35,8 @@ def build_attention_mask(attention_mask, key_padding_mask, dtype, device):
         key_padding_mask = key_padding_mask[..., None, None, :]  # (..., 1, 1, k_items)
     if attention_mask is None:
         return key_padding_mask
+    if not attention_mask.dtype.is_floating_point:  # integer 0/1 masks mean attend / not, like bool ones
+        attention_mask = attention_mask != 0
     if attention_mask.dtype == torch.bool:
         return attention_mask if key_padding_mask is None else attention_mask & key_padding_mask
     mask = attention_mask.to(dtype=dtype, device=device)

@@ -142,3 +142,29 @@ def test_sparse_linear_kernel(alg, test, monkeypatch):
 
     monkeypatch.setattr(L, "SPARSE_MIN_TOKENS", 0)
     test(alg)
+
+
+def test_integer_masks_mean_attend_and_padded_items_never_reach_real_ones(alg):
+    """0/1 integer attention masks act like bool ones (not as additive zeros); NaN or inf in padded items
+    leaves the real items' outputs exactly as with zeros there."""
+    net = GATr(alg, in_mv_channels=2, out_mv_channels=1, hidden_mv_channels=4, in_s_channels=2,
+               out_s_channels=1, hidden_s_channels=4, num_blocks=2, num_heads=2).double()
+    mv, s = randn(3, 6, 2, alg.dim), randn(3, 6, 2)
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    with torch.no_grad():
+        ref = net(mv, s, attention_mask=causal)
+        for dtype in (torch.int64, torch.uint8, torch.int32):
+            out = net(mv, s, attention_mask=causal.to(dtype))
+            torch.testing.assert_close(out[0], ref[0], rtol=0, atol=0)
+            torch.testing.assert_close(out[1], ref[1], rtol=0, atol=0)
+        real = torch.ones(3, 6, dtype=torch.bool)
+        real[:, 4:] = False
+        clean_mv, clean_s = mv.clone(), s.clone()
+        clean_mv[:, 4:], clean_s[:, 4:] = 0.0, 0.0
+        dirty_mv, dirty_s = mv.clone(), s.clone()
+        dirty_mv[:, 4:], dirty_s[:, 4] = float("nan"), float("inf")
+        a = net(clean_mv, clean_s, key_padding_mask=real)
+        b = net(dirty_mv, dirty_s, key_padding_mask=real)
+    for x, y in zip(a, b):
+        assert torch.isfinite(y[:, :4]).all()
+        torch.testing.assert_close(y[:, :4], x[:, :4], rtol=1e-12, atol=1e-12)
