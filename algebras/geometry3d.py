@@ -63,10 +63,14 @@ class Euclidean3DAlgebra(CliffordAlgebra):
         (right-handed). The quaternion is normalised; a zero quaternion is an error.
         """
         q = self.check_coordinates(quaternion, 4, "quaternion")
-        norm = q.norm(dim=-1, keepdim=True)
-        if bool((norm <= 1e-12).any()):
+        if not q.is_floating_point():  # integer quaternions, e.g. (0, 0, 0, 1)
+            q = q.to(torch.get_default_dtype())
+        # scale by the largest entry first: the norm of a float32 quaternion ~1e20 overflows to inf
+        scale = q.abs().amax(dim=-1, keepdim=True)
+        if bool((scale == 0).any()):
             raise ValueError("zero quaternion: a rotation needs a non-zero quaternion (w, x, y, z)")
-        q = q / norm
+        q = q / scale
+        q = q / q.norm(dim=-1, keepdim=True)
         rotor = -self.euclidean_bivector(q[..., 1:])
         rotor[..., 0] = q[..., 0]
         return rotor

@@ -280,3 +280,17 @@ def test_euclidean_centring_restores_points_and_removes_translations(data):
     rotated = points @ t64(R[0]).T
     rc, _ = EuclideanAlgebra.center(rotated, dim=-2)
     close(ega.embed_point(rc), ega.act(u, ega.embed_point(centred)))
+
+
+@pytest.mark.parametrize("name", ["euclidean", "projective", "conformal"])
+def test_rotation_from_huge_tiny_and_integer_quaternions(name):
+    """float32 quaternions of norm ~1e20 (whose squared norm overflows) and ~1e-30, and integer ones, give
+    the same rotor as the unit quaternion; the zero quaternion is an error."""
+    alg = get_algebra(name)
+    unit = alg.embed_rotation(torch.tensor([0.5, 0.5, 0.5, 0.5]))
+    for scale in (1e20, 1e-30):
+        q = torch.tensor([0.5, 0.5, 0.5, 0.5], dtype=torch.float32) * scale
+        torch.testing.assert_close(alg.embed_rotation(q), unit)
+    torch.testing.assert_close(alg.embed_rotation(torch.tensor([1, 1, 1, 1])), unit)
+    with pytest.raises(ValueError, match="zero quaternion"):
+        alg.embed_rotation(torch.zeros(4))
