@@ -28,7 +28,7 @@ import numpy as np
 
 from experiments.workers import worker_pool
 
-from .simulate import SimConfig, simulate_trajectory
+from .simulate import NoContactError, SimConfig, UnstableSimulationError, simulate_trajectory
 from .storage import (
     ARRAY_KEYS, MANIFEST, ShardError, load_shard, read_manifest, shard_name,
     write_json_atomic, write_shard,
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                                workers=args.workers, progress=not args.no_progress,
                                shard_size=args.shard_size, frames=args.frames,
                                frame_stride=args.frame_stride, timestep=args.timestep)
-    except (ConfigMismatchError, ShardError) as e:
+    except (ConfigMismatchError, ShardError, NoContactError, UnstableSimulationError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     m = read_manifest(out)

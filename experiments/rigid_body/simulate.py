@@ -27,6 +27,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import mujoco
@@ -38,6 +39,7 @@ __all__ = [
     "SHAPE_NAMES",
     "SimConfig",
     "NoContactError",
+    "UnstableSimulationError",
     "sample_scene",
     "scene_xml",
     "simulate_scene",
@@ -49,6 +51,22 @@ __all__ = [
 
 class NoContactError(RuntimeError):
     """Raised when a simulated trajectory has no body-body contact."""
+
+
+class UnstableSimulationError(ValueError):
+    """MuJoCo reported an unstable simulation (NaN, inf or huge state): the trajectory would be wrong."""
+
+
+#: MuJoCo warnings that mean the recorded trajectory is not physics (MuJoCo resets the state on them)
+_FATAL_WARNINGS = ("mjWARN_BADQACC", "mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_CONTACTFULL", "mjWARN_CNSTRFULL")
+
+
+def _mujoco_warning(message: str) -> None:
+    warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+
+# MuJoCo's warnings become Python warnings instead of lines in ./MUJOCO_LOG.TXT in the user's directory
+mujoco.set_mju_user_warning(_mujoco_warning)
 
 
 @dataclass(frozen=True)
@@ -277,6 +295,12 @@ def simulate_scene(scene: dict, config: SimConfig) -> dict:
         mujoco.mj_kinematics(model, data)
         record(t)
 
+    fatal = [name for name in _FATAL_WARNINGS if data.warning[getattr(mujoco.mjtWarning, name)].number > 0]
+    if fatal or not np.isfinite(positions).all():
+        raise UnstableSimulationError(
+            f"the simulation is unstable ({', '.join(fatal) or 'non-finite state'}) with timestep={config.timestep} s, "
+            f"speeds up to {config.speed_range[1]} m/s and spin scale {config.spin_scale} rad/s; use a smaller "
+            "--timestep (default 0.001) or slower bodies")
     angular_velocity = np.einsum("tnij,tnj->tni", xmats, local_w)  # local -> world
     iq = quat_to_matrix(model.body_iquat[1:])
     inertia = np.einsum("nij,nj,nkj->nik", iq, model.body_inertia[1:], iq)

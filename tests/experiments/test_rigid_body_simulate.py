@@ -155,3 +155,25 @@ def test_many_bodies():
     tr = simulate_scene(sample_scene(np.random.default_rng(0), cfg), cfg)
     assert tr["positions"].shape == (6, 16, 3)
     assert np.isfinite(tr["positions"]).all()
+
+
+def test_unstable_simulation_is_an_error_and_mujoco_writes_no_log_here(tmp_path, monkeypatch):
+    """Spins of ~1e12 rad/s make MuJoCo reset its state (a wrong trajectory): that is an error naming the
+    cause, MuJoCo's warning is a Python warning, and no MUJOCO_LOG.TXT lands in the working directory."""
+    from experiments.rigid_body.simulate import UnstableSimulationError
+
+    monkeypatch.chdir(tmp_path)
+    cfg = SimConfig(frames=10, spin_scale=1e12)
+    scene = sample_scene(np.random.default_rng(0), cfg)
+    with pytest.warns(RuntimeWarning, match="MuJoCo"), pytest.raises(UnstableSimulationError, match="timestep"):
+        simulate_scene(scene, cfg)
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+
+
+def test_generator_cli_errors_are_one_line(tmp_path, capsys):
+    from experiments.rigid_body.generate import main
+
+    assert main(["--num-trajectories", "2", "--out", str(tmp_path / "d"), "--workers", "1", "--no-progress",
+                 "--timestep", "1"]) == 2  # 1 s steps: the bodies fly through each other
+    err = capsys.readouterr().err
+    assert err.startswith("error: no contact") and "Traceback" not in err
