@@ -28,14 +28,21 @@ generates a small one there first.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+import torch
 from lightning.pytorch.cli import LightningCLI
 
 from experiments.training.callbacks import FinalModelCheckpoint
 from experiments.training.data import TrainingDataModule
 from experiments.training.module import BodyDynamicsModule
 
-__all__ = ["TrainingCLI", "main", "TRAINER_DEFAULTS", "LOGGER_DEFAULTS"]
+__all__ = ["TrainingCLI", "main", "cli_main", "TRAINER_DEFAULTS", "LOGGER_DEFAULTS"]
+
+
+def _as_saved(value):
+    """A setting as checkpoints store it (tuples become lists)."""
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 TRAINER_DEFAULTS = {"max_steps": 1000, "log_every_n_steps": 10}
 LOGGER_DEFAULTS = [
@@ -46,7 +53,30 @@ LOGGER_DEFAULTS = [
 
 
 class TrainingCLI(LightningCLI):
-    """LightningCLI with ``data.bodies -> model.num_bodies`` linked and an optional test after fit."""
+    """LightningCLI with ``data.bodies -> model.num_bodies`` linked and an optional test after fit.
+
+    Resuming (``--ckpt_path``) takes the model settings saved in the checkpoint; settings given on the
+    command line or in a config that differ from them are refused with the differences named, instead of
+    being dropped silently. An unreadable checkpoint is a one-line error.
+    """
+
+    def _parse_ckpt_path(self) -> None:
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return super()._parse_ckpt_path()
+        try:
+            saved = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
+        except Exception as err:  # noqa: BLE001 - truncated, not a checkpoint, ...
+            raise ValueError(f"checkpoint {ckpt_path} is unreadable (truncated or not a checkpoint): {err}") from None
+        requested = self.config[sub]["model"]
+        requested = requested.as_dict() if hasattr(requested, "as_dict") else dict(requested)
+        changed = [f"{k}: checkpoint {saved[k]!r}, requested {requested[k]!r}" for k in sorted(saved)
+                   if k in requested and _as_saved(requested[k]) != _as_saved(saved[k])]
+        if changed:
+            raise ValueError(f"--ckpt_path {ckpt_path} was trained with other model settings ({'; '.join(changed)}); "
+                             "resume with the checkpoint's settings, or start a new run")
+        super()._parse_ckpt_path()
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.bodies", "model.num_bodies")

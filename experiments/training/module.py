@@ -117,6 +117,12 @@ def validate_family_algebra(family: str, algebra: str | None) -> tuple[str, str 
     return fam, name
 
 
+def _differs(a, b) -> bool:
+    """Hyper-parameters compared as saved (tuples and lists alike)."""
+    norm = (lambda x: list(x) if isinstance(x, (tuple, list)) else x)  # noqa: E731
+    return norm(a) != norm(b)
+
+
 class BodyDynamicsModule(L.LightningModule):
     """Train a keypoint-prediction model of any family.
 
@@ -291,6 +297,12 @@ class BodyDynamicsModule(L.LightningModule):
         checkpoint["samples_seen"] = self.samples_seen
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("hyper_parameters") or {}
+        changed = {k: (saved[k], v) for k, v in self.hparams.items() if k in saved and _differs(saved[k], v)}
+        if changed:  # resuming restores weights, optimiser and schedule: new settings would be dropped silently
+            detail = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in sorted(changed.items()))
+            raise ValueError(f"the checkpoint was trained with other model settings ({detail}); resume with the "
+                             "checkpoint's settings, or start a new run")
         self.samples_seen = int(checkpoint.get("samples_seen", 0))
 
     # ------------------------------------------------------------------ optimiser

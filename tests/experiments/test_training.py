@@ -320,3 +320,27 @@ def test_non_finite_settings_are_refused_and_a_non_finite_loss_stops_training(da
     batch["positions"][0, 0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="non-finite training loss .* at step 0"):
         module.training_step(batch, 0)
+
+
+def test_resume_with_other_model_settings_is_refused(data_dir, tmp_path, monkeypatch, capsys):
+    """--ckpt_path restores weights, optimiser state and schedule: a new --model.lr or width would be
+    dropped silently, so a resume with other model settings stops with the differences named."""
+    from experiments.train import cli_main
+
+    monkeypatch.chdir(tmp_path)
+    config = REPO / "experiments/configs/mlp.yaml"
+    common = ["--trainer.logger", "false", "--checkpoint.dirpath", str(tmp_path / "ck"), "--checkpoint.monitor",
+              "null"]
+    main(small_args(config, data_dir, *common))
+    ckpt = tmp_path / "ck" / "last.ckpt"
+    assert ckpt.is_file()
+    assert cli_main(small_args(config, data_dir, *common, "--model.lr", "0.5", "--model.width", "8",
+                               "--ckpt_path", str(ckpt))) == 2
+    err = capsys.readouterr().err
+    assert "lr: checkpoint 0.001, requested 0.5" in err and "width: checkpoint 4, requested 8" in err
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:1000])
+    assert cli_main(small_args(config, data_dir, *common, "--ckpt_path", str(truncated))) == 2
+    assert "unreadable (truncated or not a checkpoint)" in capsys.readouterr().err
+    # the same settings resume as before
+    assert cli_main(small_args(config, data_dir, *common, "--trainer.max_steps", "4", "--ckpt_path", str(ckpt))) == 0
