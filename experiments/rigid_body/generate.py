@@ -241,6 +241,16 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _non_negative_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {s!r}")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
 def _bodies(s: str) -> int:
     v = _positive_int(s)
     if not 2 <= v <= 16:
@@ -264,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Generate rigid-body collision trajectories with MuJoCo.")
     p.add_argument("--num-trajectories", type=_positive_int, required=True)
     p.add_argument("--bodies", type=_bodies, default=4, help="bodies per scene (2..16)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="run seed (>= 0)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     p.add_argument("--shard-size", type=_positive_int, default=500)
@@ -287,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
                                frame_stride=args.frame_stride, timestep=args.timestep)
     except (ConfigMismatchError, ShardError, NoContactError, UnstableSimulationError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # --out is a file, under a file, not writable, ...
+        print(f"error: cannot write the dataset to --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     m = read_manifest(out)
     run = m["last_run"]

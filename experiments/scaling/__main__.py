@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # --out is a file, under a file, not writable, ...
+        print(f"error: {getattr(args, 'out', '')}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 2
 
 

@@ -54,6 +54,12 @@ def missing_data_message(data_dir: Path, bodies: int = 4) -> str:
             "or pass --data.auto_generate true to generate a small one automatically.")
 
 
+def incomplete_data_message(data_dir: Path) -> str:
+    return (f"the dataset in {data_dir} is incomplete (its generation was interrupted); rerun the command that "
+            f"generated it to resume (python -m experiments.rigid_body.generate ... --out {data_dir}), or pass "
+            "--data.auto_generate true to resume the automatic one")
+
+
 def load_cached_arrays(data_dir: str | os.PathLike) -> tuple[dict, dict]:
     """``storage.load_arrays(data_dir)``, cached per process."""
     from experiments.rigid_body.storage import load_arrays
@@ -192,14 +198,24 @@ class TrainingDataModule(RigidBodyDataModule):
 
     # ------------------------------------------------------------------ data presence
 
+    def _complete(self) -> bool | None:
+        """None: no dataset; False: an interrupted generation; True: a complete dataset."""
+        from experiments.rigid_body.storage import read_manifest
+
+        manifest = read_manifest(self.data_dir)
+        return None if manifest is None else manifest.get("complete") is True
+
     def prepare_data(self) -> None:
-        if (self.data_dir / "manifest.json").exists():
+        state = self._complete()
+        if state:
             return
         if not self.auto_generate:
-            raise FileNotFoundError(missing_data_message(self.data_dir, self.bodies))
+            raise FileNotFoundError(missing_data_message(self.data_dir, self.bodies) if state is None else
+                                    incomplete_data_message(self.data_dir))
         from experiments.rigid_body.generate import generate_dataset
 
-        print(f"[experiments.train] no dataset in {self.data_dir}: generating {self.auto_generate_trajectories} "
+        verb = "generating" if state is None else "resuming the interrupted generation of"
+        print(f"[experiments.train] no complete dataset in {self.data_dir}: {verb} {self.auto_generate_trajectories} "
               f"trajectories with {self.bodies} bodies (auto_generate=True)", flush=True)
         generate_dataset(self.data_dir, self.auto_generate_trajectories, bodies=self.bodies, seed=self.seed,
                          workers=min(4, os.cpu_count() or 1), progress=True)
@@ -207,9 +223,11 @@ class TrainingDataModule(RigidBodyDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train is not None:
             return
-        if not (self.data_dir / "manifest.json").exists():
+        state = self._complete()
+        if not state:
             # prepare_data runs on local rank 0 only; other ranks (or direct use) end up here
-            raise FileNotFoundError(missing_data_message(self.data_dir, self.bodies))
+            raise FileNotFoundError(missing_data_message(self.data_dir, self.bodies) if state is None else
+                                    incomplete_data_message(self.data_dir))
         arrays, self.manifest = load_cached_arrays(self.data_dir)
         found = int(arrays["positions"].shape[2])
         if found != self.bodies:

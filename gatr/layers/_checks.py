@@ -19,6 +19,10 @@ def check_inputs(layer, mv, scalars, mv_channels: int, s_channels: int, what: st
             f"{name}: expected {what} multivectors of shape (..., items, {mv_channels}, {dim}) "
             f"({mv_channels} channels of the {layer.algebra.name} algebra, dim {dim}), got {tuple(mv.shape)}"
         )
+    expected = next((p.dtype for p in layer.parameters()), None)
+    if expected is not None and mv.dtype != expected and not torch.is_autocast_enabled(mv.device.type):
+        raise TypeError(f"{name}: {what} multivectors are {mv.dtype} but the module's weights are {expected}; "
+                        f"cast the inputs (mv.to({expected})) or the module (.to({expected})), or use autocast")
     if scalars is None:
         if s_channels:
             raise ValueError(f"{name}: expected {what} scalars of shape (..., items, {s_channels}), got None")
@@ -38,3 +42,16 @@ def check_inputs(layer, mv, scalars, mv_channels: int, s_channels: int, what: st
         shape = torch.broadcast_shapes(scalars.shape[:-1], mv.shape[:-2])
         scalars = scalars.expand(*shape, s_channels)
     return scalars if s_channels else None
+
+
+def check_mask_shape(name: str, mask, expected: tuple) -> None:
+    """A clear error unless ``mask`` broadcasts to ``expected`` without growing it."""
+    if mask is None:
+        return
+    try:
+        ok = torch.broadcast_shapes(mask.shape, expected) == torch.Size(expected)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast to {tuple(expected)} "
+                         "(attention_mask: (..., heads, query items, key items); key_padding_mask: (..., key items))")

@@ -9,7 +9,7 @@ from torch import nn
 from algebras import get_algebra
 
 from ..primitives.attention import build_attention_mask, geometric_sdpa
-from ._checks import check_inputs
+from ._checks import check_inputs, check_mask_shape
 from .linear import EquiLinear
 
 
@@ -38,7 +38,10 @@ class _AttentionBase(nn.Module):
 
     def _attend(self, q, k, v, attention_mask, key_padding_mask):
         (q_mv, q_s), (k_mv, k_s), (v_mv, v_s) = q, k, v
-        # validates both masks (dtype, shape) before they are used below
+        logits = (*q_mv.shape[:-4], q_mv.shape[-4], q_mv.shape[-3], k_mv.shape[-3])  # (..., heads, q, k)
+        check_mask_shape("attention_mask", attention_mask, logits)
+        check_mask_shape("key_padding_mask", key_padding_mask, (*logits[:-3], logits[-1]))
+        # validates the dtypes before the masks are used below
         mask = build_attention_mask(attention_mask, key_padding_mask, q_mv.dtype, q_mv.device)
         if key_padding_mask is not None:
             # padded keys get weight 0, but 0 * NaN is NaN: zero their keys and values so that

@@ -14,6 +14,7 @@ from algebras import get_algebra
 
 from .. import flops as F
 from ..layers import EquiLinear, GATrBlock, reference_from_inputs
+from ..layers._checks import check_mask_shape
 from ..layers._checks import check_inputs
 
 
@@ -74,6 +75,13 @@ class GATr(nn.Module):
                  num_heads: int = 8, dropout: float = 0.0, checkpoint: bool = False, multi_query: bool = False,
                  head_mv_channels: int | None = None, head_s_channels: int | None = None, activation: str = "gelu"):
         super().__init__()
+        for name, value, low in (("num_heads", num_heads, 1), ("num_blocks", num_blocks, 1),
+                                 ("hidden_mv_channels", hidden_mv_channels, 1), ("in_mv_channels", in_mv_channels, 1),
+                                 ("out_mv_channels", out_mv_channels, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"GATr: {name} must be an integer >= {low}, got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"GATr: dropout must be in [0, 1), got {dropout!r}")
         self.algebra = alg = get_algebra(algebra)
         self.head_mv_channels = head_mv_channels or max(1, hidden_mv_channels // num_heads)
         self.head_s_channels = hidden_s_channels // num_heads if head_s_channels is None else head_s_channels
@@ -102,6 +110,7 @@ class GATr(nn.Module):
         if key_padding_mask is not None and key_padding_mask.shape[-1] != mv.shape[-3]:
             raise ValueError(f"GATr: expected key_padding_mask (..., {mv.shape[-3]}) (items), "
                              f"got {tuple(key_padding_mask.shape)}")
+        check_mask_shape("key_padding_mask", key_padding_mask, tuple(mv.shape[:-2]))
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv, key_padding_mask)
         h_mv, h_s = self.linear_in(mv, scalars)

@@ -130,3 +130,20 @@ def test_cli_module(tmp_path):
     r = subprocess.run(cmd[:-5] + ["--frames", "7", "--workers", "2", "--shard-size", "2", "--no-progress"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "sim.frames" in r.stderr
+
+
+def test_cli_mistakes_are_one_line_errors(tmp_path, capsys):
+    from experiments.rigid_body.generate import main
+    from experiments.scaling.__main__ import main as scaling_main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a directory")
+    with pytest.raises(SystemExit) as exit_info:  # argparse: exit 2 with a usage line
+        main(["--num-trajectories", "2", "--out", str(tmp_path / "d"), "--seed", "-1"])
+    assert exit_info.value.code == 2 and "non-negative integer" in capsys.readouterr().err
+    for out in (a_file, a_file / "below"):
+        assert main(["--num-trajectories", "2", "--out", str(out), "--workers", "1", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot write the dataset") and "Traceback" not in err
+        assert scaling_main(["run", "--preset", "quick", "--out", str(out), "--no-progress"]) == 2
+        assert capsys.readouterr().err.startswith("error:")

@@ -344,3 +344,25 @@ def test_resume_with_other_model_settings_is_refused(data_dir, tmp_path, monkeyp
     assert "unreadable (truncated or not a checkpoint)" in capsys.readouterr().err
     # the same settings resume as before
     assert cli_main(small_args(config, data_dir, *common, "--trainer.max_steps", "4", "--ckpt_path", str(ckpt))) == 0
+
+
+def test_interrupted_automatic_generation_resumes(tmp_path, capsys):
+    """A dataset whose generation was interrupted (manifest says incomplete) is resumed by auto_generate,
+    and otherwise named as incomplete with the command that resumes it."""
+    import json as _json
+
+    data = tmp_path / "auto"
+    generate_dataset(data, 6, bodies=BODIES, seed=0, workers=1, progress=False)  # the auto-generation's settings
+    manifest = _json.loads((data / "manifest.json").read_text())
+    (data / "manifest.json").write_text(_json.dumps({**manifest, "complete": False}))  # as if interrupted
+    (data / "shard_00000.npz").unlink()
+    off = TrainingDataModule(data, horizon=2, bodies=BODIES, auto_generate=False)
+    with pytest.raises(FileNotFoundError, match="incomplete .*interrupted.*experiments.rigid_body.generate"):
+        off.prepare_data()
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        off.setup("fit")
+    on = TrainingDataModule(data, horizon=2, bodies=BODIES, auto_generate=True, auto_generate_trajectories=6)
+    on.prepare_data()
+    assert (data / "shard_00000.npz").is_file() and _json.loads((data / "manifest.json").read_text())["complete"]
+    on.setup("fit")
+    assert len(on.train) > 0

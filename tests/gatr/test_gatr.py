@@ -168,3 +168,23 @@ def test_integer_masks_mean_attend_and_padded_items_never_reach_real_ones(alg):
     for x, y in zip(a, b):
         assert torch.isfinite(y[:, :4]).all()
         torch.testing.assert_close(y[:, :4], x[:, :4], rtol=1e-12, atol=1e-12)
+
+
+def test_user_mistakes_get_clear_errors(alg):
+    """Bad sizes, mismatched dtypes and mask shapes: one clear error each, not a crash deep inside."""
+    with pytest.raises(ValueError, match="num_heads must be an integer >= 1, got 0"):
+        GATr(alg, in_mv_channels=1, out_mv_channels=1, hidden_mv_channels=4, num_heads=0)
+    with pytest.raises(ValueError, match="num_blocks"):
+        GATr(alg, in_mv_channels=1, out_mv_channels=1, hidden_mv_channels=4, num_blocks=0)
+    net = GATr(alg, in_mv_channels=1, out_mv_channels=1, hidden_mv_channels=4, in_s_channels=1, out_s_channels=1,
+               hidden_s_channels=4, num_blocks=1, num_heads=2)
+    mv, s = torch.randn(2, 5, 1, alg.dim), torch.randn(2, 5, 1)
+    for dtype in (torch.float64, torch.float16):
+        with pytest.raises(TypeError, match=f"{dtype}.*weights are torch.float32"):
+            net(mv.to(dtype), s.to(dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision stays allowed
+        net(mv.to(torch.bfloat16), s)
+    with pytest.raises(ValueError, match=r"attention_mask of shape \(5, 4\) does not broadcast"):
+        net(mv, s, attention_mask=torch.ones(5, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="key_padding_mask"):
+        net(mv, s, key_padding_mask=torch.ones(3, 5, dtype=torch.bool))
