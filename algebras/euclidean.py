@@ -29,21 +29,6 @@ class EuclideanAlgebra(Euclidean3DAlgebra):
         super().__init__(SIGNATURE, name, versor_group.even("SO(3)") if GROUPS[group] else versor_group)
 
     # ------------------------------------------------------------------ translations by centring
-    @staticmethod
-    def center(points: torch.Tensor, dim: int = -2, mask: torch.Tensor | None = None):
-        """Subtract the (masked) mean over ``dim`` from ``points (..., 3)``.
-
-        Returns ``(centred_points, centre)`` with ``centre`` keeping ``dim`` as size 1, so that
-        ``centred + centre`` restores the input; add the centre back to predicted points.
-        """
-        points = Euclidean3DAlgebra.check_coordinates(points, 3, "points")
-        if mask is None:
-            centre = points.mean(dim=dim, keepdim=True)
-        else:
-            weights = mask.to(points.dtype).unsqueeze(-1)
-            centre = (points * weights).sum(dim, keepdim=True) / weights.sum(dim, keepdim=True).clamp_min(1)
-        return points - centre, centre
-
     def embed_translation(self, translation: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             "translations are not elements of O(3) in the euclidean algebra: centre positions with "

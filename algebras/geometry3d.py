@@ -25,6 +25,26 @@ class Euclidean3DAlgebra(CliffordAlgebra):
     spatial: tuple[int, int, int] = (0, 1, 2)
     embedding_parity: dict[str, int] = {}
 
+    @staticmethod
+    def center(points: torch.Tensor, dim: int = -2, mask: torch.Tensor | None = None):
+        """Subtract the (masked) mean over ``dim`` from ``points (..., 3)``: translation-equivariant centring.
+
+        Returns ``(centred_points, centre)`` with ``centre`` keeping ``dim`` as size 1, so that
+        ``centred + centre`` restores the input; add the centre back to predicted points. The euclidean
+        algebra needs it for translation equivariance. For every algebra it keeps float32 accurate away
+        from the origin: a conformal point carries ``|x|^2 / 2``, so at 100 m float32 loses the
+        centimetres (a GATr on raw conformal points was off by 42 at a 100 m offset); centre first
+        whenever coordinates are far from the origin relative to the distances that matter.
+        """
+        points = Euclidean3DAlgebra.check_coordinates(points, 3, "points")
+        if mask is None:
+            centre = points.mean(dim=dim, keepdim=True)
+        else:
+            weights = mask.to(points.dtype).unsqueeze(-1)
+            centre = (points * weights).sum(dim, keepdim=True) / weights.sum(dim, keepdim=True).clamp_min(1)
+        return points - centre, centre
+
+
     # ------------------------------------------------------------------ index helpers
     def _blade(self, *vectors: int) -> int:
         """Index of the blade ``e_a e_b ...`` (given in increasing order)."""

@@ -20,9 +20,12 @@ One token per body. Multivector channels (``MV_CHANNELS``):
 Scalar channels (``SCALAR_FEATURES``): the three sizes, log mass, one-hot shape (4), and E(3)
 invariants |v|, |w|, ``v . a_j`` (3) and ``c (w . a_j)`` (3) where ``c`` is the handedness below.
 
-Translations. Backends without translations in their group (the euclidean one, which has a
-``center`` method) see positions centred on the mean over the bodies of each scene; the centre is
-added back to the predicted keypoints. The projective and conformal backends embed absolute points.
+Translations. Every backend sees positions (and free-flight keypoints) centred on the mean over the
+bodies of each scene, and the centre is added back to the predicted keypoints. The mean moves with the
+scene, so this is translation-equivariant. The euclidean backend needs it (its group has no
+translations); for the projective and conformal ones it keeps float32 exact away from the origin (a
+conformal point carries ``|x|^2 / 2``: without centring, a scene 100 m from the origin lost its
+centimetres).
 
 Reflections (exact E(3) equivariance for every backend).
     Some embeddings pick up ``det(g)`` under reflections: in PGA points and directions are
@@ -142,7 +145,7 @@ class EmbeddedBodies:
     scalars: torch.Tensor  # (B, N, S_in)
     reference: torch.Tensor  # (B, N, 4, dim): embedded reference keypoints (times c where parity is -1)
     handedness: torch.Tensor  # (B, N)
-    centre: torch.Tensor | None  # (B, 1, 3) for backends that centre positions, else None
+    centre: torch.Tensor  # (B, 1, 3): the scene centre subtracted before embedding
 
 
 class BodyEmbedding:
@@ -159,7 +162,6 @@ class BodyEmbedding:
         self.algebra = get_algebra(algebra)
         self.parity = {k: int(self.algebra.embedding_parity.get(k, 1)) for k in ("point", "direction", "axial_vector")}
         # translations by centring for backends whose group has none (capability: a ``center`` method)
-        self.centres_positions = callable(getattr(self.algebra, "center", None))
         phi = point_weight_functional(self.algebra)
         self._phi = phi
 
@@ -179,10 +181,8 @@ class BodyEmbedding:
         c = handedness(axes)  # (B, N)
 
         keypoints = torch.cat([input_keypoints(batch), free_flight_keypoints(batch)], -2)  # (B, N, 8, 3)
-        centre = None
-        if self.centres_positions:
-            _, centre = alg.center(positions, dim=-2)  # (B, 1, 3)
-            keypoints = keypoints - centre.unsqueeze(-2)
+        centre = positions.mean(dim=-2, keepdim=True)  # (B, 1, 3): moves with the scene (see the module doc)
+        keypoints = keypoints - centre.unsqueeze(-2)
 
         points = self._signed(alg.embed_point(keypoints), "point", c)  # (B, N, 8, dim)
         directions = torch.cat([axes, velocity.unsqueeze(-2)], -2)  # (B, N, 4, 3)
@@ -212,7 +212,4 @@ class BodyEmbedding:
             if self.parity["point"] == -1:
                 weight = weight * emb.handedness.unsqueeze(-1)  # c phi(Y): invariant
             y = y - weight.unsqueeze(-1) * ref  # weight-0 displacement, transforms by rho_u
-        points = alg.extract_point(ref + gate * y)
-        if emb.centre is not None:
-            points = points + emb.centre.unsqueeze(-2)
-        return points
+        return alg.extract_point(ref + gate * y) + emb.centre.unsqueeze(-2)
