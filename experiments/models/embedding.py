@@ -161,7 +161,6 @@ class BodyEmbedding:
         self.residual = residual
         self.algebra = get_algebra(algebra)
         self.parity = {k: int(self.algebra.embedding_parity.get(k, 1)) for k in ("point", "direction", "axial_vector")}
-        # translations by centring for backends whose group has none (capability: a ``center`` method)
         phi = point_weight_functional(self.algebra)
         self._phi = phi
 

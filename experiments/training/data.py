@@ -205,13 +205,16 @@ class TrainingDataModule(RigidBodyDataModule):
         manifest = read_manifest(self.data_dir)
         return None if manifest is None else manifest.get("complete") is True
 
+    def _no_data_error(self, state: bool | None) -> FileNotFoundError:
+        return FileNotFoundError(missing_data_message(self.data_dir, self.bodies) if state is None else
+                                 incomplete_data_message(self.data_dir))
+
     def prepare_data(self) -> None:
         state = self._complete()
         if state:
             return
         if not self.auto_generate:
-            raise FileNotFoundError(missing_data_message(self.data_dir, self.bodies) if state is None else
-                                    incomplete_data_message(self.data_dir))
+            raise self._no_data_error(state)
         from experiments.rigid_body.generate import generate_dataset
 
         verb = "generating" if state is None else "resuming the interrupted generation of"
@@ -226,8 +229,7 @@ class TrainingDataModule(RigidBodyDataModule):
         state = self._complete()
         if not state:
             # prepare_data runs on local rank 0 only; other ranks (or direct use) end up here
-            raise FileNotFoundError(missing_data_message(self.data_dir, self.bodies) if state is None else
-                                    incomplete_data_message(self.data_dir))
+            raise self._no_data_error(state)
         arrays, self.manifest = load_cached_arrays(self.data_dir)
         found = int(arrays["positions"].shape[2])
         if found != self.bodies:
