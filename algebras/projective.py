@@ -15,7 +15,7 @@ from functools import cached_property
 
 import torch
 
-from .clifford_algebra import Bilinear
+from .hooks import Bilinear
 from .geometry3d import Euclidean3DAlgebra
 from .groups import plane_group
 
@@ -43,7 +43,7 @@ class ProjectiveAlgebra(Euclidean3DAlgebra):
     def bilinears(self):
         """Geometric product, and the join scaled by a reference's pseudoscalar (equivariant)."""
         join = Bilinear("join", self.join_table, reference_component=self.pseudoscalar_index)
-        return (Bilinear("geometric", self._arrays["geometric"]), join)
+        return (Bilinear("geometric", self.arrays["geometric"]), join)
 
     # ------------------------------------------------------------------ embeddings
     def _homogeneous(self, coords: torch.Tensor, weight: float) -> torch.Tensor:

@@ -1,13 +1,35 @@
-"""Registry of algebra backends: ``get_algebra("cga")``, ``register_algebra(name, factory)``."""
+"""Registry of algebra backends: the one list every part of the project reads.
+
+Three ways in, all ending in the same table:
+
+* the built-in backends below;
+* ``register_algebra(name, factory)`` at run time;
+* installed plug-ins: a package declares an entry point in the group ``gatr.algebras``
+  (``[project.entry-points."gatr.algebras"] spacetime = "my_pkg.algebras:spacetime"``), loaded on
+  first use of the registry;
+* an importable factory named ``"module:attribute"`` wherever an algebra name is accepted
+  (``--model.algebra my_pkg.algebras:spacetime``); it is registered under that string.
+
+A factory is a callable ``(**options) -> CliffordAlgebra`` (a class works).
+"""
 
 from __future__ import annotations
 
+import importlib
+import re
+import warnings
+from importlib.metadata import entry_points
 from typing import Callable
 
 from .clifford_algebra import CliffordAlgebra
 from .conformal import ConformalAlgebra
 from .euclidean import EuclideanAlgebra
 from .projective import DistanceProjectiveAlgebra, ProjectiveAlgebra
+
+#: Entry-point group through which installed packages register algebras.
+ENTRY_POINT_GROUP = "gatr.algebras"
+#: ``"package.module:attribute"``: an importable factory.
+FACTORY_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 _FACTORIES: dict[str, Callable[..., CliffordAlgebra]] = {
     "euclidean": EuclideanAlgebra,
@@ -18,31 +40,76 @@ _FACTORIES: dict[str, Callable[..., CliffordAlgebra]] = {
 _ALIASES: dict[str, str] = {"ega": "euclidean", "pga": "projective", "ipga": "projective-distance",
                             "cga": "conformal"}
 _INSTANCES: dict[tuple, CliffordAlgebra] = {}
+_PLUGINS_LOADED = False
+
+
+def _load_plugins() -> None:
+    """Register the entry points of group ``gatr.algebras`` (once; a broken plug-in only warns)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        key = ep.name.strip().lower()
+        if key in _FACTORIES or key in _ALIASES:
+            continue  # a name registered in code wins (and an editable + regular install is not a clash)
+        try:
+            _FACTORIES[key] = ep.load()
+        except Exception as err:  # noqa: BLE001 - one broken plug-in must not break the registry
+            warnings.warn(f"algebra plug-in {ep.name!r} ({ep.value}) failed to load: {err}", stacklevel=2)
+
+
+def import_factory(path: str) -> Callable[..., CliffordAlgebra]:
+    """The factory at ``"module:attribute"``; a ``ValueError`` naming what could not be imported."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"algebra factory {path!r}: cannot import module {module_name!r} ({err})") from None
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"algebra factory {path!r}: module {module_name!r} has no attribute {attribute!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"algebra factory {path!r} is not callable (got {type(obj).__name__})")
+    return obj
 
 
 def available_algebras() -> list[str]:
-    """Registered names (aliases excluded; see :func:`algebra_aliases`)."""
+    """Registered names, plug-ins included (aliases excluded; see :func:`algebra_aliases`)."""
+    _load_plugins()
     return sorted(_FACTORIES)
 
 
 def algebra_aliases() -> dict[str, str]:
+    """``{alias: registered name}``."""
+    _load_plugins()
     return dict(_ALIASES)
 
 
 def canonical_name(name: str) -> str:
-    """Resolve an alias; raise a ``ValueError`` listing the valid names for an unknown one."""
+    """Resolve an alias or import a ``"module:attribute"`` factory; a ``ValueError`` listing the valid
+    names for an unknown one."""
     if not isinstance(name, str):
         raise TypeError(f"algebra name must be a string, got {type(name).__name__}")
+    _load_plugins()
+    if FACTORY_PATH.fullmatch(name.strip()):
+        path = name.strip()
+        if path not in _FACTORIES:
+            _FACTORIES[path] = import_factory(path)
+        return path
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _FACTORIES:
         aliases = ", ".join(f"{a} -> {n}" for a, n in sorted(_ALIASES.items()))
-        raise ValueError(f"unknown algebra {name!r}; valid names: {available_algebras()} (aliases: {aliases})")
+        raise ValueError(f"unknown algebra {name!r}; valid names: {available_algebras()} (aliases: {aliases}), "
+                         "or an importable factory 'module:attribute'")
     return key
 
 
 def get_algebra(name: str | CliffordAlgebra, **options) -> CliffordAlgebra:
-    """The algebra registered under ``name`` (or an alias), built once per option set and cached.
+    """The algebra registered under ``name`` (an alias, or a ``"module:attribute"`` factory), built once
+    per option set and cached.
 
     ``options`` are passed to the factory, e.g. ``get_algebra("conformal", group="Pin(4,1)")``.
     An algebra object is returned unchanged, so APIs can accept either.
@@ -53,7 +120,11 @@ def get_algebra(name: str | CliffordAlgebra, **options) -> CliffordAlgebra:
         return name
     key = (canonical_name(name), tuple(sorted(options.items())))
     if key not in _INSTANCES:
-        _INSTANCES[key] = _FACTORIES[key[0]](**options)
+        algebra = _FACTORIES[key[0]](**options)
+        if not isinstance(algebra, CliffordAlgebra):
+            raise TypeError(f"the factory of algebra {key[0]!r} returned {type(algebra).__name__}, "
+                            "not a CliffordAlgebra")
+        _INSTANCES[key] = algebra
     return _INSTANCES[key]
 
 
@@ -62,6 +133,7 @@ def register_algebra(name: str, factory: Callable[..., CliffordAlgebra], aliases
 
     Example: ``register_algebra("spacetime", lambda: CliffordAlgebra((1, -1, -1, -1), "spacetime"))``.
     """
+    _load_plugins()
     key = name.strip().lower()
     taken = [k for k in (key, *aliases) if (k in _FACTORIES or k in _ALIASES)]
     if taken and not overwrite:

@@ -143,5 +143,5 @@ if __name__ == "__main__":  # regenerate the shipped tables, then the shipped gr
 
     for name, group in SHIPPED_GROUPS:
         alg = get_algebra(name, group=group)
-        _atomic_save(SHIPPED_DIR / alg._structure_filename, alg._derive_group_structure())
-        print("wrote", SHIPPED_DIR / alg._structure_filename)
+        _atomic_save(SHIPPED_DIR / alg.structure_filename, alg.derive_structure_arrays())
+        print("wrote", SHIPPED_DIR / alg.structure_filename)

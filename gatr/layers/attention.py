@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from torch import nn
-
 from algebras import get_algebra
 
+from ..flops import attention_flops
 from ..primitives.attention import build_attention_mask, geometric_sdpa
 from ._checks import check_inputs, check_mask_shape
+from .base import EquiModule
 from .linear import EquiLinear
 
 
-class _AttentionBase(nn.Module):
+class _AttentionBase(EquiModule):
     def __init__(self, algebra, out_mv_channels, out_s_channels, num_heads, hidden_mv_channels, hidden_s_channels,
                  multi_query, dropout):
         super().__init__()
@@ -38,9 +38,10 @@ class _AttentionBase(nn.Module):
 
     def _attend(self, q, k, v, attention_mask, key_padding_mask):
         (q_mv, q_s), (k_mv, k_s), (v_mv, v_s) = q, k, v
-        logits = (*q_mv.shape[:-4], q_mv.shape[-4], q_mv.shape[-3], k_mv.shape[-3])  # (..., heads, q, k)
-        check_mask_shape("attention_mask", attention_mask, logits)
-        check_mask_shape("key_padding_mask", key_padding_mask, (*logits[:-3], logits[-1]))
+        if self.validate_inputs:
+            logits = (*q_mv.shape[:-4], q_mv.shape[-4], q_mv.shape[-3], k_mv.shape[-3])  # (..., heads, q, k)
+            check_mask_shape("attention_mask", attention_mask, logits)
+            check_mask_shape("key_padding_mask", key_padding_mask, (*logits[:-3], logits[-1]))
         # validates the dtypes before the masks are used below
         mask = build_attention_mask(attention_mask, key_padding_mask, q_mv.dtype, q_mv.device)
         if key_padding_mask is not None:
@@ -56,6 +57,12 @@ class _AttentionBase(nn.Module):
         out_mv = out_mv.transpose(-4, -3).flatten(-3, -2)
         out_s = out_s.transpose(-3, -2).flatten(-2)
         return self.output(out_mv, out_s)
+
+    def own_flops_per_token(self, num_items: int) -> int:
+        """``Q K^T`` and ``A V`` over ``num_items`` keys, per query token (:mod:`gatr.flops`)."""
+        qk = self.hidden_mv_channels * self.algebra.attention_feature_dim + self.hidden_s_channels
+        v = self.hidden_mv_channels * self.algebra.dim + self.hidden_s_channels
+        return attention_flops(num_items, qk, v, self.num_heads)
 
 
 class GeometricAttention(_AttentionBase):
@@ -94,9 +101,11 @@ class GeometricAttention(_AttentionBase):
         heads = num_heads + 2 * self.kv_heads
         self.qkv = EquiLinear(self.algebra, in_mv_channels, heads * hidden_mv_channels, in_s_channels,
                               heads * hidden_s_channels)
+        self.nest_children()
 
     def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None):
-        scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
+        if self.validate_inputs:
+            scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
         y_mv, y_s = self.qkv(mv, scalars)
         h, kvh, hm, hs = self.num_heads, self.kv_heads, self.hidden_mv_channels, self.hidden_s_channels
         q = self._split(y_mv[..., : h * hm, :], y_s[..., : h * hs], h, 1)[0]
@@ -128,10 +137,12 @@ class GeometricCrossAttention(_AttentionBase):
                             num_heads * hidden_s_channels)
         self.kv = EquiLinear(self.algebra, kv_mv_channels, 2 * self.kv_heads * hidden_mv_channels, kv_s_channels,
                              2 * self.kv_heads * hidden_s_channels)
+        self.nest_children()
 
     def forward(self, mv, scalars, kv_mv, kv_scalars=None, attention_mask=None, key_padding_mask=None):
-        scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels, "query")
-        kv_scalars = check_inputs(self, kv_mv, kv_scalars, self.kv_mv_channels, self.kv_s_channels, "key/value")
+        if self.validate_inputs:
+            scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels, "query")
+            kv_scalars = check_inputs(self, kv_mv, kv_scalars, self.kv_mv_channels, self.kv_s_channels, "key/value")
         q = self._split(*self.q(mv, scalars), self.num_heads, 1)[0]
         k, v = self._split(*self.kv(kv_mv, kv_scalars), self.kv_heads, 2)
         return self._attend(q, k, v, attention_mask, key_padding_mask)

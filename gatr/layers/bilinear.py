@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from torch import nn
 
 from algebras import get_algebra
 
+from ..kernels.bilinear import select_bilinear_kernel
 from ..primitives.bilinear import bilinear_products
 from ._checks import check_inputs
+from .base import EquiModule
 from .linear import EquiLinear
 
 
@@ -28,7 +28,7 @@ def reference_from_inputs(mv: torch.Tensor, key_padding_mask: torch.Tensor | Non
     return total / count
 
 
-class GeometricBilinear(nn.Module):
+class GeometricBilinear(EquiModule):
     """For each ``b`` in ``algebra.bilinears``: EquiLinear projections to left/right operands
     (``hidden_mv_channels`` each), the bilinear product (times ``reference[..., component]`` where
     the bilinear has one), then one EquiLinear from all products and the input scalars to outputs.
@@ -39,6 +39,8 @@ class GeometricBilinear(nn.Module):
     in_mv_channels, out_mv_channels, in_s_channels, out_s_channels : int
     hidden_mv_channels : int, optional
         Operand channels per bilinear; default ``max(1, out_mv_channels // n_bilinears)``.
+    kernel : str
+        Execution kernel of the products (:data:`gatr.kernels.BILINEAR_KERNELS` or ``"auto"``).
 
     Shapes
     ------
@@ -49,34 +51,44 @@ class GeometricBilinear(nn.Module):
     """
 
     def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
-                 out_s_channels: int = 0, hidden_mv_channels: int | None = None):
+                 out_s_channels: int = 0, hidden_mv_channels: int | None = None, kernel: str = "auto"):
         super().__init__()
+        select_bilinear_kernel(kernel, torch.device("cpu"))  # a clear error for an unknown name, now
         self.algebra = alg = get_algebra(algebra)
+        self.kernel = kernel
         self.in_mv_channels, self.out_mv_channels = in_mv_channels, out_mv_channels
         self.in_s_channels, self.out_s_channels = in_s_channels, out_s_channels
-        nb = self.num_bilinears = len(alg.bilinears)
+        tables = alg.tensors("cpu", torch.float64).bilinear_tables  # (nb, dim, dim, dim)
+        nb = self.num_bilinears = tables.shape[0]
         self.hidden_mv_channels = h = hidden_mv_channels or max(1, out_mv_channels // nb)
         # operand channels laid out (left/right, hidden, bilinear) so the products need no transpose
         self.operands = EquiLinear(alg, in_mv_channels, 2 * h * nb, in_s_channels, 0)
         self.output = EquiLinear(alg, h * nb, out_mv_channels, in_s_channels, out_s_channels)
+        self.nest_children()
         with torch.no_grad():  # unit-variance products: divide left operands by the table's gain
-            tables = np.stack([np.asarray(b.table) for b in alg.bilinears])
-            gain = np.sqrt(np.maximum((tables**2).sum((1, 2)).mean(-1), 1e-12))  # (nb,) rms per output
+            gain = (tables**2).sum((1, 2)).mean(-1).clamp_min(1e-12).sqrt()  # (nb,) rms per output
             scale = torch.ones(2, h, nb)
-            scale[0] = torch.as_tensor(1.0 / gain, dtype=scale.dtype)
+            scale[0] = (1.0 / gain).to(scale.dtype)
             self.operands.weight_mv.mul_(scale.reshape(-1, 1, 1))
             if self.operands.weight_s2mv is not None:
                 self.operands.weight_s2mv.mul_(scale.reshape(-1, 1, 1))
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, reference_mv: torch.Tensor | None = None):
-        scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
+        if self.validate_inputs:
+            scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
+            if reference_mv is not None and reference_mv.shape[-1] != self.algebra.dim:
+                raise ValueError(f"reference_mv must have last axis {self.algebra.dim}, got {tuple(reference_mv.shape)}")
         h, nb = self.hidden_mv_channels, self.num_bilinears
         ops, _ = self.operands(mv, scalars)
         ops = ops.unflatten(-2, (2, h, nb))  # (..., items, 2, h, nb, dim)
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv)
-        if reference_mv.shape[-1] != self.algebra.dim:
-            raise ValueError(f"reference_mv must have last axis {self.algebra.dim}, got {tuple(reference_mv.shape)}")
         # reference (..., items|1, 1, dim) broadcasts over the operands' (..., items, h) axes
-        products = bilinear_products(self.algebra, ops[..., 0, :, :, :], ops[..., 1, :, :, :], reference_mv)
+        products = bilinear_products(self.algebra, ops[..., 0, :, :, :], ops[..., 1, :, :, :], reference_mv,
+                                     kernel=self.kernel)
         return self.output(products.flatten(-3, -2), scalars)
+
+    def own_flops_per_token(self, num_items: int) -> int:
+        """``2 nnz(T_b)`` per product, ``hidden_mv_channels`` products per bilinear (:mod:`gatr.flops`)."""
+        tables = self.algebra.tensors("cpu", torch.float64).bilinear_tables
+        return 2 * self.hidden_mv_channels * int(torch.count_nonzero(tables))

@@ -7,7 +7,9 @@ from torch import nn
 
 from algebras import get_algebra
 
+from ._checks import check_inputs
 from .attention import GeometricAttention
+from .base import EquiModule
 from .bilinear import GeometricBilinear
 from .linear import EquiLinear
 from .nonlinearity import ScalarGatedNonlinearity
@@ -22,7 +24,7 @@ def mv_dropout(mv: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return mv * keep.to(mv.dtype) / (1.0 - p)
 
 
-class GeometricMLP(nn.Module):
+class GeometricMLP(EquiModule):
     """``GeometricBilinear(c -> 2c) -> ScalarGatedNonlinearity -> EquiLinear(2c -> c)`` (same for scalars)."""
 
     def __init__(self, algebra, mv_channels: int, s_channels: int, activation: str = "gelu"):
@@ -30,6 +32,7 @@ class GeometricMLP(nn.Module):
         self.bilinear = GeometricBilinear(algebra, mv_channels, 2 * mv_channels, s_channels, 2 * s_channels)
         self.nonlinearity = ScalarGatedNonlinearity(activation)
         self.linear = EquiLinear(algebra, 2 * mv_channels, mv_channels, 2 * s_channels, s_channels)
+        self.nest_children()
 
     def forward(self, mv, scalars=None, reference_mv=None):
         mv, scalars = self.bilinear(mv, scalars, reference_mv=reference_mv)
@@ -37,7 +40,7 @@ class GeometricMLP(nn.Module):
         return self.linear(mv, scalars)
 
 
-class GATrBlock(nn.Module):
+class GATrBlock(EquiModule):
     """Pre-norm transformer block on ``(mv (..., items, c, dim), scalars (..., items, s))``.
 
     ``x = x + Attention(Norm(x)); x = x + MLP(Norm(x))``, with whole-multivector dropout on both
@@ -70,6 +73,7 @@ class GATrBlock(nn.Module):
             multi_query=multi_query, dropout=dropout,
         )
         self.mlp = GeometricMLP(self.algebra, mv_channels, s_channels, activation)
+        self.nest_children()
 
     def _residual(self, mv, scalars, update):
         d_mv, d_s = update
@@ -78,6 +82,8 @@ class GATrBlock(nn.Module):
         return mv + d_mv, (scalars + d_s if scalars is not None else d_s)
 
     def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None, reference_mv=None):
+        if self.validate_inputs:
+            scalars = check_inputs(self, mv, scalars, self.mv_channels, self.s_channels)
         h_mv, h_s = self.norm(mv, scalars)
         mv, scalars = self._residual(mv, scalars, self.attention(h_mv, h_s, attention_mask, key_padding_mask))
         h_mv, h_s = self.norm(mv, scalars)

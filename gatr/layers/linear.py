@@ -7,18 +7,20 @@ from torch import nn
 
 from algebras import get_algebra
 
-from ..primitives.linear import dense_equi_bias, dense_equi_matrix, equi_linear, init_stds
+from ..flops import linear_flops
+from ..kernels.linear import equi_linear, select_linear_kernel
+from ..primitives.linear import equi_bias, equi_matrix, init_stds
 from ._checks import check_inputs
+from .base import EquiModule
 
 
-class EquiLinear(nn.Module):
+class EquiLinear(EquiModule):
     """Equivariant linear layer ``(mv, scalars) -> (mv, scalars)``.
 
-    Multivector-to-multivector weights are coefficients of ``algebra.linear_basis``; scalars enter
-    the multivector outputs along ``algebra.invariant_basis`` and multivectors enter the scalar
-    outputs through ``algebra.invariant_functionals``; the multivector bias lies along the invariant
-    basis. Executed sparsely per component (:func:`gatr.primitives.linear.equi_linear`; the dense
-    matrix of :meth:`dense` for few tokens), see :mod:`gatr.primitives.linear`.
+    Multivector-to-multivector weights are coefficients of the algebra's equivariant maps; scalars
+    enter the multivector outputs along the invariant multivectors and multivectors enter the scalar
+    outputs through the invariant functionals; the multivector bias lies along the invariant
+    multivectors (:mod:`gatr.primitives.linear`). Executed by a kernel of :mod:`gatr.kernels.linear`.
 
     Parameters
     ----------
@@ -28,6 +30,8 @@ class EquiLinear(nn.Module):
     bias : bool
     gain : float
         Output standard deviation for unit-variance inputs (default 1).
+    kernel : {"auto", "dense", "sparse"}
+        Execution kernel (:data:`gatr.kernels.LINEAR_KERNELS`).
 
     Shapes
     ------
@@ -37,18 +41,21 @@ class EquiLinear(nn.Module):
     """
 
     def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
-                 out_s_channels: int = 0, bias: bool = True, gain: float = 1.0):
+                 out_s_channels: int = 0, bias: bool = True, gain: float = 1.0, kernel: str = "auto"):
         super().__init__()
         if min(in_mv_channels, out_mv_channels) < 1 or min(in_s_channels, out_s_channels) < 0:
             raise ValueError(
                 "EquiLinear needs >= 1 multivector channels in and out and >= 0 scalar channels, got "
                 f"mv {in_mv_channels}->{out_mv_channels}, s {in_s_channels}->{out_s_channels}"
             )
+        select_linear_kernel(kernel, 0, torch.device("cpu"))  # a clear error for an unknown name, now
         self.algebra = get_algebra(algebra)
+        self.kernel = kernel
         self.in_mv_channels, self.out_mv_channels = in_mv_channels, out_mv_channels
         self.in_s_channels, self.out_s_channels = in_s_channels, out_s_channels
-        alg = self.algebra
-        n_maps, n_inv, n_fun = alg.linear_basis.shape[0], len(alg.invariant_basis), len(alg.invariant_functionals)
+        t = self.algebra.tensors("cpu", torch.float64)
+        n_maps, n_inv, n_fun = (t.linear_basis.shape[0], t.invariant_basis.shape[0],
+                                t.invariant_functionals.shape[0])
         self.weight_mv = nn.Parameter(torch.empty(out_mv_channels, in_mv_channels, n_maps))
         self.weight_s2mv = nn.Parameter(torch.empty(out_mv_channels, in_s_channels, n_inv)) if in_s_channels else None
         self.weight_mv2s = nn.Parameter(torch.empty(out_s_channels, in_mv_channels, n_fun)) if out_s_channels else None
@@ -63,30 +70,33 @@ class EquiLinear(nn.Module):
         """Normal weights with per-map standard deviations from :func:`init_stds` (unit variance out)."""
         stds = init_stds(self.algebra, self.in_mv_channels, self.out_mv_channels,
                          self.in_s_channels, self.out_s_channels, gain)
-        self.weight_mv.normal_().mul_(torch.as_tensor(stds["mv"], dtype=self.weight_mv.dtype))
-        if self.weight_s2mv is not None:
-            self.weight_s2mv.normal_().mul_(torch.as_tensor(stds["s2mv"], dtype=self.weight_s2mv.dtype))
-        if self.weight_mv2s is not None:
-            self.weight_mv2s.normal_().mul_(torch.as_tensor(stds["mv2s"], dtype=self.weight_mv2s.dtype))
+        for weight, std in ((self.weight_mv, stds["mv"]), (self.weight_s2mv, stds["s2mv"]),
+                            (self.weight_mv2s, stds["mv2s"])):
+            if weight is not None:
+                weight.normal_().mul_(std.to(weight.dtype))
         if self.weight_s is not None:
             self.weight_s.normal_().mul_(float(stds["s"]))
         for b in (self.bias_mv, self.bias_s):
             if b is not None:
                 b.zero_()
 
-    def dense(self, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The dense matrix ``(out_mv*dim + out_s, in_mv*dim + in_s)`` and bias it executes."""
-        device = device or self.weight_mv.device
-        dtype = dtype or self.weight_mv.dtype
-        matrix = dense_equi_matrix(self.algebra, self.weight_mv, self.weight_s2mv, self.weight_mv2s, self.weight_s,
-                                   device, dtype)
-        return matrix, dense_equi_bias(self.algebra, self.bias_mv, self.bias_s, device, dtype)
+    def dense(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The dense matrix ``(out_mv*dim + out_s, in_mv*dim + in_s)`` and the bias of this map."""
+        return (equi_matrix(self.algebra, self.weight_mv, self.weight_s2mv, self.weight_mv2s, self.weight_s),
+                equi_bias(self.algebra, self.bias_mv, self.bias_s))
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
-        scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
+        if self.validate_inputs:
+            scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
         return equi_linear(self.algebra, mv, scalars, self.weight_mv, self.weight_s2mv, self.weight_mv2s,
-                           self.weight_s, self.bias_mv, self.bias_s)
+                           self.weight_s, self.bias_mv, self.bias_s, kernel=self.kernel)
+
+    def own_flops_per_token(self, num_items: int) -> int:
+        """Counted as its dense matrix (:mod:`gatr.flops`)."""
+        dim = self.algebra.dim
+        return linear_flops(self.in_mv_channels * dim + self.in_s_channels,
+                            self.out_mv_channels * dim + self.out_s_channels)
 
     def extra_repr(self) -> str:
         return (f"{self.algebra.name}, mv {self.in_mv_channels}->{self.out_mv_channels}, "
-                f"s {self.in_s_channels}->{self.out_s_channels}")
+                f"s {self.in_s_channels}->{self.out_s_channels}, kernel={self.kernel}")

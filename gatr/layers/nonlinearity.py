@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..primitives.nonlinearity import gated_nonlinearity, get_activation
+from .base import EquiModule
 
 
-class ScalarGatedNonlinearity(nn.Module):
+class ScalarGatedNonlinearity(EquiModule):
     """``(mv, s) -> (act(<mv>_0) * mv, act(s))``; shapes unchanged.
 
     Parameters

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from algebras import get_algebra
 
 from ..primitives.norm import equi_layer_norm, scalar_layer_norm
+from .base import EquiModule
 
 
-class EquiLayerNorm(nn.Module):
+class EquiLayerNorm(EquiModule):
     """``mv / sqrt(mean_channels algebra.squared_norm(mv) + eps)``; scalars: LayerNorm without affine.
 
     Computed in float32 under autocast. Shapes unchanged: ``mv (..., channels, dim)``,
@@ -23,7 +23,8 @@ class EquiLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
-        self.algebra.check(mv, "EquiLayerNorm input")
+        if self.validate_inputs:
+            self.algebra.check(mv, "EquiLayerNorm input")
         if scalars is None:
             scalars = mv.new_zeros(*mv.shape[:-2], 0)
         return equi_layer_norm(self.algebra, mv, self.eps), scalar_layer_norm(scalars)

@@ -1,10 +1,10 @@
-"""GATr: input EquiLinear, N GATrBlocks, output EquiLinear - for any algebra object."""
+"""The Geometric Algebra Transformer: EquiLinear in, GATr blocks, EquiLinear out, on any algebra."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -12,51 +12,72 @@ from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
 from algebras import get_algebra
 
-from .. import flops as F
+from ..flops import training_flops
+from ..kernels import select_bilinear_kernel, select_linear_kernel
 from ..layers import EquiLinear, GATrBlock, reference_from_inputs
-from ..layers._checks import check_mask_shape
-from ..layers._checks import check_inputs
+from ..layers._checks import check_inputs, check_mask_shape
+from ..layers.base import EquiModule
+from ..layers.bilinear import GeometricBilinear
 
 
 @dataclass
 class GATrConfig:
-    """Everything needed to build a :class:`GATr` (plain types, so YAML / jsonargparse can fill it).
+    """Every setting of a :class:`GATr`, the one place its parameters and defaults are defined.
 
-    ``head_mv_channels`` / ``head_s_channels`` default to ``hidden // num_heads`` (at least 1 mv).
+    Plain types, so YAML / jsonargparse can fill it; field order is :class:`GATr`'s positional order.
+
+    Attributes
+    ----------
+    algebra : str
+        Registered name, alias or ``"module:attribute"`` factory (a :class:`GATr` also takes an algebra
+        object; its config then holds the algebra's name).
+    in_mv_channels, out_mv_channels, hidden_mv_channels : int
+        Multivector channels in, out and in the blocks.
+    in_s_channels, out_s_channels, hidden_s_channels : int
+        Scalar channels in, out and in the blocks.
+    num_blocks, num_heads : int
+    dropout : float
+        Whole-multivector dropout on both residual branches, and attention dropout.
+    checkpoint : bool
+        Gradient checkpointing of every block (saves activation memory, costs one extra forward).
+    multi_query : bool
+        One key/value head shared by all query heads.
+    head_mv_channels, head_s_channels : int, optional
+        Channels per attention head; default ``max(1, hidden_mv // num_heads)`` and ``hidden_s // num_heads``.
+    activation : str
+        Gate of the scalar-gated nonlinearity (:data:`gatr.primitives.ACTIVATIONS`).
+    linear_kernel, bilinear_kernel : str
+        Execution kernels (:mod:`gatr.kernels`), ``"auto"`` by default.
     """
 
-    algebra: str = "projective"
+    algebra: Any = "projective"
     in_mv_channels: int = 1
     out_mv_channels: int = 1
     hidden_mv_channels: int = 16
     in_s_channels: int = 0
     out_s_channels: int = 0
-    hidden_s_channels: int = 32
+    hidden_s_channels: int = 0
     num_blocks: int = 4
     num_heads: int = 8
-    head_mv_channels: Optional[int] = None
-    head_s_channels: Optional[int] = None
     dropout: float = 0.0
     checkpoint: bool = False
     multi_query: bool = False
+    head_mv_channels: Optional[int] = None
+    head_s_channels: Optional[int] = None
     activation: str = "gelu"
+    linear_kernel: str = "auto"
+    bilinear_kernel: str = "auto"
 
 
-class GATr(nn.Module):
+class GATr(EquiModule):
     """Geometric Algebra Transformer over a pluggable Clifford algebra.
 
     Parameters
     ----------
-    algebra : str or CliffordAlgebra
-    in_mv_channels, out_mv_channels, hidden_mv_channels : int
-    in_s_channels, out_s_channels, hidden_s_channels : int
-    num_blocks, num_heads : int
-    dropout : float
-    checkpoint : bool
-        Gradient checkpointing of every block (saves activation memory, costs one extra forward).
-    multi_query : bool
-    head_mv_channels, head_s_channels : int, optional
-    activation : str
+    *args, **kwargs
+        The fields of :class:`GATrConfig` (positionally in its field order, or by name).
+    config : GATrConfig, optional
+        Instead of ``args`` / ``kwargs``.
 
     Shapes
     ------
@@ -70,66 +91,83 @@ class GATr(nn.Module):
     none either and the join is zero - pass a reference (or an input channel) with one.
     """
 
-    def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, hidden_mv_channels: int,
-                 in_s_channels: int = 0, out_s_channels: int = 0, hidden_s_channels: int = 0, num_blocks: int = 4,
-                 num_heads: int = 8, dropout: float = 0.0, checkpoint: bool = False, multi_query: bool = False,
-                 head_mv_channels: int | None = None, head_s_channels: int | None = None, activation: str = "gelu"):
+    def __init__(self, *args, config: GATrConfig | None = None, **kwargs):
         super().__init__()
-        for name, value, low in (("num_heads", num_heads, 1), ("num_blocks", num_blocks, 1),
-                                 ("hidden_mv_channels", hidden_mv_channels, 1), ("in_mv_channels", in_mv_channels, 1),
-                                 ("out_mv_channels", out_mv_channels, 1)):
+        if config is not None and (args or kwargs):
+            raise TypeError("GATr: give either a config or its fields, not both")
+        c = config if config is not None else GATrConfig(*args, **kwargs)
+        for name, low in (("num_heads", 1), ("num_blocks", 1), ("hidden_mv_channels", 1), ("in_mv_channels", 1),
+                          ("out_mv_channels", 1), ("in_s_channels", 0), ("out_s_channels", 0),
+                          ("hidden_s_channels", 0)):
+            value = getattr(c, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"GATr: {name} must be an integer >= {low}, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"GATr: dropout must be in [0, 1), got {dropout!r}")
-        self.algebra = alg = get_algebra(algebra)
-        self.head_mv_channels = head_mv_channels or max(1, hidden_mv_channels // num_heads)
-        self.head_s_channels = hidden_s_channels // num_heads if head_s_channels is None else head_s_channels
-        self.config = GATrConfig(alg.name, in_mv_channels, out_mv_channels, hidden_mv_channels, in_s_channels,
-                                 out_s_channels, hidden_s_channels, num_blocks, num_heads, head_mv_channels,
-                                 head_s_channels, dropout, checkpoint, multi_query, activation)
-        self.checkpoint = checkpoint
-        self.linear_in = EquiLinear(alg, in_mv_channels, hidden_mv_channels, in_s_channels, hidden_s_channels)
+        if not 0.0 <= c.dropout < 1.0:
+            raise ValueError(f"GATr: dropout must be in [0, 1), got {c.dropout!r}")
+        self.algebra = alg = get_algebra(c.algebra)
+        self.config = dataclasses.replace(c, algebra=c.algebra if isinstance(c.algebra, str) else alg.name)
+        self.head_mv_channels = c.head_mv_channels or max(1, c.hidden_mv_channels // c.num_heads)
+        self.head_s_channels = c.hidden_s_channels // c.num_heads if c.head_s_channels is None else c.head_s_channels
+        self.linear_in = EquiLinear(alg, c.in_mv_channels, c.hidden_mv_channels, c.in_s_channels, c.hidden_s_channels)
         self.blocks = nn.ModuleList(
-            GATrBlock(alg, hidden_mv_channels, hidden_s_channels, num_heads, self.head_mv_channels,
-                      self.head_s_channels, multi_query, dropout, activation)
-            for _ in range(num_blocks)
+            GATrBlock(alg, c.hidden_mv_channels, c.hidden_s_channels, c.num_heads, self.head_mv_channels,
+                      self.head_s_channels, c.multi_query, c.dropout, c.activation)
+            for _ in range(c.num_blocks)
         )
-        self.linear_out = EquiLinear(alg, hidden_mv_channels, out_mv_channels, hidden_s_channels, out_s_channels)
+        self.linear_out = EquiLinear(alg, c.hidden_mv_channels, c.out_mv_channels, c.hidden_s_channels,
+                                     c.out_s_channels)
+        self.nest_children()
+        self.set_kernels(c.linear_kernel, c.bilinear_kernel)
 
     @classmethod
     def from_config(cls, config: GATrConfig | dict) -> "GATr":
-        if isinstance(config, dict):
-            config = GATrConfig(**config)
-        return cls(**dataclasses.asdict(config))
+        """A GATr from a :class:`GATrConfig` or a dict of its fields."""
+        return cls(config=GATrConfig(**config) if isinstance(config, dict) else config)
+
+    def set_kernels(self, linear: str | None = None, bilinear: str | None = None) -> "GATr":
+        """Run every EquiLinear with kernel ``linear`` and every bilinear with ``bilinear`` (None: unchanged)."""
+        cpu = torch.device("cpu")
+        if linear is not None:
+            select_linear_kernel(linear, 0, cpu)  # clear errors for unknown names, before any change
+        if bilinear is not None:
+            select_bilinear_kernel(bilinear, cpu)
+        for module in self.modules():
+            if linear is not None and isinstance(module, EquiLinear):
+                module.kernel = linear
+            if bilinear is not None and isinstance(module, GeometricBilinear):
+                module.kernel = bilinear
+        self.config = dataclasses.replace(self.config, linear_kernel=linear or self.config.linear_kernel,
+                                          bilinear_kernel=bilinear or self.config.bilinear_kernel)
+        return self
+
+    def _check(self, mv, scalars, attention_mask, key_padding_mask, reference_mv):
+        c = self.config
+        scalars = check_inputs(self, mv, scalars, c.in_mv_channels, c.in_s_channels)
+        items = mv.shape[-3]
+        if key_padding_mask is not None and key_padding_mask.shape[-1] != items:
+            raise ValueError(f"GATr: expected key_padding_mask (..., {items}) (items), "
+                             f"got {tuple(key_padding_mask.shape)}")
+        check_mask_shape("key_padding_mask", key_padding_mask, tuple(mv.shape[:-2]))
+        check_mask_shape("attention_mask", attention_mask, (*mv.shape[:-3], c.num_heads, items, items))
+        if reference_mv is not None and reference_mv.shape[-1] != self.algebra.dim:
+            raise ValueError(f"reference_mv must have last axis {self.algebra.dim}, got {tuple(reference_mv.shape)}")
+        return scalars
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, attention_mask=None,
                 key_padding_mask=None, reference_mv: torch.Tensor | None = None):
-        c = self.config
-        scalars = check_inputs(self, mv, scalars, c.in_mv_channels, c.in_s_channels)
-        if key_padding_mask is not None and key_padding_mask.shape[-1] != mv.shape[-3]:
-            raise ValueError(f"GATr: expected key_padding_mask (..., {mv.shape[-3]}) (items), "
-                             f"got {tuple(key_padding_mask.shape)}")
-        check_mask_shape("key_padding_mask", key_padding_mask, tuple(mv.shape[:-2]))
+        if self.validate_inputs:
+            scalars = self._check(mv, scalars, attention_mask, key_padding_mask, reference_mv)
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv, key_padding_mask)
         h_mv, h_s = self.linear_in(mv, scalars)
         for block in self.blocks:
             args = (h_mv, h_s, attention_mask, key_padding_mask, reference_mv)
-            if self.checkpoint and torch.is_grad_enabled():
+            if self.config.checkpoint and torch.is_grad_enabled():
                 h_mv, h_s = torch_checkpoint(block, *args, use_reentrant=False)
             else:
                 h_mv, h_s = block(*args)
         return self.linear_out(h_mv, h_s)
 
-    def nominal_flops_per_token(self, num_items: int) -> int:
-        """Forward + backward FLOPs per token (item) under the convention of :mod:`gatr.flops`."""
-        c, alg = self.config, self.algebra
-        forward = (F.equi_linear_flops(alg, c.in_mv_channels, c.hidden_mv_channels, c.in_s_channels,
-                                       c.hidden_s_channels)
-                   + c.num_blocks * F.gatr_block_flops(alg, c.hidden_mv_channels, c.hidden_s_channels, c.num_heads,
-                                                       self.head_mv_channels, self.head_s_channels, num_items,
-                                                       c.multi_query)
-                   + F.equi_linear_flops(alg, c.hidden_mv_channels, c.out_mv_channels, c.hidden_s_channels,
-                                         c.out_s_channels))
-        return F.training_flops(forward)
+    def nominal_flops_per_token(self, num_items: int) -> float:
+        """Forward + backward FLOPs per token (item), summed from the layers' own counts (:mod:`gatr.flops`)."""
+        return training_flops(self.flops_per_token(num_items))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from algebras.structure import GroupStructure, group_tag
 from algebras import CliffordAlgebra, get_algebra, pin_group
 
 from algebra_helpers import random_mv
@@ -302,12 +303,32 @@ def test_shipped_group_structure_equals_a_fresh_derivation(name, group):
 
     assert (name, group) in SHIPPED_GROUPS
     alg = get_algebra(name, group=group)
-    with np.load(SHIPPED_DIR / alg._structure_filename) as shipped:
-        fresh = alg._derive_group_structure()
+    with np.load(SHIPPED_DIR / alg.structure_filename) as shipped:
+        fresh = alg.derive_structure_arrays()
         assert set(shipped.files) == set(fresh)
         for key in fresh:
             np.testing.assert_array_equal(shipped[key], fresh[key], err_msg=key)
     np.testing.assert_array_equal(alg.linear_basis.numpy(), fresh["linear_basis"])
+
+
+def test_group_structure_is_a_value_object_built_and_checked_on_its_own():
+    """GroupStructure from action matrices alone: the O(2) maps of G(2,0,0), checked against other elements,
+    round-tripped through its arrays; a structure that does not commute is caught by its residual."""
+    alg = CliffordAlgebra((1, 1), group=pin_group((1, 1), name="O(2)"))
+    structure = GroupStructure.derive(alg.sample_action_matrices(8, 0), alg.grades)
+    check = alg.sample_action_matrices(4, 99)
+    assert structure.linear_basis.shape == (3, 4, 4) and structure.blocks == ((0, 0), (1, 1), (2, 2))
+    assert structure.residual(check) < 1e-12
+    again = GroupStructure.from_arrays(structure.to_arrays())
+    np.testing.assert_array_equal(again.linear_basis, structure.linear_basis)
+    assert again.blocks == structure.blocks
+    wrong = GroupStructure(np.eye(4)[None] + np.triu(np.ones((4, 4)), 1)[None], ((0, 0),),
+                           structure.invariant_basis, structure.invariant_functionals)
+    assert wrong.residual(check) > 1e-3
+    # SO(2) has more maps than O(2): a rotation-only structure fails under reflections
+    so2 = GroupStructure.derive(CliffordAlgebra((1, 1), group=pin_group((1, 1)).even()).sample_action_matrices(8, 0),
+                                alg.grades)
+    assert so2.linear_basis.shape[0] > 3 and so2.residual(check) > 1e-3
 
 
 def test_user_group_structure_is_cached_and_foreign_files_are_rejected(tmp_path, monkeypatch):
@@ -315,12 +336,12 @@ def test_user_group_structure_is_cached_and_foreign_files_are_rejected(tmp_path,
     group = pin_group((1, 1), name="O(2)")
     alg = CliffordAlgebra((1, 1), group=group)
     assert alg.linear_basis.shape[0] == 3
-    cached = tmp_path / alg._structure_filename
+    cached = tmp_path / alg.structure_filename
     assert cached.exists()
     # a different group under the same name (here: SO(2) maps saved as "O(2)") must not be trusted
     so2 = CliffordAlgebra((1, 1), group=group.even())
-    arrays = dict(so2._derive_group_structure())
-    arrays["group"] = np.asarray(alg._group_tag)
+    arrays = dict(so2.derive_structure_arrays())
+    arrays["group"] = np.asarray(group_tag(group))
     np.savez(cached, **arrays)
     again = CliffordAlgebra((1, 1), group=group)
     assert again.linear_basis.shape[0] == 3

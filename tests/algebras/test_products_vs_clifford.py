@@ -167,7 +167,7 @@ def test_user_signature_tables_are_cached(tmp_path, monkeypatch):
         cached.write_bytes(b"garbage")
         tables.load_tables.cache_clear()
         again = CliffordAlgebra((1, 1, -1))
-        np.testing.assert_array_equal(again.tensor("geometric", dtype=torch.float64).numpy(),
-                                      alg.tensor("geometric", dtype=torch.float64).numpy())
+        np.testing.assert_array_equal(again.tensors(dtype=torch.float64).geometric.numpy(),
+                                      alg.tensors(dtype=torch.float64).geometric.numpy())
     finally:
         tables.load_tables.cache_clear()

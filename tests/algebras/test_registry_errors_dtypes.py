@@ -139,7 +139,7 @@ def test_mixed_parity_and_non_versors():
     ega.act(v, random_mv(ega, 1))
     # in G(3) every even element is a scaled rotor; in CGA a generic even multivector is no versor
     cga = get_algebra("conformal")
-    w = random_mv(cga, seed=3) * (cga.tensor("involution", dtype=torch.float64) > 0)
+    w = random_mv(cga, seed=3) * (cga.tensors(dtype=torch.float64).involution > 0)
     with pytest.raises(ValueError, match="not a versor"):
         cga.act(w, random_mv(cga, 1))
 
@@ -212,14 +212,18 @@ def test_float32_and_float64(backend, dtype):
 
 def test_constants_are_cached_per_device_and_dtype():
     alg = get_algebra("conformal")
-    a = alg.tensor("geometric", "cpu", torch.float32)
-    assert alg.tensor("geometric", "cpu", torch.float32) is a
-    assert alg.tensor("geometric", None, torch.float32) is a
-    assert alg.tensor("geometric", torch.device("cpu"), torch.float32) is a
-    b = alg.tensor("geometric", "cpu", torch.float64)
-    assert b is not a and b.dtype == torch.float64
+    a = alg.tensors("cpu", torch.float32)
+    assert alg.tensors("cpu", torch.float32) is a and a.geometric is a.geometric
+    assert alg.tensors(None, torch.float32) is a
+    assert alg.tensors(torch.device("cpu"), torch.float32) is a
+    b = alg.tensors("cpu", torch.float64)
+    assert b is not a and b.geometric.dtype == torch.float64 and a.geometric.dtype == torch.float32
     assert alg.linear_basis is alg.linear_basis
-    assert alg.tensor("linear_basis", dtype=torch.float32).shape == alg.linear_basis.shape
+    assert a.linear_basis.shape == alg.linear_basis.shape and a.linear_basis.dtype == torch.float32
+    calls = []
+    assert a.derived(lambda t: calls.append(1) or t.dtype) == torch.float32
+    build = lambda t: calls.append(1) or t.geometric.sum()  # noqa: E731
+    assert a.derived(build) is a.derived(build) and len(calls) == 2  # built once per build function
 
 
 # ---------------------------------------------------------------------------- import budget

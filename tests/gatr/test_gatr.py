@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from gatr import GATr, GATrConfig
+from gatr import EquiLinear, GATr, GATrConfig
 from gatr import flops as F
 from gatr.diagnostics import equivariance_error
 from gatr_test_utils import assert_equivariant, randn, reference_pseudoscalar
@@ -18,8 +18,9 @@ def small_net(alg, **kw):
     return GATr(alg, **args)
 
 
-def test_gatr_equivariant_with_masks(alg):
-    net = small_net(alg, multi_query=True).double()
+@pytest.mark.parametrize("kernel", ["dense", "sparse"])
+def test_gatr_equivariant_with_masks(alg, kernel):
+    net = small_net(alg, linear_kernel=kernel, multi_query=True).double()
     ref = reference_pseudoscalar(alg, 4)
     kpm = torch.ones(4, 6, dtype=torch.bool)
     kpm[:, 4:] = False
@@ -38,8 +39,9 @@ def test_equivariance_error_vs_depth_float32(alg, depth):
     assert equivariance_error(alg, depth, torch.float32) < 2e-5  # measured 1.5e-7 .. 1.3e-6 (README)
 
 
-def test_masked_items_have_no_influence(alg):
-    net = small_net(alg).double()
+@pytest.mark.parametrize("kernel", ["dense", "sparse"])
+def test_masked_items_have_no_influence(alg, kernel):
+    net = small_net(alg, linear_kernel=kernel).double()
     x, s = randn(2, 6, 2, alg.dim), randn(2, 6, 2)
     kpm = torch.ones(2, 6, dtype=torch.bool)
     kpm[:, 4:] = False
@@ -80,8 +82,9 @@ def test_state_dict_round_trip_and_config(alg):
     assert GATr.from_config(config).config == net.config
 
 
-def test_gradients_reach_every_parameter_and_checkpoint_matches(alg):
-    net = small_net(alg)
+@pytest.mark.parametrize("kernel", ["dense", "sparse"])
+def test_gradients_reach_every_parameter_and_checkpoint_matches(alg, kernel):
+    net = small_net(alg, linear_kernel=kernel)
     x, s = torch.randn(2, 5, 2, alg.dim), torch.randn(2, 5, 2)
     ref = reference_pseudoscalar(alg, 2, torch.float32)
     out, out_s = net(x, s, reference_mv=ref)
@@ -90,15 +93,16 @@ def test_gradients_reach_every_parameter_and_checkpoint_matches(alg):
     missing = [n for n, g in grads.items() if g is None or not g.abs().sum() > 0]
     assert not missing, missing
     net.zero_grad()
-    net.checkpoint = True
+    net.config.checkpoint = True
     out2, out_s2 = net(x, s, reference_mv=ref)
     (out2.square().sum() + out_s2.square().sum()).backward()
     for n, p in net.named_parameters():
         torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-5)
 
 
-def test_bfloat16_autocast(alg):
-    net = small_net(alg)
+@pytest.mark.parametrize("kernel", ["dense", "sparse"])
+def test_bfloat16_autocast(alg, kernel):
+    net = small_net(alg, linear_kernel=kernel)
     x, s = torch.randn(2, 5, 2, alg.dim), torch.randn(2, 5, 2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, out_s = net(x, s, reference_mv=reference_pseudoscalar(alg, 2, torch.float32))
@@ -130,18 +134,15 @@ def test_nominal_flops(alg):
         2 * (net.head_mv_channels * alg.attention_feature_dim + net.head_s_channels)  # heads x qk
         + 2 * (net.head_mv_channels * dim + net.head_s_channels))  # heads x v
     assert f128 - f64 == attention
-    assert F.equi_linear_flops(alg, 2, 4, 2, 4) == 2 * (2 * dim + 2) * (4 * dim + 4)
-    assert F.transformer_block_flops(8, 10) == 2 * (8 * 24 + 10 * 16 + 8 * 8 + 2 * 8 * 32)
-
-
-@pytest.mark.parametrize("test", [test_gatr_equivariant_with_masks, test_gradients_reach_every_parameter_and_checkpoint_matches,
-                                  test_bfloat16_autocast, test_masked_items_have_no_influence])
-def test_sparse_linear_kernel(alg, test, monkeypatch):
-    """The same checks with every EquiLinear on its component-wise kernel (large inputs use it)."""
-    import gatr.primitives.linear as L
-
-    monkeypatch.setattr(L, "SPARSE_MIN_TOKENS", 0)
-    test(alg)
+    assert EquiLinear(alg, 2, 4, 2, 4).flops_per_token(64) == 2 * (2 * dim + 2) * (4 * dim + 4)
+    # the network is the sum of its layers: in, blocks (attention + MLP), out
+    layers = [net.linear_in, *net.blocks, net.linear_out]
+    assert f64 == F.TRAINING_MULTIPLIER * sum(layer.flops_per_token(64) for layer in layers)
+    block = net.blocks[0]
+    assert block.flops_per_token(64) == block.attention.flops_per_token(64) + block.mlp.flops_per_token(64)
+    products = block.mlp.bilinear.own_flops_per_token(64)
+    nnz = sum(int((torch.as_tensor(b.table) != 0).sum()) for b in alg.bilinears)
+    assert products == 2 * block.mlp.bilinear.hidden_mv_channels * nnz
 
 
 def test_integer_masks_mean_attend_and_padded_items_never_reach_real_ones(alg):

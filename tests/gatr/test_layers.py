@@ -143,24 +143,22 @@ def test_wrong_shapes_raise(alg):
 
 
 @pytest.mark.parametrize("in_s,out_s", [(0, 0), (2, 0), (0, 3), (2, 3)])
-def test_equilinear_sparse_kernel_matches_dense(alg, in_s, out_s, monkeypatch):
-    """The component-wise kernel (used from SPARSE_MIN_TOKENS tokens) equals the dense matrix, and is equivariant."""
-    import gatr.primitives.linear as L
-
-    layer = EquiLinear(alg, 3, 4, in_s, out_s).double()
+def test_equilinear_sparse_kernel_matches_dense(alg, in_s, out_s):
+    """The component-wise kernel equals the dense matrix (the map's definition), and is equivariant."""
+    layer = EquiLinear(alg, 3, 4, in_s, out_s, kernel="sparse").double()
     with torch.no_grad():
         layer.bias_mv.normal_()
         if layer.bias_s is not None:
             layer.bias_s.normal_()
     x, s = randn(B, N, 3, alg.dim), (randn(B, N, in_s) if in_s else None)
-    monkeypatch.setattr(L, "SPARSE_MIN_TOKENS", 0)
     mv, out_s_sparse = layer(x, s)
     matrix, bias = layer.dense()
-    mv_d, s_d = L.apply_dense(x, s, matrix, bias, 4, alg.dim)
-    torch.testing.assert_close(mv, mv_d, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(out_s_sparse, s_d, rtol=1e-12, atol=1e-12)
+    flat = torch.cat([x.flatten(-2), s], -1) if in_s else x.flatten(-2)
+    y = torch.nn.functional.linear(flat, matrix, bias)
+    torch.testing.assert_close(mv, y[..., : 4 * alg.dim].unflatten(-1, (4, alg.dim)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out_s_sparse, y[..., 4 * alg.dim :], rtol=1e-12, atol=1e-12)
     assert_equivariant(alg, layer, [x], [s] if in_s else [])
-    monkeypatch.setattr(L, "SPARSE_MIN_TOKENS", 10**9)
+    layer.kernel = "dense"
     mv2, s2 = layer(x, s)
     torch.testing.assert_close(mv, mv2, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(out_s_sparse, s2, rtol=1e-12, atol=1e-12)

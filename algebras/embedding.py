@@ -1,0 +1,55 @@
+"""Embeddings every algebra has: scalars, pseudoscalars and coefficients on chosen blades.
+
+A mixin of :class:`algebras.CliffordAlgebra`; geometric embeddings (points, rotations, ...) live in
+the backends (:mod:`algebras.geometry3d` and its subclasses) or in a user's own algebra class.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class BasicEmbeddings:
+    """Scalars, pseudoscalars and blade coefficients as multivectors ``(..., dim)``."""
+
+    @staticmethod
+    def check_coordinates(value: torch.Tensor, size: int | None, what: str) -> torch.Tensor:
+        """``value`` as a tensor, or a ``ValueError`` unless its last axis is ``size`` and it is finite."""
+        value = torch.as_tensor(value)
+        if size is not None and (value.ndim == 0 or value.shape[-1] != size):
+            raise ValueError(f"{what} must have last axis of size {size}, got shape {tuple(value.shape)}")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{what} contains non-finite values (nan or inf)")
+        return value
+
+    def _zeros(self, like: torch.Tensor, batch_shape) -> torch.Tensor:
+        dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()
+        return torch.zeros(*batch_shape, self.dim, dtype=dtype, device=like.device)
+
+    def embed_scalar(self, s: torch.Tensor) -> torch.Tensor:
+        """``(...,)`` -> ``(..., dim)`` with only the scalar component set."""
+        s = self.check_coordinates(s, None, "scalar")
+        out = self._zeros(s, s.shape)
+        out[..., 0] = s
+        return out
+
+    def extract_scalar(self, x: torch.Tensor) -> torch.Tensor:
+        """The scalar component, ``(..., dim)`` -> ``(...)``."""
+        return self.check(x)[..., 0]
+
+    def embed_pseudoscalar(self, s: torch.Tensor) -> torch.Tensor:
+        """``(...,)`` -> ``(..., dim)`` with only the pseudoscalar component set."""
+        s = self.check_coordinates(s, None, "pseudoscalar")
+        out = self._zeros(s, s.shape)
+        out[..., -1] = s
+        return out
+
+    def extract_pseudoscalar(self, x: torch.Tensor) -> torch.Tensor:
+        """The pseudoscalar component, ``(..., dim)`` -> ``(...)``."""
+        return self.check(x)[..., -1]
+
+    def vector(self, coefficients: torch.Tensor, indices) -> torch.Tensor:
+        """Scatter ``coefficients (..., len(indices))`` onto the blades ``indices``: ``(..., dim)``."""
+        out = self._zeros(coefficients, coefficients.shape[:-1])
+        out[..., list(indices)] = coefficients.to(out.dtype)
+        return out

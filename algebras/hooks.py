@@ -1,0 +1,96 @@
+"""What the network asks of an algebra beyond its linear maps: norms, attention features, bilinears.
+
+A mixin of :class:`algebras.CliffordAlgebra`. Backends override these hooks (e.g. the distance-aware
+projective backend adds attention features, the projective one adds the join); the network reads
+them through the contract in :mod:`algebras.contract`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class Bilinear(NamedTuple):
+    """An equivariant bilinear map ``z_k = sum_ij x_i y_j table[i, j, k]``.
+
+    If ``reference_component`` is set, the result is multiplied by that component of a reference
+    multivector (e.g. the pseudoscalar for the projective join, which is only equivariant up to the
+    sign ``det`` that the reference's pseudoscalar also picks up).
+    """
+
+    name: str
+    table: np.ndarray
+    reference_component: int | None = None
+
+
+class NetworkHooks:
+    """Invariant norms, attention features and equivariant bilinears of an algebra."""
+
+    # ------------------------------------------------------------------ norms
+    def norm_maps_array(self) -> np.ndarray:
+        """Linear maps ``M_j`` whose outputs enter the norm, stacked as one ``(dim, J * dim)`` matrix.
+
+        The identity and ``w _| x`` for each group-invariant vector ``w`` (e.g. e_inf in CGA), which
+        is equivariant since rho_u is an automorphism fixing w. Maps that only produce zero-metric
+        components (e.g. ``e_0 _| x = 0`` in PGA) are dropped.
+        """
+        maps = [np.eye(self.dim)]
+        lc, metric = self.arrays["left_contraction"], self.arrays["metric"]
+        for w in self.invariant_basis:
+            if np.allclose(w[np.asarray(self.grades) != 1], 0):
+                contraction = np.einsum("i,ijk->kj", w, lc)
+                if np.any(contraction[metric != 0] != 0):
+                    maps.append(contraction)
+        return np.concatenate([m.T for m in maps], axis=1)
+
+    def grade_metric_array(self) -> np.ndarray:
+        """``(J * dim, J * n_grades)``: blade metric scattered into its grade's column, per norm map."""
+        one = np.zeros((self.dim, len(self.signature) + 1))
+        one[np.arange(self.dim), self.grades] = self.arrays["metric"]
+        return np.kron(np.eye(self.norm_maps_array().shape[1] // self.dim), one)
+
+    def squared_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """Invariant, non-negative squared norm, ``(..., dim)`` -> ``(...)``.
+
+        ``sum_k |<x_k~ x_k>_0| + sum_w sum_k |<(w _| x)_k~ (w _| x)_k>_0|`` over grades k and the
+        group's invariant vectors w. Each term is invariant because rho_u is a grade-preserving
+        automorphism with ``<rho_u(z)>_0 = <z>_0``; components with zero metric drop out.
+        """
+        t = self.tensors_like(self.check(x))
+        y = x if t.norm_maps.shape[1] == self.dim else x @ t.norm_maps  # only the identity: skip the matmul
+        return ((y * y) @ t.grade_metric).abs().sum(-1)
+
+    def norm(self, x: torch.Tensor) -> torch.Tensor:
+        """``sqrt(squared_norm(x))``, ``(..., dim)`` -> ``(...)``."""
+        return self.squared_norm(x).sqrt()
+
+    # ------------------------------------------------------------------ attention
+    @property
+    def attention_feature_dim(self) -> int:
+        """Length ``F`` of :meth:`query_features` / :meth:`key_features` per multivector."""
+        return int((self.arrays["metric"] != 0).sum())
+
+    def query_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Features with ``query_features(q) . key_features(k) == <q~ k>_0``, ``(..., dim)`` -> ``(..., F)``."""
+        t = self.tensors_like(self.check(x))
+        return x.index_select(-1, t.nondegenerate) * t.metric.index_select(-1, t.nondegenerate)
+
+    def key_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The key side of :meth:`query_features`, ``(..., dim)`` -> ``(..., F)``."""
+        return self.check(x).index_select(-1, self.tensors_like(x).nondegenerate)
+
+    # ------------------------------------------------------------------ bilinears
+    @cached_property
+    def bilinears(self) -> tuple[Bilinear, ...]:
+        """Equivariant bilinear maps used by the network's bilinear layer (default: the geometric product)."""
+        return (Bilinear("geometric", self.arrays["geometric"]),)
+
+    @cached_property
+    def join_table(self) -> np.ndarray:
+        """Table of the regressive product ``rc^-1(rc(e_i) ^ rc(e_j))``, ``(dim, dim, dim)``."""
+        c = self.arrays["complement"]
+        return np.einsum("ai,bj,abc,ck->ijk", c, c, self.arrays["outer"], c)

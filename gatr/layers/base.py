@@ -1,0 +1,41 @@
+"""What every GATr layer shares: one input check at the outermost layer, and its own FLOP count."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class EquiModule(nn.Module):
+    """Base of the GATr layers, each mapping ``(mv (..., items, c, dim), scalars (..., items, s))`` pairs.
+
+    * ``validate_inputs``: a layer called on its own checks its inputs (shapes, dtypes, masks) and
+      raises clear errors; a composite layer (block, network) turns the checks of its sub-layers off
+      with :meth:`nest_children`, so one forward checks once, at its boundary.
+    * :meth:`flops_per_token`: this layer's own forward FLOPs (:meth:`own_flops_per_token`, the
+      convention of :mod:`gatr.flops`) plus those of its sub-layers.
+    """
+
+    validate_inputs: bool = True
+
+    def nest_children(self) -> None:
+        """Mark every sub-layer as nested: its inputs come from this layer, which checks its own."""
+        for module in self.modules():
+            if module is not self and isinstance(module, EquiModule):
+                module.validate_inputs = False
+
+    def own_flops_per_token(self, num_items: int) -> int:
+        """Forward FLOPs per token of this layer's own products (sub-layers excluded); 0 by default."""
+        return 0
+
+    def flops_per_token(self, num_items: int) -> int:
+        """Forward FLOPs per token (item) of this layer and its sub-layers over ``num_items`` items."""
+        return self.own_flops_per_token(num_items) + sum(layer.flops_per_token(num_items) for layer in sub_layers(self))
+
+
+def sub_layers(module: nn.Module):
+    """The outermost :class:`EquiModule` s below ``module`` (looking through containers like ``ModuleList``)."""
+    for child in module.children():
+        if isinstance(child, EquiModule):
+            yield child
+        else:
+            yield from sub_layers(child)
