@@ -8,7 +8,8 @@ Prints tokens/s (best of ``--repeats`` timed runs, each ``--steps`` steps), peak
 ``torch.cuda.max_memory_allocated``; CPU: tracemalloc peak of Python-side allocations is useless for
 torch, so the peak RSS growth from ``resource`` is reported) and nominal FLOP/s under the
 :mod:`gatr.flops` convention. The transformer is a pre-norm ``torch.nn.TransformerEncoder`` whose
-width is chosen so its nominal FLOPs per token match the projective GATr's.
+width is chosen so its nominal FLOPs per token match those of the GATr on ``--match`` (default: the
+first algebra timed).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from torch import nn
 
 from gatr import GATr
 from gatr import flops as F
+from experiments.models.baselines import transformer_flops
 
-ALGEBRAS = ("euclidean", "projective", "projective-distance", "conformal")
 
 
 class Transformer(nn.Module):
@@ -41,13 +42,13 @@ class Transformer(nn.Module):
 
     def nominal_flops_per_token(self, num_items):
         i, o, d, n = self.dims
-        return F.training_flops(F.transformer_flops(d, n, num_items, i, o))
+        return F.training_flops(transformer_flops(d, n, num_items, i, o))
 
 
 def matched_transformer(target_flops, num_items, num_layers, num_heads, in_features=16, out_features=16):
     """Transformer whose d_model (a multiple of num_heads) best matches ``target_flops`` per token."""
     best = min(range(num_heads, 2048, num_heads), key=lambda d: abs(
-        F.training_flops(F.transformer_flops(d, num_layers, num_items, in_features, out_features)) - target_flops))
+        F.training_flops(transformer_flops(d, num_layers, num_items, in_features, out_features)) - target_flops))
     return Transformer(in_features, out_features, best, num_layers, num_heads)
 
 
@@ -86,7 +87,9 @@ def time_model(model, make_inputs, loss_fn, steps, repeats, device, dtype):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algebras", nargs="+", default=list(ALGEBRAS))
+    p.add_argument("--algebras", nargs="+", default=None,
+                   help="algebras to time (default: every registered one, plug-ins included)")
+    p.add_argument("--match", default=None, help="algebra whose GATr FLOPs the transformer matches")
     p.add_argument("--items", nargs="+", type=int, default=[64])
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--blocks", type=int, default=4)
@@ -102,6 +105,10 @@ def main(argv=None):
     p.add_argument("--equivariance", action="store_true", help="print equivariance error vs depth instead")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    from algebras import available_algebras, canonical_name
+
+    args.algebras = args.algebras or available_algebras()
+    match = canonical_name(args.match or args.algebras[0])
     if args.equivariance:
         from gatr.diagnostics import print_equivariance_vs_depth
         print_equivariance_vs_depth(args.algebras)
@@ -127,7 +134,7 @@ def main(argv=None):
             sec, mem, _ = time_model(net, make, lambda out: out[0].float().square().mean() + out[1].float().mean(),
                                      args.steps, args.repeats, device, dtype)
             fl = net.nominal_flops_per_token(items)
-            if name == "projective" or target is None:
+            if canonical_name(name) == match or target is None:
                 target = fl
             print(f"{'gatr-' + name:<24}{items:>6}{tokens / sec:>11.0f}{1e3 * sec:>9.1f}{fl / 1e9:>11.4f}"
                   f"{fl * tokens / sec / 1e9:>9.1f}{mem:>9.0f}")

@@ -11,6 +11,8 @@ Every model: ``forward(batch) -> keypoints (B, N, 4, 3)`` (centre and the three 
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 from algebras import available_algebras, canonical_name
 
 from .augmentation import augment_batch
@@ -18,10 +20,43 @@ from .base import BodyModel, flat_body_features
 from .baselines import MLPBodyModel, TransformerBodyModel
 from .embedding import BodyEmbedding, handedness, input_keypoints
 
-__all__ = ["FAMILIES", "BodyModel", "BodyEmbedding", "GATrBodyModel", "MLPBodyModel", "TransformerBodyModel",
-           "augment_batch", "build_model", "flat_body_features", "handedness", "input_keypoints"]
+__all__ = ["FAMILIES", "BodyEmbedding", "BodyModel", "GATrBodyModel", "MLPBodyModel", "ModelFamily",
+           "TransformerBodyModel", "augment_batch", "build_model", "family_takes_algebra", "flat_body_features",
+           "handedness", "input_keypoints"]
 
-FAMILIES = ("gatr", "transformer", "mlp")
+class ModelFamily(NamedTuple):
+    """A model family: whether it takes an algebra, and ``build(algebra, width, depth, num_heads, num_bodies,
+    **kwargs) -> BodyModel``."""
+
+    takes_algebra: bool
+    build: Callable[..., BodyModel]
+
+
+def _build_gatr(algebra, width, depth, num_heads, num_bodies, **kwargs):
+    from .gatr_model import GATrBodyModel
+
+    return GATrBodyModel(algebra, width=width, depth=depth, num_heads=num_heads, **kwargs)
+
+
+def _build_transformer(algebra, width, depth, num_heads, num_bodies, **kwargs):
+    return TransformerBodyModel(width=width, depth=depth, num_heads=num_heads, **kwargs)
+
+
+def _build_mlp(algebra, width, depth, num_heads, num_bodies, **kwargs):
+    return MLPBodyModel(num_bodies=num_bodies, width=width, depth=depth, **kwargs)
+
+
+#: The model families, read by the training module and the study configs (the one list).
+FAMILIES: dict[str, ModelFamily] = {
+    "gatr": ModelFamily(True, _build_gatr),
+    "transformer": ModelFamily(False, _build_transformer),
+    "mlp": ModelFamily(False, _build_mlp),
+}
+
+
+def family_takes_algebra(family: str) -> bool:
+    """Whether ``family`` (a key of :data:`FAMILIES`) is built on an algebra."""
+    return FAMILIES[family].takes_algebra
 
 
 def __getattr__(name):  # GATrBodyModel needs the gatr package; import it on demand
@@ -38,8 +73,9 @@ def build_model(family: str, algebra: str | None = None, width: int = 16, depth:
 
     Parameters
     ----------
-    family : "gatr", "transformer" or "mlp"
-    algebra : for "gatr" only: an algebra name or alias (see ``algebras.available_algebras()``) or object
+    family : a key of :data:`FAMILIES`
+    algebra : for families that take one: an algebra name, alias, ``"module:attribute"`` factory (see
+        ``algebras.available_algebras()``) or object
     width : GATr hidden multivector channels (hidden scalars = 2 * width); baselines: hidden size 6 * width
         (transformer: rounded up to a multiple of num_heads); see ``experiments.models.baselines``
     depth : number of blocks (GATr, transformer) / residual MLP blocks (mlp)
@@ -50,20 +86,16 @@ def build_model(family: str, algebra: str | None = None, width: int = 16, depth:
     fam = str(family).strip().lower() if isinstance(family, str) else family
     if fam not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; valid families: {list(FAMILIES)}")
-    if fam == "gatr":
+    if FAMILIES[fam].takes_algebra:
         if algebra is None:
-            raise ValueError(f"family 'gatr' needs an algebra; valid algebras: {available_algebras()}")
+            raise ValueError(f"family {fam!r} needs an algebra; valid algebras: {available_algebras()}")
         if isinstance(algebra, str):
             try:
                 canonical_name(algebra)
             except ValueError as err:
-                raise ValueError(f"unknown algebra {algebra!r} for family 'gatr'; valid algebras: "
-                                 f"{available_algebras()}") from err
-        from .gatr_model import GATrBodyModel
-
-        return GATrBodyModel(algebra, width=width, depth=depth, num_heads=num_heads, **kwargs)
-    if algebra is not None:
-        raise ValueError(f"algebra={algebra!r} is only valid for family 'gatr', not {fam!r}")
-    if fam == "transformer":
-        return TransformerBodyModel(width=width, depth=depth, num_heads=num_heads, **kwargs)
-    return MLPBodyModel(num_bodies=num_bodies, width=width, depth=depth, **kwargs)
+                raise ValueError(f"unknown algebra {algebra!r} for family {fam!r}: {err}") from err
+    elif algebra is not None:
+        takers = [f for f, spec in FAMILIES.items() if spec.takes_algebra]
+        raise ValueError(f"algebra={algebra!r} is only valid for the families {takers}, not {fam!r}")
+    return FAMILIES[fam].build(algebra, width=width, depth=depth, num_heads=num_heads, num_bodies=num_bodies,
+                               **kwargs)

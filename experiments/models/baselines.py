@@ -40,15 +40,42 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gatr.flops import linear_flops, mlp_flops, training_flops, transformer_flops
+from gatr.flops import attention_flops, linear_flops, training_flops
 
 from .base import FLAT_FEATURES, BodyModel, FeatureStandardizer, flat_body_features
 from .embedding import input_keypoints, reference_keypoints
 
-__all__ = ["TransformerBodyModel", "MLPBodyModel", "NUM_FLAT_FEATURES"]
+__all__ = ["TransformerBodyModel", "MLPBodyModel", "NUM_FLAT_FEATURES", "mlp_flops", "transformer_block_flops",
+           "transformer_flops"]
 
 NUM_FLAT_FEATURES = sum(n for _, n in FLAT_FEATURES)
 RESIDUALS = ("ballistic", "keypoints", "centre")
+
+
+# ---------------------------------------------------------------------- FLOPs (convention of gatr.flops)
+def mlp_flops(in_features: int, hidden_features: int, out_features: int | None = None, layers: int = 2) -> int:
+    """Forward FLOPs per token of an MLP ``in -> hidden (x layers-1) -> out``."""
+    out_features = in_features if out_features is None else out_features
+    if layers < 1:
+        raise ValueError(f"layers must be >= 1, got {layers}")
+    if layers == 1:
+        return linear_flops(in_features, out_features)
+    return (linear_flops(in_features, hidden_features) + (layers - 2) * linear_flops(hidden_features, hidden_features)
+            + linear_flops(hidden_features, out_features))
+
+
+def transformer_block_flops(d_model: int, num_items: int, ffn_hidden: int | None = None) -> int:
+    """Forward FLOPs per token of a standard pre-norm transformer block (qkv, attention, out, FFN)."""
+    ffn_hidden = 4 * d_model if ffn_hidden is None else ffn_hidden
+    return (linear_flops(d_model, 3 * d_model) + attention_flops(num_items, d_model, d_model)
+            + linear_flops(d_model, d_model) + mlp_flops(d_model, ffn_hidden, d_model))
+
+
+def transformer_flops(d_model: int, num_layers: int, num_items: int, in_features: int, out_features: int,
+                      ffn_hidden: int | None = None) -> int:
+    """Forward FLOPs per token of embedding + ``num_layers`` blocks + output head."""
+    return (linear_flops(in_features, d_model) + num_layers * transformer_block_flops(d_model, num_items, ffn_hidden)
+            + linear_flops(d_model, out_features))
 
 
 def _reference(batch: dict, residual: str) -> torch.Tensor:

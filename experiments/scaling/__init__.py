@@ -8,11 +8,11 @@ Training of one run is delegated to a ``train_fn(spec, data_dir, run_dir) -> dic
 Heavy modules (scipy, matplotlib) are imported only by ``fit``/``plots``/``report``.
 """
 
-from .grid import (ALGEBRAS, FAMILIES, SPEC_KEYS, ConfigError, StudyConfig, available_presets, load_config,
+from .grid import (SPEC_KEYS, ConfigError, StudyConfig, available_presets, load_config,
                    parse_shard, run_id, shard_specs)
 from .runner import DEFAULT_TRAIN_FN, collect_results, run_study
 
-__all__ = ["ALGEBRAS", "FAMILIES", "SPEC_KEYS", "ConfigError", "StudyConfig", "available_presets", "load_config",
+__all__ = ["SPEC_KEYS", "ConfigError", "StudyConfig", "available_presets", "load_config",
            "parse_shard", "run_id", "shard_specs", "DEFAULT_TRAIN_FN", "collect_results", "run_study", "analyze"]
 
 

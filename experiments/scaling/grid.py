@@ -49,15 +49,6 @@ import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
-FAMILIES = ("gatr", "transformer", "mlp")
-ALGEBRAS = ("euclidean", "projective", "projective-distance", "conformal")
-ALGEBRA_ALIASES = {
-    "ega": "euclidean",
-    "pga": "projective",
-    "ipga": "projective-distance",
-    "cga": "conformal",
-    "projective_distance": "projective-distance",
-}
 
 #: keys every run spec has (the grid axes and the family description)
 SPEC_KEYS = (
@@ -125,15 +116,16 @@ def _json_value(v: Any, where: str) -> Any:
 
 
 def canonical_algebra(name: Any, where: str = "algebra") -> str:
-    """Canonical algebra name for a name or alias; ConfigError naming the valid options otherwise."""
-    if isinstance(name, str):
-        key = name.strip().lower()
-        key = ALGEBRA_ALIASES.get(key, key)
-        if key in ALGEBRAS:
-            return key
-    options = ", ".join(ALGEBRAS) + " (aliases: " + ", ".join(
-        f"{a}={c}" for a, c in ALGEBRA_ALIASES.items() if "_" not in a) + ")"
-    raise ConfigError(f"{where}: unknown algebra {name!r}; valid options: {options}")
+    """The registry's name for an algebra name, alias or ``"module:attribute"`` factory (built once here,
+    so a broken factory fails at config time); ConfigError naming the valid options otherwise."""
+    from algebras import canonical_name, get_algebra
+
+    try:
+        key = canonical_name(name if isinstance(name, str) else repr(name))
+        get_algebra(key)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return key
 
 
 def _model_sizes(sizes: Any, where: str) -> list[dict]:
@@ -155,17 +147,22 @@ def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
         entry = {"family": entry}
     _check_keys(entry, FAMILY_KEYS, where)
     fam = entry.get("family")
+    from experiments.models import FAMILIES, family_takes_algebra
+
     if fam not in FAMILIES:
         raise ConfigError(f"{where}.family: unknown family {fam!r}; valid options: {', '.join(FAMILIES)}")
     out: dict[str, Any] = {"family": fam}
-    if fam == "gatr":
+    if family_takes_algebra(fam):
         if "algebra" not in entry:
-            raise ConfigError(f"{where}.algebra: required for family 'gatr'; valid options: "
-                              f"{', '.join(ALGEBRAS)}")
+            from algebras import available_algebras
+
+            raise ConfigError(f"{where}.algebra: required for family {fam!r}; valid options: "
+                              f"{', '.join(available_algebras())} or a factory 'module:attribute'")
         out["algebra"] = canonical_algebra(entry["algebra"], f"{where}.algebra")
     else:
         if entry.get("algebra") is not None:
-            raise ConfigError(f"{where}.algebra: only valid for family 'gatr', not {fam!r}")
+            takers = [f for f in FAMILIES if family_takes_algebra(f)]
+            raise ConfigError(f"{where}.algebra: only valid for the families {takers}, not {fam!r}")
         out["algebra"] = None
     aug = entry.get("augment", False)
     if not isinstance(aug, bool):
@@ -173,7 +170,12 @@ def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
     out["augment"] = aug
     name = entry.get("name")
     if name is None:
-        name = fam if fam != "gatr" else f"gatr-{out['algebra']}"
+        if out["algebra"] is None:
+            name = fam
+        else:
+            from algebras import get_algebra
+
+            name = f"{fam}-{get_algebra(out['algebra']).name}"
         if aug:
             name += "-aug"
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
@@ -432,25 +434,27 @@ def load_config(preset: str | None = None, config: str | Path | dict | None = No
 
 
 def estimate_params(spec: dict) -> int:
-    """Rough parameter count, for listing a grid before any model exists (the training code reports
-    the real one). Transformer-like: ~12 w^2 per block; MLP: ~w^2 per layer; GATr: multivector
+    """Rough parameter count, for listing a grid when a model cannot be built (the training code reports
+    the real one). Transformer-like: ~12 w^2 per block; MLP: ~w^2 per layer; on an algebra: multivector
     channels w with ~(linear maps + attention + bilinears) ~ 12 w^2 * n_maps / 4."""
     w, d = spec["width"], spec["depth"]
-    fam = spec["family"]
-    if fam == "transformer":
-        return int(d * 12 * w * w + 40 * w)
-    if fam == "mlp":
-        tokens = spec.get("bodies", 4)
-        return int((d - 1) * w * w + 2 * 40 * tokens * w)
-    n_maps = {"euclidean": 4, "projective": 9, "projective-distance": 9, "conformal": 20}.get(
-        spec.get("algebra"), 9)
-    return int(d * 12 * w * w * n_maps / 4 + 40 * w)
+    if spec.get("algebra") is not None:
+        from algebras import get_algebra
+
+        n_maps = get_algebra(spec["algebra"]).linear_basis.shape[0]
+        return int(d * 12 * w * w * n_maps / 4 + 40 * w)
+    if spec["family"] == "mlp":
+        return int((d - 1) * w * w + 2 * 40 * spec.get("bodies", 4) * w)
+    return int(d * 12 * w * w + 40 * w)
 
 
 def _rough_flops(spec: dict) -> float:
     tokens = spec["steps"] * spec.get("batch_size", 64) * spec.get("bodies", 4)
-    dim = {"euclidean": 8, "projective": 16, "projective-distance": 16, "conformal": 32}.get(
-        spec.get("algebra"), 1) if spec["family"] == "gatr" else 1
+    dim = 1
+    if spec.get("algebra") is not None:
+        from algebras import get_algebra
+
+        dim = get_algebra(spec["algebra"]).dim
     return float(6 * estimate_params(spec) * tokens * dim)
 
 

@@ -13,8 +13,9 @@ in metres.
 
 Families (validated in ``__init__``, before any training starts):
 
-* ``gatr`` with ``algebra`` in :func:`algebras.available_algebras` (``euclidean``, ``projective``,
-  ``projective-distance``, ``conformal``; aliases such as ``pga``/``cga`` are canonicalised),
+* the families of :data:`experiments.models.FAMILIES`; ``gatr`` takes an ``algebra`` from
+  :func:`algebras.available_algebras` (plug-ins included; aliases are canonicalised) or an importable
+  factory ``"module:attribute"``,
 * ``transformer`` and ``mlp`` (``algebra`` must be ``None``); ``augment=True`` adds random E(3)
   augmentation (rotations, reflections, translations) of every training batch.
 
@@ -39,7 +40,6 @@ import lightning as L
 import torch
 
 __all__ = [
-    "DEFAULT_FAMILIES",
     "BodyDynamicsModule",
     "keypoint_mse",
     "valid_families",
@@ -48,7 +48,6 @@ __all__ = [
     "SCHEDULERS",
 ]
 
-DEFAULT_FAMILIES = ("gatr", "transformer", "mlp")
 SCHEDULERS = ("cosine", "linear", "constant")
 
 
@@ -65,55 +64,49 @@ def keypoint_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def valid_families() -> tuple[str, ...]:
-    """Model families known to :func:`experiments.models.build_model`."""
-    try:
-        from experiments import models
+    """Model families known to :func:`experiments.models.build_model` (its registry)."""
+    from experiments.models import FAMILIES
 
-        fams = getattr(models, "FAMILIES", None)
-        if fams:
-            return tuple(fams)
-    except ImportError:
-        pass
-    return DEFAULT_FAMILIES
+    return tuple(FAMILIES)
 
 
 def valid_algebras() -> tuple[str, ...]:
-    """Canonical names of the registered algebras (usable with ``family='gatr'``)."""
+    """Names of the registered algebras, plug-ins included (usable with families that take an algebra)."""
     from algebras import available_algebras
 
     return tuple(available_algebras())
 
 
 def validate_family_algebra(family: str, algebra: str | None) -> tuple[str, str | None]:
-    """Check ``family`` / ``algebra`` and return them canonicalised.
+    """Check ``family`` / ``algebra`` and return them canonicalised (an alias becomes its name; a
+    ``"module:attribute"`` factory stays as given, so a checkpoint rebuilds the same algebra).
 
     Raises
     ------
     ValueError
-        Listing the valid values, for an unknown family, an unknown algebra, a GATr without
-        algebra, or an algebra given to a non-GATr family.
+        Listing the valid values, for an unknown family, an unknown algebra, a family that needs an
+        algebra without one, or an algebra given to a family that takes none.
     """
-    families = valid_families()
+    from experiments.models import FAMILIES
+
     fam = str(family).lower()
-    if fam not in families:
-        raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(families)}")
-    if fam != "gatr":
+    if fam not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
+    takers = [f for f, spec in FAMILIES.items() if spec.takes_algebra]
+    if not FAMILIES[fam].takes_algebra:
         if algebra not in (None, "", "none", "None"):
             raise ValueError(f"family {fam!r} takes no algebra (got {algebra!r}; pass --model.algebra null); "
-                             f"algebras ({', '.join(valid_algebras())}) are for family 'gatr'")
+                             f"algebras ({', '.join(valid_algebras())}) are for the families {takers}")
         return fam, None
-    algebras_ = valid_algebras()
     if algebra in (None, "", "none", "None"):
-        raise ValueError(f"family 'gatr' needs an algebra; valid algebras: {', '.join(algebras_)}")
-    from algebras import get_algebra
+        raise ValueError(f"family {fam!r} needs an algebra; valid algebras: {', '.join(valid_algebras())}")
+    from algebras import canonical_name, get_algebra
 
     try:
-        name = get_algebra(str(algebra)).name
-    except Exception:  # noqa: BLE001 - unknown name: KeyError / ValueError depending on backend
-        name = None
-    if name not in algebras_:
-        raise ValueError(f"unknown algebra {algebra!r}; valid algebras: {', '.join(algebras_)} "
-                         "(aliases: ega, pga, ipga, cga)")
+        name = canonical_name(str(algebra))
+        get_algebra(name)  # a factory that fails or returns no algebra: the error names it now
+    except (ValueError, TypeError) as err:
+        raise ValueError(str(err)) from None
     return fam, name
 
 
@@ -128,9 +121,9 @@ class BodyDynamicsModule(L.LightningModule):
 
     Parameters
     ----------
-    family : "gatr", "transformer" or "mlp"
-    algebra : for ``gatr``: "euclidean", "projective", "projective-distance" or "conformal"
-        (aliases ega/pga/ipga/cga); must be None for the other families
+    family : a key of :data:`experiments.models.FAMILIES` ("gatr", "transformer", "mlp")
+    algebra : for ``gatr``: a name from :func:`algebras.available_algebras` (or an alias), or an
+        importable factory ``"module:attribute"``; must be None for the other families
     width, depth, num_heads : model size (see :func:`experiments.models.build_model`)
     num_bodies : bodies per scene (tokens per sample); must match the data
     augment : apply a random E(3) transformation (with reflections) to every training batch
