@@ -7,19 +7,21 @@
 """
 
 from .clifford_algebra import CliffordAlgebra
+from .conformal import ConformalAlgebra
 from .constants import AlgebraTensors
 from .contract import NetworkAlgebra
-from .conformal import ConformalAlgebra
 from .euclidean import EuclideanAlgebra
 from .geometry3d import Euclidean3DAlgebra
-from .hooks import Bilinear
 from .groups import VersorGroup, pin_group, plane_group
+from .hooks import Bilinear
 from .projective import DistanceProjectiveAlgebra, ProjectiveAlgebra
-from .registry import ENTRY_POINT_GROUP, algebra_aliases, available_algebras, canonical_name, get_algebra, register_algebra
+from .registry import (ENTRY_POINT_GROUP, algebra_aliases, available_algebras, canonical_name, get_algebra,
+                       register_algebra)
 from .structure import GroupStructure
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "AlgebraTensors", "Bilinear", "GroupStructure", "NetworkAlgebra", "CliffordAlgebra", "ConformalAlgebra", "DistanceProjectiveAlgebra", "Euclidean3DAlgebra",
-    "EuclideanAlgebra", "ProjectiveAlgebra", "VersorGroup", "algebra_aliases", "available_algebras",
-    "canonical_name", "get_algebra", "pin_group", "plane_group", "register_algebra",
+    "ENTRY_POINT_GROUP", "AlgebraTensors", "Bilinear", "CliffordAlgebra", "ConformalAlgebra",
+    "DistanceProjectiveAlgebra", "Euclidean3DAlgebra", "EuclideanAlgebra", "GroupStructure", "NetworkAlgebra",
+    "ProjectiveAlgebra", "VersorGroup", "algebra_aliases", "available_algebras", "canonical_name", "get_algebra",
+    "pin_group", "plane_group", "register_algebra",
 ]

@@ -41,9 +41,10 @@ class Mutation:
 E = "tests/experiments/"
 MUTATIONS = (
     # ------------------------------------------------------------------ the issue's list
-    Mutation("linear-map-sign", "a sign flipped in one entry of one derived linear map", "algebras/clifford_algebra.py",
-             'return arrays["linear_basis"], tuple(',
-             'b = arrays["linear_basis"].copy(); b.flat[np.flatnonzero(b)[7]] *= -1\n        return b, tuple(',
+    Mutation("linear-map-sign", "a sign flipped in one entry of one derived linear map", "algebras/constants.py",
+             "return self._tensor(self.algebra.structure.linear_basis)",
+             "b = self.algebra.structure.linear_basis.copy(); b.flat[np.flatnonzero(b)[7]] *= -1\n"
+             "        return self._tensor(b)",
              ("tests/algebras/test_equivariance.py",)),
     Mutation("omega-no-det", "angular velocity transformed without det(R)", "experiments/rigid_body/transforms.py",
              "out[key] = y * det.reshape(*det.shape, *([1] * (x.dim() - batch)))", "out[key] = y",
@@ -55,7 +56,7 @@ MUTATIONS = (
              "coords = 0 * x[..., self._point_blades]  # signs drop out", ("tests/gatr/test_values.py",)),
     Mutation("split-leak", "one test trajectory leaked into the training split", "experiments/rigid_body/dataset.py",
              '"train": perm[:n_train],', '"train": perm[:n_train + 1],', (E + "test_rigid_body_dataset.py",)),
-    Mutation("ln-no-invariant", "layer norm without its invariant-vector term", "algebras/clifford_algebra.py",
+    Mutation("ln-no-invariant", "layer norm without its invariant-vector term", "algebras/hooks.py",
              "                    maps.append(contraction)", "                    pass",
              ("tests/gatr/test_values.py",)),
     Mutation("ln-eps", "layer norm with epsilon outside the square root", "gatr/primitives/norm.py",
@@ -110,8 +111,8 @@ MUTATIONS = (
     Mutation("attention-scale", "attention logits without the 1/sqrt(d) scale", "gatr/primitives/attention.py",
              "scale = 1.0 / math.sqrt(q.shape[-1])", "scale = 1.0", ("tests/gatr/test_values.py",)),
     Mutation("equilinear-transposed", "EquiLinear's dense path applying every basis map transposed",
-             "gatr/primitives/linear.py", "mm = mm.permute(0, 2, 1, 3).reshape(out_mv * dim, in_mv * dim)",
-             "mm = mm.permute(0, 3, 1, 2).reshape(out_mv * dim, in_mv * dim)", ("tests/gatr/test_values.py",)),
+             "gatr/primitives/linear.py", "mm.reshape(out_mv, in_mv, dim, dim).permute(0, 2, 1, 3)",
+             "mm.reshape(out_mv, in_mv, dim, dim).permute(0, 3, 1, 2)", ("tests/gatr/test_values.py",)),
     Mutation("study-merge", "a changed grid run into an existing study directory (runs of two grids mixed)",
              "experiments/scaling/runner.py", "    check_same_study(out_dir, cfg)\n", "",
              (E + "test_scaling_runner.py",)),
@@ -139,6 +140,17 @@ MUTATIONS = (
              'for name, mask in (("contact", errors["contact"]), ("free", ~errors["contact"])):',
              'for name, mask in (("contact", ~errors["contact"]), ("free", errors["contact"])):',
              (E + "test_evaluation.py",)),
+    # ------------------------------------------------------------------ issue 9: registry, kernels, checks
+    Mutation("checks-nowhere", "the network's own input checks switched off with its sub-layers'",
+             "gatr/layers/base.py", "if module is not self and isinstance(module, EquiModule):",
+             "if isinstance(module, EquiModule):", ("tests/gatr/test_gatr.py",)),
+    Mutation("sparse-slot", "the sparse linear kernel reading the wrong source component in one slot",
+             "gatr/kernels/linear.py", "src = xp if is_identity else xp.index_select(0, st.gather[slot])",
+             "src = xp if is_identity else xp.index_select(0, st.gather[slot].roll(1))",
+             ("tests/gatr/test_kernels.py",)),
+    Mutation("no-plugins", "installed plug-in algebras (entry points) never loaded", "algebras/registry.py",
+             "    for ep in entry_points(group=ENTRY_POINT_GROUP):", "    for ep in ():",
+             (E + "test_plugin_example.py",)),
 )
 
 
@@ -152,7 +164,8 @@ def _copy_repo(dest: Path) -> None:
 
 
 def run_mutation(m: Mutation, scratch: Path) -> tuple[str, float, str]:
-    """Apply ``m`` in a fresh copy under ``scratch`` and run its tests: (CAUGHT | SURVIVED | STALE, seconds, detail)."""
+    """Apply ``m`` in a fresh copy under ``scratch`` and run its tests: (CAUGHT | SURVIVED | STALE | BROKEN,
+    seconds, detail)."""
     t0 = time.perf_counter()
     root = scratch / m.name
     _copy_repo(root)
@@ -169,7 +182,9 @@ def run_mutation(m: Mutation, scratch: Path) -> tuple[str, float, str]:
     if not where.startswith(str(root)):
         raise RuntimeError(f"the scratch copy is not what gets imported ({where}); check the editable install")
     failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED") or line.startswith("ERROR")]
-    status = "CAUGHT" if proc.returncode != 0 else "SURVIVED"
+    # pytest exits 1 when tests failed; 0 = they passed (the bug survived); anything else (no tests collected,
+    # a usage or collection error) proves nothing about the bug, so it counts as a broken mutation
+    status = {0: "SURVIVED", 1: "CAUGHT"}.get(proc.returncode, f"BROKEN (pytest exit {proc.returncode})")
     detail = failed[0][:110] if failed else proc.stdout.strip().splitlines()[-1][:110] if proc.stdout.strip() else ""
     return status, time.perf_counter() - t0, detail
 
@@ -198,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     for m, (status, seconds, detail) in zip(todo, results):
         print(f"| {m.name} | {m.what} | {status} | {seconds:.0f} | {detail} |")
     bad = [m.name for m, (status, _, _) in zip(todo, results) if status != "CAUGHT"]
-    print(f"{len(todo) - len(bad)} caught, {len(bad)} survived or stale" + (f": {', '.join(bad)}" if bad else ""))
+    print(f"{len(todo) - len(bad)} caught, {len(bad)} survived, stale or broken" + (f": {', '.join(bad)}" if bad else ""))
     return 1 if bad else 0
 
 

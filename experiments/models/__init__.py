@@ -93,7 +93,7 @@ def build_model(family: str, algebra: str | None = None, width: int = 16, depth:
             try:
                 canonical_name(algebra)
             except ValueError as err:
-                raise ValueError(f"unknown algebra {algebra!r} for family {fam!r}: {err}") from err
+                raise ValueError(f"family {fam!r}: {err}") from None
     elif algebra is not None:
         takers = [f for f, spec in FAMILIES.items() if spec.takes_algebra]
         raise ValueError(f"algebra={algebra!r} is only valid for the families {takers}, not {fam!r}")

@@ -24,12 +24,12 @@ Width / depth mapping (parameter counts comparable with GATr at the same knobs):
   width), ``depth`` pre-norm residual blocks ``h -> 4h -> h`` (~8 h^2 parameters each), output
   ``num_bodies * 12``.
 
-Measured at width 16, depth 4 (trainable parameters): GATr euclidean 139k, projective 237k,
-conformal 418k; transformer 451k; MLP 313k (4 bodies). GATr's per-block count is ~130 / 230 / 410
-width^2 for euclidean / projective / conformal, so 6 * width puts the baselines at the top of that range
-(8 * width would give 1.9-5.7x the GATr counts). GATr costs far more FLOPs per parameter (its linear
-maps act on ``dim`` components each): at width 16, depth 4 the training FLOPs per 4-body sample are
-32 M / 108 M / 397 M for GATr euclidean / projective / conformal, 11 M for the transformer, 1.9 M for the MLP.
+Measured at width 16, depth 4 (trainable parameters): GATr 139k / 237k / 418k on G(3,0,0) / G(3,0,1) /
+G(4,1,0); transformer 451k; MLP 313k (4 bodies). GATr's per-block count is ~130 / 230 / 410 width^2 on
+those algebras, so 6 * width puts the baselines at the top of that range (8 * width would give 1.9-5.7x
+the GATr counts). GATr costs far more FLOPs per parameter (its linear maps act on ``dim`` components
+each): at width 16, depth 4 the training FLOPs per 4-body sample are 32 M / 108 M / 397 M for GATr on
+those algebras, 11 M for the transformer, 1.9 M for the MLP.
 
 FLOPs: the convention of :mod:`gatr.flops` (dense matrix products only, training = 3 x forward), with its
 helpers, so the baselines and GATr are counted the same way.

@@ -22,9 +22,9 @@ invariants |v|, |w|, ``v . a_j`` (3) and ``c (w . a_j)`` (3) where ``c`` is the 
 
 Translations. Every backend sees positions (and free-flight keypoints) centred on the mean over the
 bodies of each scene, and the centre is added back to the predicted keypoints. The mean moves with the
-scene, so this is translation-equivariant. The euclidean backend needs it (its group has no
-translations); for the projective and conformal ones it keeps float32 exact away from the origin (a
-conformal point carries ``|x|^2 / 2``: without centring, a scene 100 m from the origin lost its
+scene, so this is translation-equivariant. An algebra whose group has no translations (G(3,0,0) with
+O(3)) needs it; for the others it keeps float32 exact away from the origin (a point of G(4,1,0)
+carries ``|x|^2 / 2``: without centring, a scene 100 m from the origin lost its
 centimetres).
 
 Reflections (exact E(3) equivariance for every backend).
@@ -47,7 +47,7 @@ Read-out (residual: free flight, or "no motion", at initialisation).
     input keypoint (``residual="keypoints"``), with the same ``c_i`` factor, and read back with
     ``extract_point``. For backends whose points carry a homogeneous weight (a linear functional
     ``phi`` with ``phi(embed_point(p)) = 1``, derived numerically below: ``e_123`` in PGA, ``-X . e_inf``
-    in CGA; none in the euclidean algebra) the weight of ``Y_k`` is first moved onto the reference:
+    in CGA; none in G(3,0,0)) the weight of ``Y_k`` is first moved onto the reference:
     ``Z_k = Y_k - (c_i^(parity) phi(Y_k)) X_k`` has weight 0, so ``X_k + gate * Z_k`` has weight exactly
     ``phi(X_k) = +-1`` and the read-out ``x_k + displacement`` never divides by a learned number.
     ``c_i^(parity) phi(Y)`` is an invariant scalar, so ``Z_k`` transforms by ``rho_u`` and the whole
@@ -120,7 +120,7 @@ def _weight_functional(alg) -> tuple | None:
     phi = torch.linalg.lstsq(points, ones, driver="gelsd").solution[:, 0]  # min-norm solution
     phi = torch.where(phi.abs() < 1e-10, torch.zeros_like(phi), phi)  # clean round-off
     if (points @ phi - 1).abs().max() > 1e-8:
-        return None  # e.g. euclidean: points are plain vectors, no homogeneous weight
+        return None  # e.g. G(3,0,0): points are plain vectors, no homogeneous weight
     # phi must be equivariant up to the point parity: phi(rho_u x) = s(u) phi(x).
     parity = alg.embedding_parity.get("point", 1)
     u = alg.random_versors(8, generator=1, dtype=torch.float64)

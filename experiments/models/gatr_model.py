@@ -18,8 +18,8 @@ FLOPs: ``GATr.nominal_flops_per_token`` (already forward + backward, per token, 
 :mod:`gatr.flops`) times the number of bodies; embedding and read-out are element-wise and not counted.
 
 Reference multivector of the reference-scaled bilinears (the projective join): the network's default,
-the mean input multivector, has no pseudoscalar component here (PGA points / directions / axial vectors
-are trivectors), which would make the join vanish. We pass ``embed_pseudoscalar(c_i)`` per body instead,
+the mean input multivector, has no pseudoscalar component here (in G(3,0,1) points / directions / axial
+vectors are trivectors), which would make the join vanish. We pass ``embed_pseudoscalar(c_i)`` per body instead,
 ``c_i = det[axes_i]`` the handedness: it transforms by ``rho_u`` (the pseudoscalar and ``c_i`` both
 pick up ``det g``), so the join stays equivariant, reflections included, and has unit scale.
 """

@@ -6,8 +6,8 @@ A **run spec** is a flat JSON-serialisable dict produced by :mod:`experiments.sc
 
     {"name": "gatr-pga",            # family label from the study config (unique per family)
      "family": "gatr",              # "gatr" | "transformer" | "mlp"
-     "algebra": "projective",       # canonical algebra for gatr ("euclidean", "projective",
-                                    #   "projective-distance", "conformal"), None otherwise
+     "algebra": "projective",       # registry name (algebras.canonical_name) for families that take
+                                    #   an algebra, None otherwise
      "augment": False,              # random E(3) augmentation of the training data
      "width": 16, "depth": 2,       # model size (gatr: hidden multivector channels; blocks)
      "steps": 300,                  # optimiser steps

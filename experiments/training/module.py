@@ -145,7 +145,7 @@ class BodyDynamicsModule(L.LightningModule):
     def __init__(
         self,
         family: str = "gatr",
-        algebra: str | None = "projective",
+        algebra: str | None = None,
         width: int = 16,
         depth: int = 2,
         num_heads: int = 4,

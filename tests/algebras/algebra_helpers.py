@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from algebras import CliffordAlgebra, get_algebra
+from algebras import CliffordAlgebra, available_algebras, get_algebra
 
 #: (registry name or signature, clifford Cl(...) keyword arguments)
-BACKENDS = ("euclidean", "projective", "projective-distance", "conformal")
+#: every registered algebra, installed plug-ins included (the shared fixture of the algebra tests)
+BACKENDS = tuple(available_algebras())
 #: Every signature compared against ``clifford``: the three backends and two user algebras.
 SIGNATURES = {
     "euclidean": (1, 1, 1),

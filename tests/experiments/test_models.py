@@ -9,7 +9,7 @@ import importlib
 import pytest
 import torch
 
-from algebras import get_algebra
+from algebras import Euclidean3DAlgebra, available_algebras, get_algebra
 from experiments.models import (BodyEmbedding, MLPBodyModel, TransformerBodyModel, augment_batch, build_model,
                                 handedness, input_keypoints)
 from experiments.models.embedding import point_weight_functional
@@ -17,7 +17,8 @@ from experiments.rigid_body.ballistic import ballistic_keypoints
 from experiments.rigid_body.dataset import keypoints
 from experiments.rigid_body.transforms import random_e3, transform_sample
 
-ALGEBRAS = ["euclidean", "projective", "projective-distance", "conformal"]
+#: the registered algebras of 3D Euclidean geometry (whose groups contain E(3) or O(3) with centring)
+ALGEBRAS = [name for name in available_algebras() if isinstance(get_algebra(name), Euclidean3DAlgebra)]
 
 
 def _gatr_available() -> bool:
@@ -283,6 +284,9 @@ def test_baseline_flops_and_parameters_grow():
     h = tr.hidden
     per_token = 2 * sum(m.weight.numel() for m in tr.modules() if isinstance(m, torch.nn.Linear)) + 2 * 5 * 2 * h
     assert tr.nominal_flops_per_sample(5) == 3 * 5 * per_token
+    from experiments.models.baselines import transformer_block_flops
+
+    assert transformer_block_flops(8, 10) == 2 * (8 * 24 + 10 * 16 + 8 * 8 + 2 * 8 * 32)
 
 
 def test_mlp_rejects_wrong_number_of_bodies():
@@ -327,9 +331,9 @@ def test_build_model_errors():
         build_model("resnet")
     with pytest.raises(ValueError, match="needs an algebra.*conformal"):
         build_model("gatr")
-    with pytest.raises(ValueError, match="valid algebras.*euclidean"):
+    with pytest.raises(ValueError, match="valid names.*euclidean"):
         build_model("gatr", algebra="hyperbolic")
-    with pytest.raises(ValueError, match="only valid for family 'gatr'"):
+    with pytest.raises(ValueError, match="only valid for the families \\['gatr'\\]"):
         build_model("mlp", algebra="pga")
     with pytest.raises(ValueError, match="width, depth"):
         build_model("transformer", width=0)

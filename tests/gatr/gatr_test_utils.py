@@ -2,9 +2,11 @@
 
 import torch
 
+from algebras import available_algebras
 from gatr.diagnostics import act_on, reference_pseudoscalar
 
-ALGEBRAS = ["euclidean", "projective", "projective-distance", "conformal"]
+#: every registered algebra, installed plug-ins included (the shared fixture of the network tests)
+ALGEBRAS = available_algebras()
 
 
 def randn(*shape, dtype=torch.float64):

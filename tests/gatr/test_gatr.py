@@ -189,3 +189,29 @@ def test_user_mistakes_get_clear_errors(alg):
         net(mv, s, attention_mask=torch.ones(5, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="key_padding_mask"):
         net(mv, s, key_padding_mask=torch.ones(3, 5, dtype=torch.bool))
+
+
+def test_inputs_are_checked_once_at_the_network_boundary(alg, monkeypatch):
+    """A 4-block forward validates its inputs once (the layers inside trust the network), and a layer used
+    on its own still validates its own."""
+    import gatr.layers._checks as checks
+
+    calls = []
+    original = checks.check_inputs
+
+    def counting(*args, **kwargs):
+        calls.append(type(args[0]).__name__)
+        return original(*args, **kwargs)
+
+    for module in ("gatr.nets.gatr", "gatr.layers.linear", "gatr.layers.attention", "gatr.layers.bilinear",
+                   "gatr.layers.block"):
+        monkeypatch.setattr(f"{module}.check_inputs", counting)
+    net = small_net(alg, num_blocks=4)
+    net(torch.randn(2, 5, 2, alg.dim), torch.randn(2, 5, 2))
+    assert calls == ["GATr"]
+    calls.clear()
+    from gatr import GATrBlock
+
+    GATrBlock(alg, 4, 4, num_heads=2)(torch.randn(2, 5, 4, alg.dim), torch.randn(2, 5, 4))
+    assert calls == ["GATrBlock"]
+

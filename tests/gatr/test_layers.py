@@ -5,7 +5,6 @@ import torch
 
 from gatr import (EquiLayerNorm, EquiLinear, GATrBlock, GeometricAttention, GeometricBilinear,
                   GeometricCrossAttention, ScalarGatedNonlinearity)
-from gatr.primitives import bilinear_products
 
 from gatr_test_utils import assert_equivariant, randn, reference_pseudoscalar
 
@@ -39,27 +38,6 @@ def test_bilinear_equivariant(alg):
     ref = reference_pseudoscalar(alg, B)
     assert_equivariant(alg, lambda x, s, r: layer(x, s, reference_mv=r), [randn(B, N, 3, alg.dim)],
                        [randn(B, N, 2), ref], transform_reference=1)
-
-
-def test_bilinear_products_match_tables(alg):
-    nb = len(alg.bilinears)
-    x, y = randn(3, 2, nb, alg.dim, dtype=torch.float64), randn(3, 2, nb, alg.dim)
-    ref = randn(alg.dim)
-    z = bilinear_products(alg, x, y, ref)
-    for b, bil in enumerate(alg.bilinears):
-        expected = torch.einsum("...i,...j,ijk->...k", x[..., b, :], y[..., b, :], torch.as_tensor(bil.table))
-        if bil.reference_component is not None:
-            expected = expected * ref[bil.reference_component]
-        torch.testing.assert_close(z[..., b, :], expected)
-    torch.testing.assert_close(z[..., 0, :], alg.geometric_product(x[..., 0, :], y[..., 0, :]))
-
-
-def test_bilinear_gradcheck(alg):
-    nb = len(alg.bilinears)
-    x = randn(2, nb, alg.dim).requires_grad_()
-    y = randn(2, nb, alg.dim).requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, b: bilinear_products(alg, a, b, torch.ones(alg.dim, dtype=a.dtype)),
-                                    (x, y))
 
 
 def test_norm_and_nonlinearity_equivariant(alg):
@@ -140,25 +118,3 @@ def test_wrong_shapes_raise(alg):
         attn(torch.randn(5, 4, alg.dim))
     mv, s = attn(torch.randn(5, 3, alg.dim))  # no scalars: None in, empty tensor out
     assert mv.shape == (5, 3, alg.dim) and s.shape == (5, 0)
-
-
-@pytest.mark.parametrize("in_s,out_s", [(0, 0), (2, 0), (0, 3), (2, 3)])
-def test_equilinear_sparse_kernel_matches_dense(alg, in_s, out_s):
-    """The component-wise kernel equals the dense matrix (the map's definition), and is equivariant."""
-    layer = EquiLinear(alg, 3, 4, in_s, out_s, kernel="sparse").double()
-    with torch.no_grad():
-        layer.bias_mv.normal_()
-        if layer.bias_s is not None:
-            layer.bias_s.normal_()
-    x, s = randn(B, N, 3, alg.dim), (randn(B, N, in_s) if in_s else None)
-    mv, out_s_sparse = layer(x, s)
-    matrix, bias = layer.dense()
-    flat = torch.cat([x.flatten(-2), s], -1) if in_s else x.flatten(-2)
-    y = torch.nn.functional.linear(flat, matrix, bias)
-    torch.testing.assert_close(mv, y[..., : 4 * alg.dim].unflatten(-1, (4, alg.dim)), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(out_s_sparse, y[..., 4 * alg.dim :], rtol=1e-12, atol=1e-12)
-    assert_equivariant(alg, layer, [x], [s] if in_s else [])
-    layer.kernel = "dense"
-    mv2, s2 = layer(x, s)
-    torch.testing.assert_close(mv, mv2, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(out_s_sparse, s2, rtol=1e-12, atol=1e-12)

@@ -18,7 +18,8 @@ F64 = torch.float64
 
 
 def invariant_vectors(alg) -> list[torch.Tensor]:
-    """The group's invariant vectors besides 1, written out: e_0 in PGA, e_inf = e_3 + e_4 in CGA."""
+    """The group's invariant vectors besides 1, written out: e_0 in PGA, e_inf = e_3 + e_4 in CGA; for any
+    other (plug-in) algebra solved here from the group action itself: grade-1 v with rho_u(v) = v."""
     def blade(*names):
         v = torch.zeros(alg.dim, dtype=F64)
         for idx in names:
@@ -29,8 +30,17 @@ def invariant_vectors(alg) -> list[torch.Tensor]:
         return []
     if alg.name in ("projective", "projective-distance"):
         return [blade(0)]
-    assert alg.name == "conformal", alg.name
-    return [blade(3, 4)]
+    if alg.name == "conformal":
+        return [blade(3, 4)]
+    vectors = [alg.blades.index((i,)) for i in range(len(alg.signature))]
+    rho = alg.act_matrix(alg.random_versors(6, generator=3))[:, vectors][:, :, vectors]  # (6, n, n)
+    _, sv, vt = torch.linalg.svd((rho - torch.eye(len(vectors), dtype=F64)).reshape(-1, len(vectors)))
+    out = []
+    for row in vt[int((sv > 1e-9).sum()):]:
+        v = torch.zeros(alg.dim, dtype=F64)
+        v[vectors] = row
+        out.append(v)
+    return out
 
 
 def reference_squared_norm(alg, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,74 @@
+"""Execution kernels, selected by name: every kernel computes the map it executes (float64, 1e-12), names
+are checked, ``"auto"`` picks by size and device, and kernel data is cached with the algebra's tensors."""
+
+import pytest
+import torch
+
+from gatr import EquiLinear, GATr, GeometricBilinear
+from gatr.kernels import BILINEAR_KERNELS, LINEAR_KERNELS, SPARSE_MIN_TOKENS, select_linear_kernel
+from gatr.kernels.linear import dense_linear, sparse_linear, sparse_structure
+
+from gatr_test_utils import assert_equivariant, randn
+
+B, N = 4, 5
+
+
+@pytest.mark.parametrize("kernel", sorted(LINEAR_KERNELS))
+@pytest.mark.parametrize("in_s,out_s", [(0, 0), (2, 0), (0, 3), (2, 3)])
+def test_linear_kernels_compute_the_dense_matrix(alg, kernel, in_s, out_s):
+    """Each kernel equals F.linear with the layer's dense matrix (the map's definition), and is equivariant."""
+    layer = EquiLinear(alg, 3, 4, in_s, out_s, kernel=kernel).double()
+    with torch.no_grad():
+        layer.bias_mv.normal_()
+        if layer.bias_s is not None:
+            layer.bias_s.normal_()
+    x, s = randn(B, N, 3, alg.dim), (randn(B, N, in_s) if in_s else None)
+    mv, out = layer(x, s)
+    matrix, bias = layer.dense()
+    flat = torch.cat([x.flatten(-2), s], -1) if in_s else x.flatten(-2)
+    y = torch.nn.functional.linear(flat, matrix, bias)
+    torch.testing.assert_close(mv, y[..., : 4 * alg.dim].unflatten(-1, (4, alg.dim)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out, y[..., 4 * alg.dim :], rtol=1e-12, atol=1e-12)
+    assert_equivariant(alg, layer, [x], [s] if in_s else [])
+
+
+def test_sparse_kernel_gradients_equal_dense(alg):
+    layer = EquiLinear(alg, 3, 2, 2, 2).double()
+    x, s = randn(7, 3, alg.dim).requires_grad_(), randn(7, 2).requires_grad_()
+    grads = []
+    for kernel in (dense_linear, sparse_linear):
+        mv, out = kernel(alg, x, s, layer.weight_mv, layer.weight_s2mv, layer.weight_mv2s, layer.weight_s,
+                         layer.bias_mv, layer.bias_s)
+        grads.append(torch.autograd.grad((mv.square().sum() + out.square().sum()), [x, s, *layer.parameters()]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_auto_choice_and_unknown_names():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert select_linear_kernel("auto", SPARSE_MIN_TOKENS, cpu) is sparse_linear
+    assert select_linear_kernel("auto", SPARSE_MIN_TOKENS - 1, cpu) is dense_linear
+    assert select_linear_kernel("auto", 10**6, gpu) is dense_linear
+    with pytest.raises(ValueError, match=r"unknown linear kernel 'fast'; valid: \['auto', 'dense', 'sparse'\]"):
+        EquiLinear("pga", 1, 1, kernel="fast")
+    with pytest.raises(ValueError, match="unknown bilinear kernel 'fast'"):
+        GeometricBilinear("pga", 1, 1, kernel="fast")
+    with pytest.raises(ValueError, match="unknown linear kernel"):
+        GATr("pga", 1, 1, 4, linear_kernel="fast")
+    assert set(BILINEAR_KERNELS) >= {"dense"}
+
+
+def test_kernels_are_set_network_wide_and_kernel_data_is_cached(alg):
+    net = GATr(alg, 1, 1, 4, num_blocks=1, num_heads=2, linear_kernel="sparse")
+    kernels = {m.kernel for m in net.modules() if isinstance(m, EquiLinear)}
+    assert kernels == {"sparse"} and net.config.linear_kernel == "sparse"
+    net.set_kernels(linear="dense")
+    assert {m.kernel for m in net.modules() if isinstance(m, EquiLinear)} == {"dense"}
+    t = alg.tensors("cpu", torch.float32)
+    assert t.derived(sparse_structure) is t.derived(sparse_structure)
+    st = t.derived(sparse_structure)
+    # the gathered coefficients reproduce the maps: B_m[a, gather[r, a]] summed over slots
+    rebuilt = torch.zeros_like(t.linear_basis)
+    for r in range(st.gather.shape[0]):
+        rebuilt[:, torch.arange(alg.dim), st.gather[r]] += st.coeff[:, r]
+    torch.testing.assert_close(rebuilt, t.linear_basis)
