@@ -53,4 +53,4 @@ def examples(program: str, *commands: str) -> str:
         ``"examples:\\n  <program> <command>\\n..."``; use it with
         ``argparse.RawDescriptionHelpFormatter`` so the lines are kept.
     """
-    return "examples:\n" + "\n".join(f"  {program} {c}" for c in commands)
+    return "examples:\n" + "\n".join(f"  {program} {c}".rstrip() for c in commands)

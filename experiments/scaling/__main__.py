@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed early (`list ... | head`): not an --out problem
+        raise
     except OSError as e:  # --out is a file, under a file, not writable, ...
         print(f"error: {getattr(args, 'out', '')}: {e.strerror or e}", file=sys.stderr)
         return 2
@@ -179,7 +181,7 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         return main(argv)
     except BrokenPipeError:
-        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 0
 
 
