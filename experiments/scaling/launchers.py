@@ -215,5 +215,10 @@ def run_study_submitit(config: StudyConfig | dict | str | Path, out_dir: str | P
         return record_runs(plan, iter(()), progress=False) + [
             {**s, "status": "submitted", "spec": spec} for s, spec in zip(submitted, plan.todo)]
     poll = options.poll_s if options.poll_s is not None else (10.0 if options.executor == "slurm" else 1.0)
-    return record_runs(plan, _wait(jobs, plan.todo, poll), progress=progress)
+    try:
+        return record_runs(plan, _wait(jobs, plan.todo, poll), progress=progress)
+    except KeyboardInterrupt:
+        _log(f"[scaling] stopped waiting; the jobs keep running (scancel {array} stops them). Rerunning this "
+             f"command, or `analyze {plan.out_dir}`, picks up their results")
+        raise
 
