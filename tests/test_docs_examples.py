@@ -16,7 +16,7 @@ def code_blocks(page: Path, language: str) -> list[str]:
 def test_three_ways_in_examples_run(monkeypatch):
     from algebras import registry
 
-    for table in ("_FACTORIES", "_ALIASES", "_INSTANCES"):  # the page registers "spacetime": keep it local
+    for table in ("_FACTORIES", "_ALIASES", "_INSTANCES"):  # the page registers "minkowski": keep it local
         monkeypatch.setattr(registry, table, dict(getattr(registry, table)))
     ns: dict = {}
     blocks = code_blocks(DOCS / "three-ways-in.md", "python")
@@ -28,7 +28,7 @@ def test_three_ways_in_examples_run(monkeypatch):
     torch.testing.assert_close(cga.extract_point(moved), torch.tensor([-2.0, 1.0, 4.0]), atol=1e-4, rtol=0)
     assert tuple(ns["mv_out"].shape) == (8, 10, 1, 32) and tuple(ns["s_out"].shape) == (8, 10, 1)
     assert float((ns["out_mv"] - ns["pga"].act(ns["u"], ns["ref_mv"])).detach().abs().max()) < 1e-12
-    assert ns["sta"].linear_basis.shape[0] == 5
+    assert ns["mink"].linear_basis.shape[0] == 5
 
 
 def test_getting_started_commands_are_the_readmes():
