@@ -21,6 +21,7 @@ import time
 import torch
 from torch import nn
 
+from experiments.cli import examples, prog
 from gatr import GATr
 from gatr import flops as F
 from experiments.models.baselines import transformer_flops
@@ -86,7 +87,9 @@ def time_model(model, make_inputs, loss_fn, steps, repeats, device, dtype):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    program = prog("experiments.benchmark", "gatr-benchmark")
+    p = argparse.ArgumentParser(prog=program, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=examples(program, "--algebras projective conformal --items 64 256", "--equivariance"))
     p.add_argument("--algebras", nargs="+", default=None,
                    help="algebras to time (default: every registered one, plug-ins included)")
     p.add_argument("--match", default=None, help="algebra whose GATr FLOPs the transformer matches")
@@ -112,7 +115,7 @@ def main(argv=None):
     if args.equivariance:
         from gatr.diagnostics import print_equivariance_vs_depth
         print_equivariance_vs_depth(args.algebras)
-        return
+        return 0
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     print(f"device={device} dtype={args.dtype} threads={torch.get_num_threads()} batch={args.batch} "
           f"blocks={args.blocks} mv={args.mv_channels} s={args.s_channels} heads={args.heads}; "
@@ -146,7 +149,8 @@ def main(argv=None):
             fl = tf.nominal_flops_per_token(items)
             print(f"{'transformer d=' + str(tf.dims[2]):<24}{items:>6}{tokens / sec:>11.0f}{1e3 * sec:>9.1f}"
                   f"{fl / 1e9:>11.4f}{fl * tokens / sec / 1e9:>9.1f}{mem:>9.0f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

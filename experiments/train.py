@@ -31,8 +31,10 @@ import sys
 from pathlib import Path
 
 import torch
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.cli import LightningCLI
 
+from experiments.cli import examples, prog
 from experiments.training.callbacks import FinalModelCheckpoint
 from experiments.training.data import TrainingDataModule
 from experiments.training.module import BodyDynamicsModule
@@ -94,8 +96,43 @@ class TrainingCLI(LightningCLI):
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=True)
 
 
+EXAMPLES = ("fit --config experiments/configs/gatr_conformal.yaml",
+            "fit --config experiments/configs/gatr_conformal.yaml --model.algebra euclidean",
+            "fit --config experiments/configs/transformer.yaml --trainer.strategy ddp --trainer.devices 2",
+            "fit --config experiments/configs/mlp.yaml --ckpt_path runs/mlp/version_0/checkpoints/last.ckpt",
+            "fit --print_config                  # every option with its default")
+
+
+class _HelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help, with the description and the examples kept line by line."""
+
+    def _fill_text(self, text, width, indent):
+        return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
+def _parser_kwargs() -> dict:
+    """The main parser and ``fit``: the program name as started (``python -m`` or ``gatr-train``) and examples."""
+    program = prog("experiments.train", "gatr-train")
+    return {"prog": program, "epilog": examples(program, *EXAMPLES), "formatter_class": _HelpFormatter,
+            "description": "Train a rigid-body model (GATr on any algebra, transformer or MLP) with Lightning.",
+            "fit": {"epilog": examples(program, *EXAMPLES[:4]), "formatter_class": _HelpFormatter}}
+
+
 def main(args: list[str] | None = None, run: bool = True) -> TrainingCLI:
-    """Build (and by default run) the CLI; ``args`` default to ``sys.argv[1:]``."""
+    """Build (and by default run) the CLI.
+
+    Parameters
+    ----------
+    args : list of str, optional
+        Command-line arguments; LightningCLI reads ``sys.argv[1:]`` when None.
+    run : bool
+        Run the subcommand (``fit``, ``test``...) after parsing.
+
+    Returns
+    -------
+    TrainingCLI
+        The CLI, holding the parsed config, the model, the data module and the trainer.
+    """
     return TrainingCLI(
         BodyDynamicsModule,
         TrainingDataModule,
@@ -105,13 +142,25 @@ def main(args: list[str] | None = None, run: bool = True) -> TrainingCLI:
         args=args,
         run=run,
         auto_configure_optimizers=False,
+        parser_kwargs=_parser_kwargs(),
     )
 
 
 def cli_main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; a user mistake or a diverged run ends with one line and exit code 2."""
+    """Entry point of ``gatr-train`` and ``python -m experiments.train``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0, or 2 when a user mistake or a diverged run ended it with one line on stderr.
+    """
     try:
-        main(sys.argv[1:] if argv is None else argv)
+        main(argv)
     except (ValueError, FloatingPointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.cli import examples, prog
 from experiments.workers import worker_pool
 
 from .simulate import NoContactError, SimConfig, UnstableSimulationError, simulate_trajectory
@@ -268,8 +269,11 @@ def _positive_float(s: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     d = SimConfig()
-    p = argparse.ArgumentParser(prog="python -m experiments.rigid_body.generate",
-                                description="Generate rigid-body collision trajectories with MuJoCo.")
+    program = prog("experiments.rigid_body.generate", "gatr-generate")
+    p = argparse.ArgumentParser(prog=program, description="Generate rigid-body collision trajectories with MuJoCo.",
+                                epilog=examples(program, "--num-trajectories 10000 --bodies 4 --seed 0 --out data/rb10k",
+                                                "--num-trajectories 2000 --frames 16 --out data/quick --workers 2"),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-trajectories", type=_positive_int, required=True)
     p.add_argument("--bodies", type=_bodies, default=4, help="bodies per scene (2..16)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="run seed (>= 0)")

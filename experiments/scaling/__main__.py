@@ -1,8 +1,9 @@
-"""Command line: ``python -m experiments.scaling {run,analyze,list} ...``
+"""Command line: ``python -m experiments.scaling {run,analyze,list} ...`` (installed as ``gatr-scaling``)
 
     python -m experiments.scaling list --preset quick
     python -m experiments.scaling run --preset quick --out runs/quick [--shard i/n] [--train-fn pkg.mod.fn]
     python -m experiments.scaling run --config my.yaml --out runs/mine
+    python -m experiments.scaling run --preset paper --out runs/paper --launcher submitit --partition gpu
     python -m experiments.scaling analyze runs/quick
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from experiments.cli import examples, prog
 
 from .grid import ConfigError, available_presets, estimate_flops, load_config, parse_shard, run_id, shard_specs
 from .runner import DEFAULT_GENERATE_FN, DEFAULT_TRAIN_FN, run_study
@@ -31,11 +34,80 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", default=None, help="run only shard i/n of the grid (0 <= i < n)")
 
 
+EXAMPLES = ("list --preset quick",
+            "run --preset quick --out runs/quick --analyze",
+            "run --preset paper --out runs/paper --shard 0/8          # one of 8 jobs of any scheduler",
+            "run --preset paper --out runs/paper --launcher submitit --partition gpu --gpus-per-run 1 "
+            "--timeout-min 240",
+            "analyze runs/quick")
+
+#: ``run`` options of the submitit launcher (dest names), refused with ``--launcher local``.
+SUBMITIT_OPTIONS = ("submitit_executor", "partition", "gpus_per_run", "cpus_per_run", "mem_gb", "timeout_min",
+                    "array_parallelism", "slurm_folder", "slurm_param", "no_wait")
+
+
+def _add_launcher_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--launcher", default="local",
+                   help="local: train in processes on this machine (default); submitit: submit the runs as one "
+                        "SLURM job array with submitit")
+    g = p.add_argument_group("submitit launcher (--launcher submitit)")
+    g.add_argument("--submitit-executor", default=None,
+                   help="slurm (default): a SLURM job array; local: processes on this machine, all at once (tests)")
+    g.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    g.add_argument("--gpus-per-run", default=None, help="GPUs per run (default 1 on SLURM, 0 locally)")
+    g.add_argument("--cpus-per-run", default=None, help="CPUs per run (default: the cluster's)")
+    g.add_argument("--mem-gb", default=None, help="memory per run in GB (default: the cluster's)")
+    g.add_argument("--timeout-min", default=None, help="time limit per run in minutes (default 60)")
+    g.add_argument("--array-parallelism", default=None, help="runs of the array running at once (default 64)")
+    g.add_argument("--slurm-folder", default=None,
+                   help="submitit's job scripts and logs (default OUT/submitit/%%j; %%j is the job id)")
+    g.add_argument("--slurm-param", action="append", default=None, metavar="KEY=VALUE",
+                   help="any other sbatch setting by submitit's name, e.g. account=myproj, qos=high (repeatable)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="return after submitting; `analyze OUT` collects the results when the jobs have ended")
+
+
+def _submitit_options(args):
+    """SubmititOptions from the ``run`` arguments; one-line errors for options of the other launcher."""
+    given = [f"--{d.replace('_', '-')}" for d in SUBMITIT_OPTIONS if getattr(args, d) not in (None, False)]
+    if args.launcher not in ("local", "submitit"):
+        raise ConfigError(f"--launcher: expected local or submitit, got {args.launcher!r}")
+    if args.launcher == "local":
+        if given:
+            raise ConfigError(f"{', '.join(given)} apply to --launcher submitit only")
+        return None
+    if args.jobs is not None:
+        raise ConfigError("--jobs applies to --launcher local only (with submitit every run is one array task)")
+    if args.no_wait and args.analyze:
+        raise ConfigError("--analyze needs the runs finished: drop --no-wait, or run `analyze OUT` later")
+    from .launchers import SubmititOptions
+
+    kwargs = {k: getattr(args, k) for k in ("partition", "gpus_per_run", "cpus_per_run", "mem_gb", "timeout_min",
+                                            "array_parallelism") if getattr(args, k) is not None}
+    return SubmititOptions(executor=args.submitit_executor or "slurm", folder=args.slurm_folder,
+                           slurm_params=SubmititOptions.parse_slurm_params(args.slurm_param), **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.scaling",
-                                 description="Scaling-law studies: run grids, fit power laws, report.")
+    """Run the command line; returns the exit code (0 ok, 1 some run failed, 2 bad input).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
+    program = prog("experiments.scaling", "gatr-scaling")
+    ap = argparse.ArgumentParser(prog=program, description="Scaling-law studies: run grids, fit power laws, report.",
+                                 epilog=examples(program, *EXAMPLES),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p_run = sub.add_parser("run", help="run (a shard of) a study")
+    p_run = sub.add_parser("run", help="run (a shard of) a study", epilog=examples(program, *EXAMPLES[1:4]),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_args(p_run)
     p_run.add_argument("--out", required=True, help="study output directory")
     p_run.add_argument("--train-fn", default=DEFAULT_TRAIN_FN, help="dotted path of the train function")
@@ -47,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--jobs", type=int, default=None,
                        help="runs trained at once in worker processes (default: the CPU count, at most 4; "
                             "each run uses one thread unless its spec sets num_threads)")
+    _add_launcher_args(p_run)
     p_an = sub.add_parser("analyze", help="fit and plot a study directory (all shards)")
     p_an.add_argument("out", help="study output directory")
     p_an.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples")
@@ -70,15 +143,22 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "run":
             cfg = _config(args)
+            options = _submitit_options(args)
             gen = None if str(args.generate_fn).lower() == "none" else args.generate_fn
-            recs = run_study(cfg, args.out, shard=parse_shard(args.shard), train_fn=args.train_fn,
-                             generate_fn=gen, progress=not args.no_progress, force=args.force,
-                             jobs=args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 4))
+            common = dict(shard=parse_shard(args.shard), train_fn=args.train_fn, generate_fn=gen,
+                          progress=not args.no_progress, force=args.force)
+            if options is None:
+                recs = run_study(cfg, args.out, jobs=args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 4),
+                                 **common)
+            else:
+                from .launchers import run_study_submitit
+
+                recs = run_study_submitit(cfg, args.out, options, wait=not args.no_wait, **common)
             if args.analyze:
                 from .report import analyze
 
                 analyze(args.out)
-            return 0 if all(r.get("status") in ("ok", "skipped") for r in recs) else 1
+            return 0 if all(r.get("status") in ("ok", "skipped", "submitted") for r in recs) else 1
         if args.cmd == "analyze":
             from .report import analyze
 
@@ -87,15 +167,23 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed early (`list ... | head`): not an --out problem
+        raise
     except OSError as e:  # --out is a file, under a file, not writable, ...
         print(f"error: {getattr(args, 'out', '')}: {e.strerror or e}", file=sys.stderr)
         return 2
     return 2
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
+    """Entry point of ``gatr-scaling`` and ``python -m experiments.scaling``: :func:`main`, quiet on a
+    closed pipe (e.g. ``list ... | head``)."""
     try:
-        sys.exit(main())
-    except BrokenPipeError:  # e.g. `list ... | head`
-        sys.stderr.close()
-        sys.exit(0)
+        return main(argv)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

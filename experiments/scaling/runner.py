@@ -58,9 +58,10 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from .grid import ConfigError, StudyConfig, load_config, run_id, shard_specs
+from .grid import ConfigError, StudyConfig, load_config, parse_shard, run_id, shard_specs
 
 DEFAULT_TRAIN_FN = "experiments.training.train_run"
 DEFAULT_GENERATE_FN = "experiments.rigid_body.generate.generate_dataset"
@@ -409,12 +410,123 @@ def write_tables(out_dir: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- the study
 
 
-def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: Callable, jobs: int,
-                 redo: bool = False):
+@dataclass
+class StudyPlan:
+    """What one invocation of a study has to do, whichever launcher then executes it.
+
+    Attributes
+    ----------
+    config : StudyConfig
+        The validated study config.
+    out_dir : Path
+        The study directory.
+    data_dir : Path
+        The dataset given to every run's ``train_fn``.
+    shard : tuple of (int, int) or None
+        This invocation's shard ``(i, n)`` of the grid.
+    num_runs : int
+        Runs in the whole grid.
+    mine : list of dict
+        This shard's run specs.
+    todo : list of dict
+        The specs to train: this shard's runs that are not finished (all of them with ``force``).
+    done : list of dict
+        Result records of this shard's finished runs, kept as they are.
+    train_fn : callable
+        The resolved train function.
+    """
+
+    config: StudyConfig
+    out_dir: Path
+    data_dir: Path
+    shard: tuple[int, int] | None
+    num_runs: int
+    mine: list[dict]
+    todo: list[dict]
+    done: list[dict]
+    train_fn: Callable
+
+
+def study_config(config: StudyConfig | dict | str | Path) -> StudyConfig:
+    """A StudyConfig from a StudyConfig, a config dict, a YAML path or a preset name."""
+    if isinstance(config, StudyConfig):
+        return config
+    if isinstance(config, dict):
+        return load_config(config=config)
+    if isinstance(config, Path) or (isinstance(config, str) and (config.endswith((".yaml", ".yml"))
+                                                                 or os.sep in config)):
+        return load_config(config=config)
+    return load_config(preset=str(config))
+
+
+def plan_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shard: str | tuple | None = None,
+               train_fn: str | Callable = DEFAULT_TRAIN_FN,
+               generate_fn: str | Callable | None = DEFAULT_GENERATE_FN,
+               progress: bool = True, force: bool = False) -> StudyPlan:
+    """Prepare (this shard of) a study in ``out_dir`` and list the runs left to train.
+
+    Refuses a directory holding another study's config, records ``study.json``, resolves ``train_fn``
+    (a bad dotted path fails here, before any data are generated), generates the data once
+    (:func:`ensure_data`) and splits this shard's runs into finished ones (status "ok", same spec:
+    kept unless ``force``) and the ``todo`` list. Every launcher executes ``todo`` with
+    :func:`run_one` and ends with :func:`record_runs`.
+    """
+    cfg = study_config(config)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs = cfg.expand()
+    shard = parse_shard(shard)
+    mine = shard_specs(specs, shard)
+    check_same_study(out_dir, cfg)
+    write_json(out_dir / "study.json", {"config": cfg.to_dict(), "num_runs": len(specs)})
+    fn = resolve(train_fn)  # fail early on a bad dotted path, before generating data
+    data_dir = ensure_data(cfg, out_dir, generate_fn, progress=progress)
+
+    todo, done = [], []
+    for spec in mine:
+        rdir = out_dir / "runs" / run_id(spec)
+        if not force and is_done(rdir, spec):
+            done.append(read_json(rdir / "result.json"))
+        else:
+            todo.append(spec)
+    shard_txt = f" shard {shard[0]}/{shard[1]}" if shard is not None else ""
+    _log(f"[scaling] study {cfg.name!r}{shard_txt}: {len(mine)} runs ({len(specs)} in grid), "
+         f"{len(done)} already done, {len(todo)} to run -> {out_dir}")
+    return StudyPlan(cfg, out_dir, Path(data_dir), shard, len(specs), mine, todo, done, fn)
+
+
+def run_one(spec: dict, data_dir: str | Path, out_dir: str | Path, train_fn: str | Callable,
+            redo: bool = False) -> dict:
+    """Execute one run of a study wherever it lands: in this process, a worker process or a cluster job.
+
+    Parameters
+    ----------
+    spec : dict
+        The run spec (see the module docstring).
+    data_dir : str or Path
+        The dataset directory passed to ``train_fn``.
+    out_dir : str or Path
+        The study directory; the run writes into ``out_dir/runs/<run_id>``.
+    train_fn : str or callable
+        The train function or its dotted path (resolved in the executing process).
+    redo : bool
+        Train again even if the run finished meanwhile (``--force``).
+
+    Returns
+    -------
+    dict
+        The result record (status "ok", "failed", or "skipped" when another live process holds the
+        run's lock), as :func:`execute_run` writes it.
+    """
+    return execute_run(spec, Path(data_dir), Path(out_dir) / "runs" / run_id(spec), resolve(train_fn), redo)
+
+
+def _execute_all(plan: StudyPlan, train_fn: str | Callable, jobs: int, redo: bool = False):
     """Yield ``(spec, record)`` as runs finish: in order, or from ``jobs`` worker processes."""
+    todo, data_dir, out_dir = plan.todo, plan.data_dir, plan.out_dir
     if jobs == 1 or len(todo) <= 1:
         for spec in todo:
-            yield spec, execute_run(spec, data_dir, out_dir / "runs" / run_id(spec), fn, redo)
+            yield spec, run_one(spec, data_dir, out_dir, plan.train_fn, redo)
         return
     from concurrent.futures import as_completed
 
@@ -424,78 +536,35 @@ def _execute_all(todo: list[dict], data_dir: Path, out_dir: Path, train_fn, fn: 
 
     # Workers import the train function themselves (a dotted path pickles; so does a module-level
     # function); "spawn" keeps them independent of the parent's torch threads.
-    worker_fn = train_fn if isinstance(train_fn, str) else fn
+    worker_fn = train_fn if isinstance(train_fn, str) else plan.train_fn
     ordered = sorted(todo, key=estimate_flops, reverse=True)  # longest first balances the workers
     with worker_pool(jobs) as pool:  # workers exit if this process is killed
-        futures = {pool.submit(_execute_in_worker, spec, data_dir, out_dir / "runs" / run_id(spec), worker_fn,
-                               redo): spec
-                   for spec in ordered}
+        futures = {pool.submit(run_one, spec, data_dir, out_dir, worker_fn, redo): spec for spec in ordered}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
 
-def _execute_in_worker(spec: dict, data_dir: Path, run_dir: Path, train_fn, redo: bool = False) -> dict:
-    return execute_run(spec, data_dir, run_dir, resolve(train_fn), redo)
+def record_runs(plan: StudyPlan, finished, progress: bool = True) -> list[dict]:
+    """Report runs as they finish and write the tables: the end of every launcher.
 
+    Parameters
+    ----------
+    plan : StudyPlan
+        The plan whose ``todo`` runs are executing.
+    finished : iterable of (dict, dict)
+        ``(spec, result record)`` pairs in the order the runs finish.
+    progress : bool
+        Print one line per run (with elapsed time and ETA) and a summary.
 
-def check_same_study(out_dir: Path, cfg: StudyConfig) -> None:
-    """Refuse to run a study into a directory that holds a study with another config: their runs would
-    mix in the fits. Shards and reruns of the same config pass."""
-    existing = read_json(Path(out_dir) / "study.json")
-    if not isinstance(existing, dict) or "config" not in existing:
-        return
-    old = existing["config"]
-    new = json.loads(json.dumps(cfg.to_dict(), default=_json_default))
-    if old == new:
-        return
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    raise ConfigError(f"{out_dir} holds a study with a different config (differing keys: {', '.join(keys)}); "
-                      f"its runs would mix with this one's in the fits. Use another --out, or delete {out_dir}")
-
-
-def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shard: str | tuple | None = None,
-              train_fn: str | Callable = DEFAULT_TRAIN_FN,
-              generate_fn: str | Callable | None = DEFAULT_GENERATE_FN,
-              progress: bool = True, force: bool = False, jobs: int = 1) -> list[dict]:
-    """Run (this shard of) a study into ``out_dir``; returns the result records of this shard's runs.
-
-    ``config``: a StudyConfig, a config dict, a YAML path or a preset name. Finished runs (status "ok",
-    same spec) are skipped unless ``force``; failed or interrupted runs are redone. ``generate_fn=None``
-    skips data generation (``out_dir/data`` is passed to ``train_fn`` as is). ``jobs > 1`` trains
-    that many runs at once in worker processes (largest estimated compute first); ``train_fn`` must
-    then be a dotted path or a picklable module-level function.
+    Returns
+    -------
+    list of dict
+        The records of this shard's runs: the finished ones kept, then the new ones.
+        ``results.csv`` and ``results.jsonl`` are rewritten from every result file present, even when
+        the iteration is interrupted.
     """
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    if isinstance(config, StudyConfig):
-        cfg = config
-    elif isinstance(config, dict):
-        cfg = load_config(config=config)
-    elif isinstance(config, Path) or (isinstance(config, str) and (config.endswith((".yaml", ".yml"))
-                                                                   or os.sep in config)):
-        cfg = load_config(config=config)
-    else:
-        cfg = load_config(preset=str(config))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    specs = cfg.expand()
-    mine = shard_specs(specs, shard)
-    check_same_study(out_dir, cfg)
-    write_json(out_dir / "study.json", {"config": cfg.to_dict(), "num_runs": len(specs)})
-    fn = resolve(train_fn)  # fail early on a bad dotted path, before generating data
-    data_dir = ensure_data(cfg, out_dir, generate_fn, progress=progress)
-
-    todo, records = [], []
-    for spec in mine:
-        rdir = out_dir / "runs" / run_id(spec)
-        if not force and is_done(rdir, spec):
-            records.append(read_json(rdir / "result.json"))
-        else:
-            todo.append(spec)
-    shard_txt = f" shard {shard}" if shard is not None else ""
-    _log(f"[scaling] study {cfg.name!r}{shard_txt}: {len(mine)} runs ({len(specs)} in grid), "
-         f"{len(mine) - len(todo)} already done, {len(todo)} to run -> {out_dir}")
-
+    todo = plan.todo
+    records = list(plan.done)
     bar = None
     if progress and todo:
         try:
@@ -507,7 +576,7 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
     t_start = time.time()
     n_failed = n_skipped = 0
     try:
-        for k, (spec, rec) in enumerate(_execute_all(todo, data_dir, out_dir, train_fn, fn, jobs, redo=force)):
+        for k, (spec, rec) in enumerate(finished):
             rid = run_id(spec)
             records.append(rec)
             n_failed += rec["status"] == "failed"
@@ -533,9 +602,42 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
     finally:
         if bar is not None:
             bar.close()
-        write_tables(out_dir)
+        write_tables(plan.out_dir)
     if progress:
         _log(f"[scaling] done: {len(todo) - n_failed - n_skipped} ok, {n_failed} failed, {n_skipped} run by another "
-             f"process; tables in {out_dir}")
+             f"process; tables in {plan.out_dir}")
     return records
 
+
+def check_same_study(out_dir: Path, cfg: StudyConfig) -> None:
+    """Refuse to run a study into a directory that holds a study with another config: their runs would
+    mix in the fits. Shards and reruns of the same config pass."""
+    existing = read_json(Path(out_dir) / "study.json")
+    if not isinstance(existing, dict) or "config" not in existing:
+        return
+    old = existing["config"]
+    new = json.loads(json.dumps(cfg.to_dict(), default=_json_default))
+    if old == new:
+        return
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    raise ConfigError(f"{out_dir} holds a study with a different config (differing keys: {', '.join(keys)}); "
+                      f"its runs would mix with this one's in the fits. Use another --out, or delete {out_dir}")
+
+
+def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shard: str | tuple | None = None,
+              train_fn: str | Callable = DEFAULT_TRAIN_FN,
+              generate_fn: str | Callable | None = DEFAULT_GENERATE_FN,
+              progress: bool = True, force: bool = False, jobs: int = 1) -> list[dict]:
+    """Run (this shard of) a study into ``out_dir`` in local processes; returns this shard's result records.
+
+    ``config``: a StudyConfig, a config dict, a YAML path or a preset name. Finished runs (status "ok",
+    same spec) are skipped unless ``force``; failed or interrupted runs are redone. ``generate_fn=None``
+    skips data generation (``out_dir/data`` is passed to ``train_fn`` as is). ``jobs > 1`` trains
+    that many runs at once in worker processes (largest estimated compute first); ``train_fn`` must
+    then be a dotted path or a picklable module-level function. On a SLURM cluster,
+    :func:`experiments.scaling.launchers.run_study_submitit` executes the same plan as a job array.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    plan = plan_study(config, out_dir, shard, train_fn, generate_fn, progress=progress, force=force)
+    return record_runs(plan, _execute_all(plan, train_fn, jobs, redo=force), progress=progress)
