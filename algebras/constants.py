@@ -110,6 +110,13 @@ class AlgebraTensors:
         return (self._tensor([0 if r is None else r for r in refs], torch.long),
                 self._tensor([r is not None for r in refs], torch.bool), any(r is not None for r in refs))
 
+    def build(self) -> "AlgebraTensors":
+        """Build every member now (a traced or compiled forward then only reads cached tensors)."""
+        for name, member in vars(type(self)).items():
+            if isinstance(member, cached_property):
+                getattr(self, name)
+        return self
+
     # ------------------------------------------------------------------ kernel data
     def derived(self, build: Callable[["AlgebraTensors"], T]) -> T:
         """``build(self)``, computed once per (algebra, device, dtype) and kept here (keyed by ``build``)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from ..kernels import prepare
 
 
 class EquiModule(nn.Module):
@@ -16,6 +19,19 @@ class EquiModule(nn.Module):
     """
 
     validate_inputs: bool = True
+
+    def prepare_constants(self) -> None:
+        """Build the algebra's constants and kernel data where this layer's parameters live (see
+        :func:`gatr.kernels.prepare`); called when a layer is built and after every ``.to()``."""
+        algebra = getattr(self, "algebra", None)
+        if algebra is not None:
+            param = next(self.parameters(), None)
+            prepare(algebra, param.device if param is not None else torch.device("cpu"))
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        self.prepare_constants()
+        return out
 
     def nest_children(self) -> None:
         """Mark every sub-layer as nested: its inputs come from this layer, which checks its own."""

@@ -64,6 +64,7 @@ class EquiLinear(EquiModule):
         self.bias_mv = nn.Parameter(torch.zeros(out_mv_channels, n_inv)) if bias else None
         self.bias_s = nn.Parameter(torch.zeros(out_s_channels)) if bias and out_s_channels else None
         self.reset_parameters(gain)
+        self.prepare_constants()
 
     @torch.no_grad()
     def reset_parameters(self, gain: float = 1.0):

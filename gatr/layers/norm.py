@@ -21,6 +21,7 @@ class EquiLayerNorm(EquiModule):
         super().__init__()
         self.algebra = get_algebra(algebra)
         self.eps = eps
+        self.prepare_constants()
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
         if self.validate_inputs:
