@@ -86,7 +86,7 @@ class GroupAction:
         u : Tensor, shape (..., dim)
             Versors (group elements); see :meth:`versor_inverse` and :meth:`parity` for the checks.
         x : Tensor, shape (..., dim)
-            Multivectors; leading axes broadcast against ``u``'s.
+            Multivectors in ``u``'s dtype; leading axes broadcast against ``u``'s.
 
         Returns
         -------

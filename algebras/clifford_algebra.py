@@ -209,7 +209,7 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
             ``table[i, j, k]`` is the coefficient of blade ``k`` in the product of blades ``i`` and
             ``j`` (e.g. ``self.tensors_like(x).geometric``); cast to ``x``'s dtype.
         x, y : Tensor, shape (..., dim)
-            Left and right operands; their leading axes broadcast.
+            Left and right operands, in one dtype; their leading axes broadcast.
 
         Returns
         -------
@@ -229,7 +229,7 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         Parameters
         ----------
         x, y : Tensor, shape (..., dim)
-            Left and right operands; their leading axes broadcast.
+            Left and right operands, in one dtype; their leading axes broadcast.
 
         Returns
         -------
@@ -244,7 +244,7 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         Parameters
         ----------
         x, y : Tensor, shape (..., dim)
-            Left and right operands; their leading axes broadcast.
+            Left and right operands, in one dtype; their leading axes broadcast.
 
         Returns
         -------
@@ -262,7 +262,7 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         Parameters
         ----------
         x, y : Tensor, shape (..., dim)
-            Left and right operands; their leading axes broadcast.
+            Left and right operands, in one dtype; their leading axes broadcast.
 
         Returns
         -------
@@ -280,7 +280,7 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         Parameters
         ----------
         x, y : Tensor, shape (..., dim)
-            Left and right operands; their leading axes broadcast.
+            Left and right operands, in one dtype; their leading axes broadcast.
 
         Returns
         -------
@@ -299,7 +299,7 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         Parameters
         ----------
         x, y : Tensor, shape (..., dim)
-            Left and right operands; their leading axes broadcast.
+            Left and right operands, in one dtype; their leading axes broadcast.
 
         Returns
         -------

@@ -1,8 +1,11 @@
 """The contract between the network (:mod:`gatr`) and an algebra: everything ``gatr`` reads from one.
 
-Any object satisfying :class:`NetworkAlgebra` can drive a GATr; :class:`algebras.CliffordAlgebra`
-does, with every member derived from its signature and group. Constants come as tensors from one
-per-(device, dtype) cache, :meth:`NetworkAlgebra.tensors` (see :class:`algebras.constants.AlgebraTensors`).
+:class:`algebras.CliffordAlgebra` satisfies it, with every member derived from its signature and
+group. The primitives (:mod:`gatr.primitives`, :mod:`gatr.kernels`) take any object that does; the
+layers and ``GATr`` resolve their ``algebra`` argument through the registry
+(:func:`algebras.get_algebra`), so they take a registered name or a ``CliffordAlgebra``. Constants
+come as tensors from one per-(device, dtype) cache, :meth:`NetworkAlgebra.tensors` (see
+:class:`algebras.constants.AlgebraTensors`).
 """
 
 from __future__ import annotations
