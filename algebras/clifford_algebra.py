@@ -81,7 +81,24 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
 
     # ------------------------------------------------------------------ constants as tensors
     def tensors(self, device=None, dtype: torch.dtype = torch.float32) -> AlgebraTensors:
-        """The algebra's constants as tensors on ``device`` with ``dtype`` (one cached object per pair)."""
+        """The algebra's constants as tensors on ``device`` with ``dtype``, one cached object per pair.
+
+        Each member of the returned :class:`~algebras.constants.AlgebraTensors` (product tables, signs,
+        equivariant maps, ...) is converted from the algebra's float64 NumPy arrays on first use and
+        kept, so every later call with the same pair is a dictionary look-up.
+
+        Parameters
+        ----------
+        device : torch.device or str, optional
+            Device of the tensors; default CPU.
+        dtype : torch.dtype
+            Floating dtype of the tensors (index tensors are ``torch.long`` whatever ``dtype`` is).
+
+        Returns
+        -------
+        AlgebraTensors
+            The same object for every call with the same (device, dtype).
+        """
         key = (torch.device(device) if device is not None else torch.device("cpu"), dtype)
         found = self._tensors.get(key)
         if found is None:
@@ -89,22 +106,55 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         return found
 
     def tensors_like(self, x: torch.Tensor) -> AlgebraTensors:
-        """:meth:`tensors` on ``x``'s device, in its dtype (the default dtype for integer ``x``)."""
+        """:meth:`tensors` on ``x``'s device, in its dtype (the default dtype for non-floating ``x``).
+
+        Parameters
+        ----------
+        x : Tensor
+            Any tensor; only its device and dtype are read.
+
+        Returns
+        -------
+        AlgebraTensors
+            The cached constants for that (device, dtype).
+        """
         return self.tensors(x.device, x.dtype if x.is_floating_point() else torch.get_default_dtype())
 
     @property
     def pseudoscalar_index(self) -> int:
+        """Index of the pseudoscalar blade ``e_01...(n-1)`` along the last axis: the last one, ``dim - 1``."""
         return self.dim - 1
 
     @property
     def is_degenerate(self) -> bool:
+        """Whether a basis vector squares to 0 (``e_0`` in PGA); :meth:`dual` is then undefined."""
         return 0 in self.signature
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, signature={self.signature}, group={self.group.name!r})"
 
     def check(self, x: torch.Tensor, what: str = "multivector") -> torch.Tensor:
-        """``x`` unchanged, or a clear error unless it is a tensor of multivectors ``(..., dim)``."""
+        """``x`` unchanged if it is a tensor of multivectors ``(..., dim)``, else a clear error.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            The tensor to check.
+        what : str
+            How ``x`` is named in the error message.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            ``x`` itself.
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a ``torch.Tensor``.
+        ValueError
+            If ``x`` is 0-dimensional or its last axis is not ``dim``.
+        """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim == 0 or x.shape[-1] != self.dim:
@@ -151,7 +201,21 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
 
     # ------------------------------------------------------------------ products
     def bilinear(self, table: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``z_k = sum_ij x_i y_j table[i, j, k]``; ``x, y (..., dim)`` broadcast, ``table (dim, dim, dim)``."""
+        """The bilinear map of a product table: ``z_k = sum_ij x_i y_j table[i, j, k]``.
+
+        Parameters
+        ----------
+        table : Tensor, shape (dim, dim, dim)
+            ``table[i, j, k]`` is the coefficient of blade ``k`` in the product of blades ``i`` and
+            ``j`` (e.g. ``self.tensors_like(x).geometric``); cast to ``x``'s dtype.
+        x, y : Tensor, shape (..., dim)
+            Left and right operands, in one dtype; their leading axes broadcast.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            ``z`` over the broadcast leading axes.
+        """
         self.check(x, "left operand")
         self.check(y, "right operand")
         x, y = torch.broadcast_tensors(x, y)
@@ -160,46 +224,174 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         return (y.unsqueeze(-2) @ left).squeeze(-2)
 
     def geometric_product(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x y``, ``(..., dim)`` each (broadcast)."""
+        """The geometric product ``x y``.
+
+        Parameters
+        ----------
+        x, y : Tensor, shape (..., dim)
+            Left and right operands, in one dtype; their leading axes broadcast.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            The product over the broadcast leading axes.
+        """
         return self.bilinear(self.tensors_like(x).geometric, x, y)
 
     def outer_product(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x ^ y``, ``(..., dim)`` each (broadcast)."""
+        """The outer (wedge) product ``x ^ y``.
+
+        Parameters
+        ----------
+        x, y : Tensor, shape (..., dim)
+            Left and right operands, in one dtype; their leading axes broadcast.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            The product over the broadcast leading axes.
+        """
         return self.bilinear(self.tensors_like(x).outer, x, y)
 
     def inner_product(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Hestenes inner product (the ``|`` of the ``clifford`` package; scalars give zero)."""
+        """The Hestenes inner product ``x . y`` (the ``|`` of the ``clifford`` package).
+
+        For blades of grades ``k, l > 0`` it is the grade ``|k - l|`` part of their geometric product;
+        it is zero when either factor is a scalar.
+
+        Parameters
+        ----------
+        x, y : Tensor, shape (..., dim)
+            Left and right operands, in one dtype; their leading axes broadcast.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            The product over the broadcast leading axes.
+        """
         return self.bilinear(self.tensors_like(x).inner, x, y)
 
     def left_contraction(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x _| y``, ``(..., dim)`` each (broadcast)."""
+        """The left contraction ``x _| y``.
+
+        For blades of grades ``k <= l`` it is the grade ``l - k`` part of their geometric product, and
+        zero for ``k > l``.
+
+        Parameters
+        ----------
+        x, y : Tensor, shape (..., dim)
+            Left and right operands, in one dtype; their leading axes broadcast.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            The product over the broadcast leading axes.
+        """
         return self.bilinear(self.tensors_like(x).left_contraction, x, y)
 
     def join(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Regressive product ``x v y = rc^-1(rc(x) ^ rc(y))`` via complements (works in PGA)."""
+        """The regressive product (join) ``x v y = rc^-1(rc(x) ^ rc(y))``, computed via complements.
+
+        ``rc`` is :meth:`right_complement` and ``rc^-1`` :meth:`left_complement`. Unlike a definition
+        through the dual ``x I^-1`` it needs no inverse pseudoscalar, so it works in degenerate
+        algebras: in PGA the join of two points is the line through them.
+
+        Parameters
+        ----------
+        x, y : Tensor, shape (..., dim)
+            Left and right operands, in one dtype; their leading axes broadcast.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            The product over the broadcast leading axes.
+        """
         return self.left_complement(self.outer_product(self.right_complement(x), self.right_complement(y)))
 
     def scalar_product(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``<x~ y>_0``, ``(..., dim)`` -> ``(...)``: the algebra's invariant symmetric bilinear form."""
+        """``<x~ y>_0``: the algebra's invariant symmetric bilinear form.
+
+        Equal to ``sum_A x_A y_A <e_A~ e_A>_0`` (the blade metric, 0 for blades containing a
+        degenerate vector); invariant under the group action.
+
+        Parameters
+        ----------
+        x, y : Tensor, shape (..., dim)
+            Operands; their leading axes broadcast.
+
+        Returns
+        -------
+        Tensor, shape (...)
+            One scalar per multivector pair.
+        """
         self.check(x)
         self.check(y)
         return (x * y * self.tensors_like(x).metric).sum(-1)
 
     # ------------------------------------------------------------------ unary operations
     def reverse(self, x: torch.Tensor) -> torch.Tensor:
-        """``x~``: grade k scaled by ``(-1)^(k(k-1)/2)``, shape unchanged."""
+        """The reverse ``x~``: the grade-k part scaled by ``(-1)^(k(k-1)/2)``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            Same shape as ``x``.
+        """
         return self.check(x) * self.tensors_like(x).reverse
 
     def grade_involute(self, x: torch.Tensor) -> torch.Tensor:
-        """``x^``: grade k scaled by ``(-1)^k``, shape unchanged."""
+        """The grade involution ``x^``: the grade-k part scaled by ``(-1)^k``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            Same shape as ``x``.
+        """
         return self.check(x) * self.tensors_like(x).involution
 
     def clifford_conjugate(self, x: torch.Tensor) -> torch.Tensor:
-        """Reverse of the grade involution, shape unchanged."""
+        """The Clifford conjugate: the reverse of the grade involution, grade k scaled by ``(-1)^(k(k+1)/2)``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            Same shape as ``x``.
+        """
         return self.reverse(self.grade_involute(x))
 
     def grade_mask(self, grades) -> np.ndarray:
-        """``(dim,)`` bool: the blades of the given grade(s) (an int or an iterable of ints)."""
+        """Which blades have the given grade(s).
+
+        Parameters
+        ----------
+        grades : int or iterable of int
+            Grades from 0 to the number of basis vectors.
+
+        Returns
+        -------
+        ndarray of bool, shape (dim,)
+            True for the blades of those grades.
+
+        Raises
+        ------
+        ValueError
+            If a grade is out of range.
+        """
         grades = [grades] if isinstance(grades, (int, np.integer)) else list(grades)
         for k in grades:
             if not 0 <= k <= len(self.signature):
@@ -207,20 +399,77 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         return np.isin(np.asarray(self.grades), grades)
 
     def grade_project(self, x: torch.Tensor, grades) -> torch.Tensor:
-        """Keep the components of the given grade(s) (an int or an iterable of ints), shape unchanged."""
+        """Grade projection ``<x>_k``: keep the components of the given grade(s), zero the others.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+        grades : int or iterable of int
+            The grade(s) to keep (see :meth:`grade_mask`).
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            Same shape as ``x``.
+        """
         mask = torch.as_tensor(self.grade_mask(grades), device=x.device)
         return self.check(x) * mask
 
     def right_complement(self, x: torch.Tensor) -> torch.Tensor:
-        """``rc(x)`` with ``e_A ^ rc(e_A) = I``, shape unchanged."""
+        """The right complement ``rc(x)``: ``rc(e_A) = s e_Ac`` with ``e_A ^ rc(e_A) = I`` for every blade.
+
+        ``e_Ac`` is the blade of the basis vectors missing from ``e_A``; the map is linear, a signed
+        permutation of the components, and independent of the metric (so defined in PGA too).
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            Same shape as ``x``.
+        """
         return self.check(x) @ self.tensors_like(x).complement.T
 
     def left_complement(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`right_complement` (the complement matrix is a signed permutation)."""
+        """The left complement: the inverse of :meth:`right_complement`.
+
+        The complement matrix is a signed permutation, so its inverse is its transpose.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            Same shape as ``x``.
+        """
         return self.check(x) @ self.tensors_like(x).complement
 
     def dual(self, x: torch.Tensor) -> torch.Tensor:
-        """``x I^-1`` (the ``clifford`` package's dual); only defined for non-degenerate metrics."""
+        """The dual ``x I^-1`` (the ``clifford`` package's dual), ``I`` the pseudoscalar.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            Same shape as ``x``.
+
+        Raises
+        ------
+        ValueError
+            In a degenerate algebra (e.g. PGA), where ``I`` has no inverse; use
+            :meth:`right_complement` there.
+        """
         if self.is_degenerate:
             raise ValueError(
                 f"the dual x I^-1 is undefined in the degenerate {self.name} algebra; use right_complement"

@@ -28,7 +28,15 @@ def _groups():
 
 
 class ConformalAlgebra(Euclidean3DAlgebra):
-    """G(4,1,0) with E(3) (default), SE(3), Pin(4,1) or Spin(4,1)."""
+    """G(4,1,0) with E(3) (default), SE(3), Pin(4,1) or Spin(4,1).
+
+    Parameters
+    ----------
+    group : {"E(3)", "SE(3)", "Pin(4,1)", "Spin(4,1)"}
+        The symmetry group: E(3) is the subgroup of Pin(4,1) that fixes ``e_inf``.
+    name : str
+        Registry name.
+    """
 
     spatial = (0, 1, 2)
     embedding_parity = {"point": 1, "direction": 1, "axial_vector": 1, "plane": 1, "sphere": 1}
@@ -48,7 +56,19 @@ class ConformalAlgebra(Euclidean3DAlgebra):
 
     # ------------------------------------------------------------------ points and spheres
     def embed_point(self, point: torch.Tensor) -> torch.Tensor:
-        """``X = x + |x|^2/2 e_inf + e_o`` (a null vector)."""
+        """A position as the null vector ``X = x + |x|^2/2 e_inf + e_o``.
+
+        ``X . Y = -|x - y|^2 / 2`` for two embedded points.
+
+        Parameters
+        ----------
+        point : Tensor, shape (..., 3)
+            Coordinates (centre far-away scenes first: see :meth:`center`).
+
+        Returns
+        -------
+        Tensor, shape (..., 32)
+        """
         p = self.check_coordinates(point, 3, "point")
         half_sq = 0.5 * (p**2).sum(-1)
         return (self.vector(p, self._spatial_vectors) + self._null(p, half_sq, E_INF)
@@ -60,16 +80,58 @@ class ConformalAlgebra(Euclidean3DAlgebra):
         return torch.where(weight.abs() < eps, torch.full_like(weight, eps).copysign(weight), weight)
 
     def extract_point(self, x: torch.Tensor) -> torch.Tensor:
+        """The position of a (possibly scaled) point: its ``e_0, e_1, e_2`` part divided by ``-X . e_inf``.
+
+        The weight ``-X . e_inf`` is 1 for :meth:`embed_point`'s points; magnitudes below ``1e-9``
+        are replaced by ``1e-9`` with their sign.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 32)
+            Point vectors.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
         return self.check(x)[..., self._spatial_vectors] / self._weight(x).unsqueeze(-1)
 
     def embed_sphere(self, centre: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-        """Dual sphere ``C - r^2/2 e_inf``: ``X . S = 0`` for points X on it, ``S . S = r^2``."""
+        """The dual sphere ``S = C - r^2/2 e_inf``: ``X . S = 0`` for points X on it, ``S . S = r^2``.
+
+        ``C`` is the embedded centre.
+
+        Parameters
+        ----------
+        centre : Tensor, shape (..., 3)
+            Centres.
+        radius : Tensor of shape (...) or float
+            Radii.
+
+        Returns
+        -------
+        Tensor, shape (..., 32)
+        """
         radius = self.check_coordinates(torch.as_tensor(radius), None, "radius")
         centre = self.check_coordinates(centre, 3, "sphere centre")
         return self.embed_point(centre) - self._null(centre, 0.5 * radius.to(centre) ** 2, E_INF)
 
     def extract_sphere(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(centre (..., 3), radius (...))`` of a dual sphere (radius 0 if imaginary)."""
+        """Centre and radius of a dual sphere (the inverse of :meth:`embed_sphere`).
+
+        The grade-1 part is normalised by its weight ``-S . e_inf``; the radius is the square root of
+        its ``S . S``, clamped at 0 for imaginary spheres.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 32)
+            Dual spheres.
+
+        Returns
+        -------
+        centre : Tensor, shape (..., 3)
+        radius : Tensor, shape (...)
+        """
         weight = self._weight(self.check(x))
         vector = self.grade_project(x, 1) / weight.unsqueeze(-1)
         radius_sq = self.scalar_product(vector, vector)
@@ -77,7 +139,17 @@ class ConformalAlgebra(Euclidean3DAlgebra):
 
     # ------------------------------------------------------------------ directions and axial vectors
     def embed_direction(self, direction: torch.Tensor) -> torch.Tensor:
-        """Translation-invariant ``v ^ e_inf`` (a bivector)."""
+        """A direction as the translation-invariant bivector ``v ^ e_inf``.
+
+        Parameters
+        ----------
+        direction : Tensor, shape (..., 3)
+            The direction vector ``v``.
+
+        Returns
+        -------
+        Tensor, shape (..., 32)
+        """
         v = self.check_coordinates(direction, 3, "direction")
         out = self._zeros(v, v.shape[:-1])
         for i, blades in enumerate(self._inf_bivectors):
@@ -85,14 +157,48 @@ class ConformalAlgebra(Euclidean3DAlgebra):
         return out
 
     def extract_direction(self, x: torch.Tensor) -> torch.Tensor:
+        """``v`` of a bivector ``v ^ e_inf``: per axis the mean of its ``e_i3`` and ``e_i4`` coefficients.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 32)
+            Bivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
         return torch.stack([self.check(x)[..., b].mean(-1) for b in self._inf_bivectors], -1)
 
     def embed_axial_vector(self, w: torch.Tensor) -> torch.Tensor:
-        """A pseudovector as the translation-invariant trivector ``B_w ^ e_inf``."""
+        """A pseudovector as the translation-invariant trivector ``B_w ^ e_inf``.
+
+        ``B_w`` is the Euclidean bivector dual to ``w`` (:meth:`euclidean_bivector`).
+
+        Parameters
+        ----------
+        w : Tensor, shape (..., 3)
+            The pseudovector (e.g. an angular velocity).
+
+        Returns
+        -------
+        Tensor, shape (..., 32)
+        """
         bivector = self.euclidean_bivector(w)
         return self.outer_product(bivector, self._null(bivector, torch.ones_like(bivector[..., 0]), E_INF))
 
     def extract_axial_vector(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`embed_axial_vector`: ``w`` from ``-(e_o _| x) = B_w``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 32)
+            Trivectors ``B_w ^ e_inf``.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
         # B ^ e_inf = B ^ e_3 + B ^ e_4; read B from the e_3 part: -(e_o _| (B ^ e_inf)) = B.
         e_o = self._null(x, torch.ones_like(x[..., 0]), E_O)
         return self.extract_euclidean_bivector(-self.left_contraction(e_o, x))
@@ -102,14 +208,52 @@ class ConformalAlgebra(Euclidean3DAlgebra):
         return self._null(offset, offset, E_INF)  # plane n . p = d  is  n + d e_inf
 
     def extract_plane(self, x: torch.Tensor):
+        """The plane ``{p : normal . p = offset}`` of a plane vector ``n + d e_inf``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 32)
+            Plane vectors.
+
+        Returns
+        -------
+        normal : Tensor, shape (..., 3)
+            The ``e_0, e_1, e_2`` coefficients (not normalised).
+        offset : Tensor, shape (...)
+            The mean of the ``e_3`` and ``e_4`` coefficients (``d`` for ``n + d e_inf``).
+        """
         return self.check(x)[..., self._spatial_vectors], 0.5 * (x[..., 4] + x[..., 5])
 
     def embed_translation(self, translation: torch.Tensor) -> torch.Tensor:
-        """Translator ``1 - 1/2 t e_inf``: ``act(T, embed_point(p)) == embed_point(p + t)``."""
+        """The translator ``1 - 1/2 t e_inf``: ``act(T, embed_point(p)) == embed_point(p + t)``.
+
+        Parameters
+        ----------
+        translation : Tensor, shape (..., 3)
+            The translation vector ``t``.
+
+        Returns
+        -------
+        Tensor, shape (..., 32)
+            An even versor (scalar and ``t ^ e_inf`` parts).
+        """
         t = self.check_coordinates(translation, 3, "translation")
         out = -0.5 * self.embed_direction(t)
         out[..., 0] = 1.0
         return out
 
     def extract_translation(self, x: torch.Tensor) -> torch.Tensor:
+        """The translation vector of a translator (the inverse of :meth:`embed_translation`).
+
+        ``-2`` times its ``t ^ e_inf`` part (:meth:`extract_direction`) divided by the scalar part.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 32)
+            Translators.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
         return -2.0 * self.extract_direction(x) / x[..., :1]

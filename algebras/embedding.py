@@ -14,7 +14,27 @@ class BasicEmbeddings:
 
     @staticmethod
     def check_coordinates(value: torch.Tensor, size: int | None, what: str) -> torch.Tensor:
-        """``value`` as a tensor, or a ``ValueError`` unless its last axis is ``size`` and it is finite."""
+        """``value`` as a tensor, checked to be coordinates of the expected size.
+
+        Parameters
+        ----------
+        value : Tensor or array-like, shape (..., size)
+            Coordinates; converted with ``torch.as_tensor``.
+        size : int or None
+            Required length of the last axis; None accepts any shape (including 0-dimensional).
+        what : str
+            How ``value`` is named in the error message.
+
+        Returns
+        -------
+        Tensor
+            ``value`` as a tensor (not copied if it already is one).
+
+        Raises
+        ------
+        ValueError
+            If the last axis is not ``size``, or a floating ``value`` holds nan or inf.
+        """
         value = torch.as_tensor(value)
         if size is not None and (value.ndim == 0 or value.shape[-1] != size):
             raise ValueError(f"{what} must have last axis of size {size}, got shape {tuple(value.shape)}")
@@ -27,29 +47,81 @@ class BasicEmbeddings:
         return torch.zeros(*batch_shape, self.dim, dtype=dtype, device=like.device)
 
     def embed_scalar(self, s: torch.Tensor) -> torch.Tensor:
-        """``(...,)`` -> ``(..., dim)`` with only the scalar component set."""
+        """Scalars as multivectors with only the scalar component set.
+
+        Parameters
+        ----------
+        s : Tensor, shape (...)
+            Scalars (non-floating ones become the default dtype).
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+        """
         s = self.check_coordinates(s, None, "scalar")
         out = self._zeros(s, s.shape)
         out[..., 0] = s
         return out
 
     def extract_scalar(self, x: torch.Tensor) -> torch.Tensor:
-        """The scalar component, ``(..., dim)`` -> ``(...)``."""
+        """The scalar component ``<x>_0``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (...)
+        """
         return self.check(x)[..., 0]
 
     def embed_pseudoscalar(self, s: torch.Tensor) -> torch.Tensor:
-        """``(...,)`` -> ``(..., dim)`` with only the pseudoscalar component set."""
+        """Pseudoscalars ``s I`` as multivectors with only the pseudoscalar component set.
+
+        Parameters
+        ----------
+        s : Tensor, shape (...)
+            Coefficients of the pseudoscalar blade (non-floating ones become the default dtype).
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+        """
         s = self.check_coordinates(s, None, "pseudoscalar")
         out = self._zeros(s, s.shape)
         out[..., -1] = s
         return out
 
     def extract_pseudoscalar(self, x: torch.Tensor) -> torch.Tensor:
-        """The pseudoscalar component, ``(..., dim)`` -> ``(...)``."""
+        """The pseudoscalar component (coefficient of the last blade).
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (...)
+        """
         return self.check(x)[..., -1]
 
     def vector(self, coefficients: torch.Tensor, indices) -> torch.Tensor:
-        """Scatter ``coefficients (..., len(indices))`` onto the blades ``indices``: ``(..., dim)``."""
+        """Multivectors with the given coefficients on the blades ``indices`` and zeros elsewhere.
+
+        Parameters
+        ----------
+        coefficients : Tensor, shape (..., len(indices))
+            Coefficients (cast to the result's dtype: theirs if floating, else the default dtype).
+        indices : sequence of int
+            Blade indices along the last axis (see ``blade_index``).
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+        """
         out = self._zeros(coefficients, coefficients.shape[:-1])
         out[..., list(indices)] = coefficients.to(out.dtype)
         return out

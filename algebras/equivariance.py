@@ -18,7 +18,22 @@ NULL_TOLERANCE = 1e-9
 
 
 def null_space(constraints: np.ndarray, tol: float = NULL_TOLERANCE) -> np.ndarray:
-    """Orthonormal basis (rows) of the null space of a stacked constraint matrix ``(m, n)``."""
+    """Orthonormal basis (rows) of the null space of a stacked constraint matrix.
+
+    Tall stacks are first reduced to their ``R`` factor (same null space), then an SVD gives it.
+
+    Parameters
+    ----------
+    constraints : ndarray, shape (m, n)
+        One constraint per row.
+    tol : float
+        Singular values below ``tol`` times the largest (at least 1) count as zero.
+
+    Returns
+    -------
+    ndarray, shape (n - rank, n)
+        Orthonormal rows spanning ``{v : constraints @ v = 0}``; the identity if ``m == 0``.
+    """
     if constraints.shape[0] == 0:
         return np.eye(constraints.shape[1])
     if constraints.shape[0] > constraints.shape[1]:
@@ -31,7 +46,23 @@ def null_space(constraints: np.ndarray, tol: float = NULL_TOLERANCE) -> np.ndarr
 
 
 def rref(rows: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-    """Reduced row echelon form: a sparse basis of the same row space with unit pivots."""
+    """Reduced row echelon form: a sparse basis of the same row space with unit pivots.
+
+    Gauss-Jordan elimination with partial pivoting; columns whose largest remaining entry is below
+    ``tol`` get no pivot.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (m, n)
+        A spanning set of the row space.
+    tol : float
+        Absolute pivot tolerance.
+
+    Returns
+    -------
+    ndarray, shape (rank, n)
+        The non-zero rows of the reduced row echelon form (float64, a copy).
+    """
     m = rows.astype(np.float64, copy=True)
     n_rows, n_cols = m.shape
     r = 0
@@ -50,7 +81,22 @@ def rref(rows: np.ndarray, tol: float = 1e-9) -> np.ndarray:
 
 
 def clean_basis(rows: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-    """RREF, snap entries to multiples of 1/4 where they are that close, scale to max |entry| = 1."""
+    """A readable basis of the same row space: RREF, entries snapped to 1/4 multiples, max |entry| = 1.
+
+    Entries within ``1e-8`` of a multiple of 1/4 are set to it.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (m, n)
+        A basis (or spanning set) of the row space, e.g. from :func:`null_space`.
+    tol : float
+        Pivot tolerance of :func:`rref`.
+
+    Returns
+    -------
+    ndarray, shape (rank, n)
+        ``rows`` itself if it is empty.
+    """
     if len(rows) == 0:
         return rows
     m = rref(rows, tol)
@@ -106,7 +152,21 @@ def invariant_vectors(act_matrices: np.ndarray, grades, transpose: bool = False)
     """Multivectors fixed by every group element: ``rho_u(v) = v`` (grade by grade).
 
     With ``transpose=True``, the invariant linear functionals instead: ``f . rho_u(x) = f . x``,
-    i.e. the fixed vectors of ``rho_u^T``. Returns ``(k, dim)``.
+    i.e. the fixed vectors of ``rho_u^T``.
+
+    Parameters
+    ----------
+    act_matrices : ndarray, shape (m, dim, dim)
+        ``rho_u`` as matrices for ``m`` random group elements.
+    grades : sequence of int, length dim
+        Grade of each blade.
+    transpose : bool
+        Return the invariant functionals instead of the invariant vectors.
+
+    Returns
+    -------
+    ndarray, shape (k, dim)
+        A cleaned basis (:func:`clean_basis`), each row supported on one grade.
     """
     dim = act_matrices.shape[-1]
     rows = []

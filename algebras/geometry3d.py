@@ -20,6 +20,15 @@ class Euclidean3DAlgebra(CliffordAlgebra):
     every group element, ``-1`` if it picks up ``det(g)`` under reflections (PGA's trivector points:
     ``rho_u`` of an odd-grade object under an odd versor carries a sign; projectively it is the same
     point, and ``extract_point`` is blind to it).
+
+    Parameters
+    ----------
+    signature : sequence of {1, -1, 0}
+        ``signature[i]`` is the square of ``e_i``.
+    name : str, optional
+        Registry name.
+    group : VersorGroup, optional
+        The symmetry group; defaults to the full Pin group of the signature.
     """
 
     spatial: tuple[int, int, int] = (0, 1, 2)
@@ -35,6 +44,23 @@ class Euclidean3DAlgebra(CliffordAlgebra):
         from the origin: a conformal point carries ``|x|^2 / 2``, so at 100 m float32 loses the
         centimetres (a GATr on raw conformal points was off by 42 at a 100 m offset); centre first
         whenever coordinates are far from the origin relative to the distances that matter.
+
+        Parameters
+        ----------
+        points : Tensor, shape (..., 3)
+            Positions, e.g. ``(batch, items, 3)``.
+        dim : int
+            The axis to average over (default ``-2``: the items of ``(..., items, 3)``).
+        mask : Tensor of bool, optional
+            ``points.shape[:-1]``, True for the points that enter the mean; a slice with no True
+            entry gets centre 0. Every point is shifted, masked or not.
+
+        Returns
+        -------
+        centred : Tensor, shape (..., 3)
+            ``points - centre``.
+        centre : Tensor
+            The mean, ``points``'s shape with axis ``dim`` of size 1.
         """
         points = Euclidean3DAlgebra.check_coordinates(points, 3, "points")
         if mask is None:
@@ -65,12 +91,35 @@ class Euclidean3DAlgebra(CliffordAlgebra):
 
     # ------------------------------------------------------------------ axial vectors
     def euclidean_bivector(self, w: torch.Tensor) -> torch.Tensor:
-        """The bivector ``w_x e_yz + w_y e_zx + w_z e_xy`` (Hodge dual of a 3-vector)."""
+        """The bivector ``w_x e_yz + w_y e_zx + w_z e_xy`` (Hodge dual of a 3-vector).
+
+        ``x, y, z`` are the basis vectors :attr:`spatial`; ``e_zx = -e_xz`` in blade order.
+
+        Parameters
+        ----------
+        w : Tensor, shape (..., 3)
+            The 3-vector (e.g. an axis or an angular velocity).
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+        """
         w = self.check_coordinates(w, 3, "axial vector")
         blades, signs = self._spatial_bivectors
         return self.vector(w * signs.to(w), blades)
 
     def extract_euclidean_bivector(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`euclidean_bivector`: ``(w_x, w_y, w_z)`` from the ``e_yz, e_zx, e_xy`` parts.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors; other components are ignored.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
         blades, signs = self._spatial_bivectors
         return self.check(x)[..., blades] * signs.to(x)
 
@@ -81,6 +130,21 @@ class Euclidean3DAlgebra(CliffordAlgebra):
         For ``q = (cos(t/2), sin(t/2) a)`` the rotor is ``cos(t/2) - sin(t/2) B_a`` with ``B_a`` the
         bivector dual to the axis ``a``, so that ``act(R, v)`` rotates by ``t`` about ``a``
         (right-handed). The quaternion is normalised; a zero quaternion is an error.
+
+        Parameters
+        ----------
+        quaternion : Tensor, shape (..., 4)
+            ``(w, x, y, z)``, any non-zero scale (integer ones become the default dtype).
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            The rotor, an even versor of scalar and Euclidean bivector parts.
+
+        Raises
+        ------
+        ValueError
+            For a zero quaternion.
         """
         q = self.check_coordinates(quaternion, 4, "quaternion")
         if not q.is_floating_point():  # integer quaternions, e.g. (0, 0, 0, 1)
@@ -96,7 +160,20 @@ class Euclidean3DAlgebra(CliffordAlgebra):
         return rotor
 
     def extract_rotation(self, rotor: torch.Tensor) -> torch.Tensor:
-        """Unit quaternion ``(w, x, y, z)`` with ``w >= 0`` of a rotor (inverse of embed_rotation)."""
+        """Unit quaternion ``(w, x, y, z)`` with ``w >= 0`` of a rotor (inverse of :meth:`embed_rotation`).
+
+        Reads the scalar and Euclidean bivector parts and normalises them; ``q`` and ``-q`` are the
+        same rotation, and the sign with ``w >= 0`` is returned.
+
+        Parameters
+        ----------
+        rotor : Tensor, shape (..., dim)
+            Rotors.
+
+        Returns
+        -------
+        Tensor, shape (..., 4)
+        """
         q = torch.cat([self.check(rotor)[..., :1], -self.extract_euclidean_bivector(rotor)], -1)
         q = q / q.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
         return torch.where(q[..., :1] < 0, -q, q)
@@ -107,7 +184,29 @@ class Euclidean3DAlgebra(CliffordAlgebra):
         raise NotImplementedError
 
     def embed_plane(self, normal: torch.Tensor, offset: torch.Tensor | float = 0.0) -> torch.Tensor:
-        """The oriented plane ``{p : normal . p = offset}`` as a vector; ``normal`` ``(..., 3)``."""
+        """The oriented plane ``{p : normal . p = offset}`` as a vector.
+
+        The normal is not normalised (see :meth:`embed_reflection`). A non-zero offset needs the
+        backend's translations (``n + d e_inf`` in CGA, ``n - d e_0`` in PGA); the euclidean
+        algebra only has planes through the origin.
+
+        Parameters
+        ----------
+        normal : Tensor, shape (..., 3)
+            Normal vectors.
+        offset : Tensor of shape (...) or float
+            Right-hand side of ``normal . p = offset``; broadcast to ``normal.shape[:-1]``.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            A grade-1 multivector.
+
+        Raises
+        ------
+        ValueError
+            For a non-zero offset in the euclidean algebra.
+        """
         normal = self.check_coordinates(normal, 3, "plane normal")
         offset = self.check_coordinates(torch.as_tensor(offset, dtype=normal.dtype), None, "plane offset")
         plane = self.vector(normal, self._spatial_vectors)
@@ -116,7 +215,28 @@ class Euclidean3DAlgebra(CliffordAlgebra):
         return plane
 
     def embed_reflection(self, normal: torch.Tensor, offset: torch.Tensor | float = 0.0) -> torch.Tensor:
-        """Versor of the reflection in the plane ``{p : normal . p = offset}`` (normal normalised)."""
+        """Versor of the reflection in the plane ``{p : normal . p = offset}``.
+
+        :meth:`embed_plane` with the normal normalised (and the offset divided by its length), so
+        that ``act(embed_reflection(n, d), x)`` mirrors ``x`` in the plane.
+
+        Parameters
+        ----------
+        normal : Tensor, shape (..., 3)
+            Normal vectors (any non-zero length).
+        offset : Tensor of shape (...) or float
+            Offset in the plane equation ``normal . p = offset``.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+            An odd versor (a unit vector).
+
+        Raises
+        ------
+        ValueError
+            For a zero normal.
+        """
         normal = self.check_coordinates(normal, 3, "plane normal")
         norm = normal.norm(dim=-1, keepdim=True)
         if bool((norm <= 1e-12).any()):
@@ -124,4 +244,18 @@ class Euclidean3DAlgebra(CliffordAlgebra):
         return self.embed_plane(normal / norm, torch.as_tensor(offset, dtype=normal.dtype) / norm.squeeze(-1))
 
     def extract_plane(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The plane ``{p : normal . p = offset}`` of a plane vector (the inverse of :meth:`embed_plane`).
+
+        Implemented by the backends; here it raises ``NotImplementedError``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Plane vectors.
+
+        Returns
+        -------
+        normal : Tensor, shape (..., 3)
+        offset : Tensor, shape (...)
+        """
         raise NotImplementedError

@@ -36,15 +36,37 @@ class VersorGroup:
     even_only: bool = False
 
     def even(self, name: str | None = None) -> "VersorGroup":
-        """The even subgroup (e.g. SO(3) from O(3), SE(3) from E(3))."""
+        """The even subgroup (e.g. SO(3) from O(3), SE(3) from E(3)): same generators, ``even_only=True``.
+
+        Parameters
+        ----------
+        name : str, optional
+            Name of the subgroup; default this group's name followed by ``+``.
+
+        Returns
+        -------
+        VersorGroup
+        """
         return replace(self, name=name or f"{self.name}+", even_only=True)
 
 
 def pin_group(signature, name: str = "Pin") -> VersorGroup:
     """The full Pin group of a signature: products of arbitrary invertible vectors.
 
-    Vectors are sampled from a standard normal on the non-degenerate basis vectors plus a normal
-    component on degenerate ones, and rescaled to ``|v^2| = 1``; near-null vectors are resampled.
+    Vectors are drawn from a standard normal on every basis vector (degenerate ones included) and
+    rescaled to ``|v^2| = 1``; vectors with ``|v^2| <= 0.1`` before rescaling (near-null) are drawn
+    again.
+
+    Parameters
+    ----------
+    signature : sequence of {1, -1, 0}
+        Squares of the basis vectors.
+    name : str
+        Name of the group (part of cache keys).
+
+    Returns
+    -------
+    VersorGroup
     """
     metric = np.asarray(signature, dtype=np.float64)
 
@@ -77,6 +99,16 @@ def plane_group(
         Basis vectors that carry the unit normal ``n`` (the Euclidean directions).
     offset_vector : array-like, shape (n_basis,)
         The null vector that carries the plane's offset: ``e_0`` in PGA, ``e_inf`` in CGA.
+    name : str
+        Name of the group (part of cache keys).
+    offset_scale : float
+        Standard deviation of the sampled offsets ``d``.
+
+    Returns
+    -------
+    VersorGroup
+        Generators ``n + d * offset_vector`` with ``n`` uniform on the unit sphere of the
+        ``normal_indices`` and ``d`` normal.
     """
     normal_indices = np.asarray(normal_indices)
     offset_vector = np.asarray(offset_vector, dtype=np.float64)
@@ -93,7 +125,23 @@ def plane_group(
 
 
 def as_numpy_rng(generator) -> np.random.Generator:
-    """Accept ``None``, an int seed, a ``numpy`` or a ``torch`` generator."""
+    """A ``numpy`` generator from ``None``, an int seed, a ``numpy`` or a ``torch`` generator.
+
+    Parameters
+    ----------
+    generator : None, int, numpy.random.Generator or torch.Generator
+        None gives a fresh unseeded generator; a ``numpy`` generator is returned as is; a ``torch``
+        generator seeds a new one with one draw from it (advancing its state).
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    TypeError
+        For any other type.
+    """
     if generator is None:
         return np.random.default_rng()
     if isinstance(generator, np.random.Generator):

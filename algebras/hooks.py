@@ -20,6 +20,15 @@ class Bilinear(NamedTuple):
     If ``reference_component`` is set, the result is multiplied by that component of a reference
     multivector (e.g. the pseudoscalar for the projective join, which is only equivariant up to the
     sign ``det`` that the reference's pseudoscalar also picks up).
+
+    Parameters
+    ----------
+    name : str
+        Label of the bilinear (``"geometric"``, ``"join"``, ...).
+    table : ndarray, shape (dim, dim, dim)
+        ``table[i, j, k]``: coefficient of blade ``k`` in the product of blades ``i`` and ``j``.
+    reference_component : int, optional
+        Blade index of the reference multivector that scales the result; None for none.
     """
 
     name: str
@@ -54,18 +63,38 @@ class NetworkHooks:
         return np.kron(np.eye(self.norm_maps_array().shape[1] // self.dim), one)
 
     def squared_norm(self, x: torch.Tensor) -> torch.Tensor:
-        """Invariant, non-negative squared norm, ``(..., dim)`` -> ``(...)``.
+        """Invariant, non-negative squared norm.
 
         ``sum_k |<x_k~ x_k>_0| + sum_w sum_k |<(w _| x)_k~ (w _| x)_k>_0|`` over grades k and the
-        group's invariant vectors w. Each term is invariant because rho_u is a grade-preserving
-        automorphism with ``<rho_u(z)>_0 = <z>_0``; components with zero metric drop out.
+        group's invariant vectors w (the maps of :meth:`norm_maps_array`). Each term is invariant
+        because rho_u is a grade-preserving automorphism with ``<rho_u(z)>_0 = <z>_0``; components
+        with zero metric drop out.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (...)
         """
         t = self.tensors_like(self.check(x))
         y = x if t.norm_maps.shape[1] == self.dim else x @ t.norm_maps  # only the identity: skip the matmul
         return ((y * y) @ t.grade_metric).abs().sum(-1)
 
     def norm(self, x: torch.Tensor) -> torch.Tensor:
-        """``sqrt(squared_norm(x))``, ``(..., dim)`` -> ``(...)``."""
+        """The invariant norm ``sqrt(squared_norm(x))``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Returns
+        -------
+        Tensor, shape (...)
+        """
         return self.squared_norm(x).sqrt()
 
     # ------------------------------------------------------------------ attention
@@ -75,12 +104,37 @@ class NetworkHooks:
         return int((self.arrays["metric"] != 0).sum())
 
     def query_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Features with ``query_features(q) . key_features(k) == <q~ k>_0``, ``(..., dim)`` -> ``(..., F)``."""
+        """Query features with ``query_features(q) . key_features(k) == <q~ k>_0``.
+
+        The components on blades of non-zero metric, each times its metric ``<e_A~ e_A>_0``; blades
+        that contain a degenerate vector are left out (they do not enter ``<q~ k>_0``).
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Query multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., F)
+            ``F`` is :attr:`attention_feature_dim`.
+        """
         t = self.tensors_like(self.check(x))
         return x.index_select(-1, t.nondegenerate) * t.metric.index_select(-1, t.nondegenerate)
 
     def key_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The key side of :meth:`query_features`, ``(..., dim)`` -> ``(..., F)``."""
+        """The key side of :meth:`query_features`: the components on blades of non-zero metric.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Key multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., F)
+            ``F`` is :attr:`attention_feature_dim`.
+        """
         return self.check(x).index_select(-1, self.tensors_like(x).nondegenerate)
 
     # ------------------------------------------------------------------ bilinears

@@ -24,7 +24,15 @@ GROUPS = {"E(3)": False, "SE(3)": True}
 
 
 class ProjectiveAlgebra(Euclidean3DAlgebra):
-    """G(3,0,1) with the Euclidean group E(3) (or SE(3) with ``group="SE(3)"``)."""
+    """G(3,0,1) with the Euclidean group E(3) (or SE(3) with ``group="SE(3)"``).
+
+    Parameters
+    ----------
+    group : {"E(3)", "SE(3)"}
+        The symmetry group.
+    name : str
+        Registry name.
+    """
 
     spatial = (1, 2, 3)
     embedding_parity = {"point": -1, "direction": -1, "axial_vector": 1, "plane": 1}
@@ -52,27 +60,98 @@ class ProjectiveAlgebra(Euclidean3DAlgebra):
         return mv
 
     def embed_point(self, point: torch.Tensor) -> torch.Tensor:
-        """``(..., 3)`` -> trivector ``e_123 - x e_023 + y e_013 - z e_012``."""
+        """A position as the trivector ``e_123 - x e_023 + y e_013 - z e_012`` (weight 1).
+
+        Picks up ``det(g)`` under reflections (``embedding_parity["point"] == -1``).
+
+        Parameters
+        ----------
+        point : Tensor, shape (..., 3)
+            Coordinates.
+
+        Returns
+        -------
+        Tensor, shape (..., 16)
+        """
         return self._homogeneous(self.check_coordinates(point, 3, "point"), 1.0)
 
     def extract_point(self, x: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
-        """Divide the trivector's coordinates by its weight ``e_123`` (clamped away from 0)."""
+        """The position of a point trivector: its coordinates divided by its weight ``e_123``.
+
+        Blind to the sign of the trivector (``-P`` is the same point).
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 16)
+            Point trivectors.
+        eps : float
+            Weights of magnitude below ``eps`` are replaced by ``eps`` with their sign.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
         weight = self.check(x)[..., self._weight_blade]
         weight = torch.where(weight.abs() < eps, torch.full_like(weight, eps).copysign(weight), weight)
         return self.extract_direction(x) / weight.unsqueeze(-1)
 
     def embed_direction(self, direction: torch.Tensor) -> torch.Tensor:
-        """A translation-invariant vector as the point at infinity (weight 0)."""
+        """A translation-invariant direction as the point at infinity ``-x e_023 + y e_013 - z e_012`` (weight 0).
+
+        Parameters
+        ----------
+        direction : Tensor, shape (..., 3)
+            The direction vector.
+
+        Returns
+        -------
+        Tensor, shape (..., 16)
+        """
         return self._homogeneous(self.check_coordinates(direction, 3, "direction"), 0.0)
 
     def extract_direction(self, x: torch.Tensor) -> torch.Tensor:
+        """The coordinates ``(x, y, z)`` of a trivector, not divided by its weight.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 16)
+            Trivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
         return self.check(x)[..., self._point_blades] * self._point_signs.to(x)
 
     def embed_axial_vector(self, w: torch.Tensor) -> torch.Tensor:
-        """A pseudovector as the translation-invariant trivector ``e_0 ^ B_w``."""
+        """A pseudovector as the translation-invariant trivector ``e_0 ^ B_w``.
+
+        ``B_w`` is the Euclidean bivector dual to ``w``; the result equals ``-embed_direction(w)``.
+
+        Parameters
+        ----------
+        w : Tensor, shape (..., 3)
+            The pseudovector (e.g. an angular velocity).
+
+        Returns
+        -------
+        Tensor, shape (..., 16)
+        """
         return -self.embed_direction(self.check_coordinates(w, 3, "axial vector"))
 
     def extract_axial_vector(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`embed_axial_vector`.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 16)
+            Trivectors ``e_0 ^ B_w``.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+            ``w``.
+        """
         return -self.extract_direction(x)
 
     def _plane_offset(self, offset: torch.Tensor) -> torch.Tensor:
@@ -81,28 +160,79 @@ class ProjectiveAlgebra(Euclidean3DAlgebra):
         return out
 
     def extract_plane(self, x: torch.Tensor):
-        """``(normal (..., 3), offset (...))`` of the plane ``normal . p = offset``."""
+        """The plane ``{p : normal . p = offset}`` of a plane vector ``n - d e_0``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 16)
+            Plane vectors.
+
+        Returns
+        -------
+        normal : Tensor, shape (..., 3)
+            The ``e_1, e_2, e_3`` coefficients (not normalised).
+        offset : Tensor, shape (...)
+            Minus the ``e_0`` coefficient.
+        """
         return self.check(x)[..., self._spatial_vectors], -x[..., self._blade(0)]
 
     def embed_translation(self, translation: torch.Tensor) -> torch.Tensor:
-        """Translator ``1 - 1/2 e_0 t``: ``act(T, embed_point(p)) == embed_point(p + t)``."""
+        """The translator ``1 - 1/2 e_0 t``: ``act(T, embed_point(p)) == embed_point(p + t)``.
+
+        Parameters
+        ----------
+        translation : Tensor, shape (..., 3)
+            The translation vector ``t``.
+
+        Returns
+        -------
+        Tensor, shape (..., 16)
+            An even versor (scalar and ``e_01, e_02, e_03`` parts).
+        """
         t = self.check_coordinates(translation, 3, "translation")
         out = self.vector(-0.5 * t, [self._blade(0, i) for i in self.spatial])
         out[..., 0] = 1.0
         return out
 
     def extract_translation(self, x: torch.Tensor) -> torch.Tensor:
+        """The translation vector of a translator (the inverse of :meth:`embed_translation`).
+
+        ``-2`` times the ``e_01, e_02, e_03`` coefficients divided by the scalar part, so a translator
+        scaled by any non-zero factor gives the same ``t``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 16)
+            Translators.
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
         return -2.0 * self.check(x)[..., [self._blade(0, i) for i in self.spatial]] / x[..., :1]
 
 
 class DistanceProjectiveAlgebra(ProjectiveAlgebra):
-    """Projective algebra whose attention also sees the distance between points (iPGA)."""
+    """Projective algebra whose attention also sees the distance between points (iPGA).
+
+    Five extra attention features per multivector make ``query . key`` include
+    ``-|w_k c_q - w_q c_k|^2`` (``w`` the ``e_123`` weight, ``c`` the trivector coordinates), minus
+    the squared distance of two normalised points; everything else is :class:`ProjectiveAlgebra`.
+
+    Parameters
+    ----------
+    group : {"E(3)", "SE(3)"}
+        The symmetry group.
+    name : str
+        Registry name.
+    """
 
     def __init__(self, group: str = "E(3)", name: str = "projective-distance"):
         super().__init__(group, name)
 
     @property
     def attention_feature_dim(self) -> int:
+        """Length ``F`` of the attention features: the 8 of the projective algebra plus 5 for distances."""
         return super().attention_feature_dim + 5
 
     def _distance_parts(self, x):
@@ -111,6 +241,20 @@ class DistanceProjectiveAlgebra(ProjectiveAlgebra):
         return weight, coords
 
     def query_features(self, x):
+        """Query features: the projective ones, then ``(-|c|^2, -w^2, 2 w c)``.
+
+        With :meth:`key_features` the dot product is ``<q~ k>_0 - |w_k c_q - w_q c_k|^2``: a
+        polynomial in the components, so exactly invariant.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 16)
+            Query multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., 13)
+        """
         # -|w_k c_q - w_q c_k|^2 = (-|c_q|^2, -w_q^2, 2 w_q c_q) . (w_k^2, |c_k|^2, w_k c_k);
         # a polynomial in the components, so exactly invariant (translations: c -> c + w t).
         weight, coords = self._distance_parts(x)
@@ -118,6 +262,17 @@ class DistanceProjectiveAlgebra(ProjectiveAlgebra):
         return torch.cat([super().query_features(x), extra], -1)
 
     def key_features(self, x):
+        """Key features: the projective ones, then ``(w^2, |c|^2, w c)`` (see :meth:`query_features`).
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 16)
+            Key multivectors.
+
+        Returns
+        -------
+        Tensor, shape (..., 13)
+        """
         weight, coords = self._distance_parts(x)
         extra = torch.cat([weight**2, (coords**2).sum(-1, keepdim=True), weight * coords], -1)
         return torch.cat([super().key_features(x), extra], -1)

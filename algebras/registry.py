@@ -60,7 +60,23 @@ def _load_plugins() -> None:
 
 
 def import_factory(path: str) -> Callable[..., CliffordAlgebra]:
-    """The factory at ``"module:attribute"``; a ``ValueError`` naming what could not be imported."""
+    """Import the factory named ``"module:attribute"`` (the attribute may be dotted: ``"m:Cls.build"``).
+
+    Parameters
+    ----------
+    path : str
+        ``"package.module:attribute"``.
+
+    Returns
+    -------
+    callable
+        The object at that path.
+
+    Raises
+    ------
+    ValueError
+        Naming what could not be imported: the module, the attribute, or a non-callable object.
+    """
     module_name, _, attribute = path.partition(":")
     try:
         obj = importlib.import_module(module_name)
@@ -88,8 +104,31 @@ def algebra_aliases() -> dict[str, str]:
 
 
 def canonical_name(name: str) -> str:
-    """Resolve an alias or import a ``"module:attribute"`` factory; a ``ValueError`` listing the valid
-    names for an unknown one."""
+    """The registered name that ``name`` stands for.
+
+    Surrounding blanks are ignored. Names are matched case-insensitively and aliases are resolved
+    (``"PGA"`` -> ``"projective"``); a ``"module:attribute"`` path is kept as written, imported
+    (:func:`import_factory`) and registered under that string on first use. Installed plug-ins
+    (entry-point group ``gatr.algebras``) are loaded first.
+
+    Parameters
+    ----------
+    name : str
+        A registered name, an alias, or an importable factory ``"module:attribute"``.
+
+    Returns
+    -------
+    str
+        The key of the factory in the registry.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    ValueError
+        For an unknown name (listing the valid names and aliases) or a factory path that cannot be
+        imported.
+    """
     if not isinstance(name, str):
         raise TypeError(f"algebra name must be a string, got {type(name).__name__}")
     _load_plugins()
@@ -113,6 +152,25 @@ def get_algebra(name: str | CliffordAlgebra, **options) -> CliffordAlgebra:
 
     ``options`` are passed to the factory, e.g. ``get_algebra("conformal", group="Pin(4,1)")``.
     An algebra object is returned unchanged, so APIs can accept either.
+
+    Parameters
+    ----------
+    name : str or CliffordAlgebra
+        A name as :func:`canonical_name` accepts, or an algebra object.
+    **options
+        Keyword arguments of the factory (hashable: they are part of the cache key).
+
+    Returns
+    -------
+    CliffordAlgebra
+        The same object for every call with the same name and options.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or options given together with an algebra object.
+    TypeError
+        If the factory does not return a :class:`~algebras.CliffordAlgebra`.
     """
     if isinstance(name, CliffordAlgebra):
         if options:
@@ -129,9 +187,34 @@ def get_algebra(name: str | CliffordAlgebra, **options) -> CliffordAlgebra:
 
 
 def register_algebra(name: str, factory: Callable[..., CliffordAlgebra], aliases=(), overwrite: bool = False):
-    """Register ``factory(**options) -> CliffordAlgebra`` under ``name`` (and ``aliases``).
+    """Register ``factory(**options) -> CliffordAlgebra`` under ``name`` (and ``aliases``), at run time.
 
     Example: ``register_algebra("spacetime", lambda: CliffordAlgebra((1, -1, -1, -1), "spacetime"))``.
+    The name is then accepted wherever an algebra name is (``get_algebra``, ``GATr``, configs read in
+    this process). Names and aliases are stored lower-case; algebras cached under a replaced name
+    are dropped.
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    factory : callable
+        ``(**options) -> CliffordAlgebra`` (a class works).
+    aliases : iterable of str
+        Further names for the same factory.
+    overwrite : bool
+        Replace names or aliases that are already registered instead of raising.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        If ``name`` or an alias is taken and ``overwrite`` is False.
+    TypeError
+        If ``factory`` is not callable.
     """
     _load_plugins()
     key = name.strip().lower()

@@ -34,9 +34,9 @@ ActionSampler = Callable[[int, int], np.ndarray]
 
 @dataclass(frozen=True, eq=False)
 class GroupStructure:
-    """Equivariant maps and invariants of a group acting on a Clifford algebra.
+    """Equivariant maps and invariants of a group acting on a Clifford algebra (a frozen dataclass).
 
-    Attributes
+    Parameters
     ----------
     linear_basis : ndarray, shape (n_maps, dim, dim)
         Basis of the linear maps ``L`` with ``L rho_u = rho_u L``; ``y = linear_basis[m] @ x``.
@@ -55,17 +55,46 @@ class GroupStructure:
 
     @classmethod
     def derive(cls, act_matrices: np.ndarray, grades) -> "GroupStructure":
-        """Solve the equivariance constraints of ``act_matrices (m, dim, dim)`` (blades of ``grades``)."""
+        """Solve the equivariance constraints of some group elements (:mod:`algebras.equivariance`).
+
+        Parameters
+        ----------
+        act_matrices : ndarray, shape (m, dim, dim)
+            ``rho_u`` as matrices for ``m`` random group elements.
+        grades : sequence of int, length dim
+            Grade of each blade.
+
+        Returns
+        -------
+        GroupStructure
+            The maps commuting with every given ``rho_u``, and the vectors and functionals they fix.
+        """
         basis, blocks = equivariant_linear_maps(act_matrices, grades)
         return cls(basis, blocks, invariant_vectors(act_matrices, grades),
                    invariant_vectors(act_matrices, grades, transpose=True))
 
     @property
     def dim(self) -> int:
+        """Dimension of the algebra (number of blades) the maps act on."""
         return self.linear_basis.shape[-1]
 
     def residual(self, act_matrices: np.ndarray) -> float:
-        """Largest violation of equivariance / invariance under ``act_matrices (m, dim, dim)``, relative."""
+        """Largest violation of equivariance / invariance under some group elements, relative.
+
+        The maximum over ``|L R - R L|``, ``|R v - v|`` and ``|f R - f|`` for every map ``L``,
+        invariant vector ``v``, invariant functional ``f`` and action matrix ``R``, divided by
+        ``max(1, max |R|)``.
+
+        Parameters
+        ----------
+        act_matrices : ndarray, shape (m, dim, dim)
+            ``rho_u`` as matrices.
+
+        Returns
+        -------
+        float
+            The relative residual; ``inf`` if the maps do not have the matrices' shape.
+        """
         r = act_matrices
         if self.linear_basis.ndim != 3 or self.linear_basis.shape[1:] != r.shape[1:]:
             return np.inf
@@ -76,11 +105,29 @@ class GroupStructure:
         return float(worst) / max(1.0, float(np.abs(r).max()))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        """The structure as the arrays of its ``.npz`` cache file (``blocks`` as an ``(n_maps, 2)`` int array).
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``linear_basis``, ``blocks``, ``invariant_basis`` and ``invariant_functionals``.
+        """
         return {"linear_basis": self.linear_basis, "blocks": np.asarray(self.blocks, dtype=np.int64).reshape(-1, 2),
                 "invariant_basis": self.invariant_basis, "invariant_functionals": self.invariant_functionals}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "GroupStructure":
+        """The inverse of :meth:`to_arrays` (arrays as float64; extra keys are ignored).
+
+        Parameters
+        ----------
+        arrays : mapping of str to ndarray
+            At least ``linear_basis``, ``blocks``, ``invariant_basis`` and ``invariant_functionals``.
+
+        Returns
+        -------
+        GroupStructure
+        """
         blocks = tuple((int(a), int(b)) for a, b in np.asarray(arrays["blocks"]).reshape(-1, 2))
         return cls(np.asarray(arrays["linear_basis"], dtype=np.float64), blocks,
                    np.asarray(arrays["invariant_basis"], dtype=np.float64),
@@ -88,18 +135,61 @@ class GroupStructure:
 
 
 def group_tag(group) -> str:
-    """What a cache file must match besides the signature: group name, parity, derivation version."""
+    """What a cache file must match besides the signature: group name, parity, derivation version.
+
+    Parameters
+    ----------
+    group : VersorGroup
+        The symmetry group.
+
+    Returns
+    -------
+    str
+        ``"<name>|even=<even_only>|v<STRUCTURE_VERSION>"``.
+    """
     return f"{group.name}|even={group.even_only}|v{STRUCTURE_VERSION}"
 
 
 def structure_filename(signature, group) -> str:
-    """Cache file of the derived structure, keyed by signature and group."""
+    """File name of the cached structure, keyed by signature and group.
+
+    Parameters
+    ----------
+    signature : sequence of {1, -1, 0}
+        Squares of the basis vectors.
+    group : VersorGroup
+        The symmetry group (its name, reduced to a file-name-safe form, and its parity).
+
+    Returns
+    -------
+    str
+        ``"basis_<signature key>_<group name>[_even].npz"``.
+    """
     name = re.sub(r"[^A-Za-z0-9]+", "_", group.name).strip("_") or "group"
     return f"basis_{signature_key(signature)}_{name}{'_even' if group.even_only else ''}.npz"
 
 
 def derive_structure_arrays(signature, group, grades, sample: ActionSampler) -> dict[str, np.ndarray]:
-    """A fresh derivation as the arrays of a cache file (SVDs: fast alone, slow on a busy CPU)."""
+    """A fresh derivation as the arrays of a cache file (SVDs: fast alone, slow on a busy CPU).
+
+    Parameters
+    ----------
+    signature : sequence of {1, -1, 0}
+        Squares of the basis vectors.
+    group : VersorGroup
+        The symmetry group.
+    grades : sequence of int, length dim
+        Grade of each blade.
+    sample : callable
+        ``(count, seed) -> (count, dim, dim)`` action matrices of seeded random group elements; called
+        with ``NUM_CONSTRAINT_SAMPLES`` and ``CONSTRAINT_SEED``.
+
+    Returns
+    -------
+    dict of str to ndarray
+        :meth:`GroupStructure.to_arrays` plus ``signature`` and ``group`` (:func:`group_tag`), which a
+        loaded file must match.
+    """
     structure = GroupStructure.derive(sample(NUM_CONSTRAINT_SAMPLES, CONSTRAINT_SEED), grades)
     return {**structure.to_arrays(), "signature": np.asarray(signature, dtype=np.int64),
             "group": np.asarray(group_tag(group))}
@@ -110,6 +200,26 @@ def load_group_structure(signature, group, grades, sample: ActionSampler) -> Gro
 
     Cached entries are re-checked against independent group elements (cheap: no SVD), so a stale or
     foreign cache file is never trusted; a derivation that fails that check is an error.
+
+    Parameters
+    ----------
+    signature : sequence of {1, -1, 0}
+        Squares of the basis vectors.
+    group : VersorGroup
+        The symmetry group.
+    grades : sequence of int, length dim
+        Grade of each blade.
+    sample : callable
+        ``(count, seed) -> (count, dim, dim)`` action matrices of seeded random group elements.
+
+    Returns
+    -------
+    GroupStructure
+
+    Raises
+    ------
+    RuntimeError
+        If the structure's residual on the check elements exceeds ``RESIDUAL_TOLERANCE``.
     """
     check = sample(NUM_CHECK_SAMPLES, CHECK_SEED)
     signature = tuple(int(s) for s in signature)

@@ -28,16 +28,45 @@ SHIPPED_SIGNATURES = ((1, 1, 1), (0, 1, 1, 1), (1, 1, 1, 1, -1))
 
 
 def signature_key(signature) -> str:
-    """A file-name-safe key: one character per basis vector, ``+``→p, ``-``→m, ``0``→z."""
+    """A file-name-safe key: one character per basis vector, ``+``→p, ``-``→m, ``0``→z.
+
+    Parameters
+    ----------
+    signature : sequence of {1, -1, 0}
+        Squares of the basis vectors.
+
+    Returns
+    -------
+    str
+        E.g. ``"zppp"`` for the projective signature ``(0, 1, 1, 1)``.
+    """
     return "".join({1: "p", -1: "m", 0: "z"}[int(s)] for s in signature)
 
 
 def user_cache_dir() -> Path:
+    """Directory of derived tables and structures: ``$GATR_ALGEBRA_CACHE``, else ``~/.cache/gatr-algebras``.
+
+    Returns
+    -------
+    Path
+        The directory (not created here; it is created when a file is first saved to it).
+    """
     return Path(os.environ.get("GATR_ALGEBRA_CACHE", Path.home() / ".cache" / "gatr-algebras"))
 
 
 def clifford_layout(signature):
-    """The ``clifford`` layout whose blade order matches ours (basis vectors e_0 ... e_{n-1})."""
+    """The ``clifford`` layout whose blade order matches ours (basis vectors e_0 ... e_{n-1}).
+
+    Parameters
+    ----------
+    signature : sequence of {1, -1, 0}
+        Squares of the basis vectors.
+
+    Returns
+    -------
+    clifford.Layout
+        ``clifford.Cl(sig=signature, firstIdx=0)``'s layout (imports ``clifford``: slow).
+    """
     import clifford
 
     layout, _ = clifford.Cl(sig=list(int(s) for s in signature), firstIdx=0)
@@ -45,7 +74,20 @@ def clifford_layout(signature):
 
 
 def derive_tables(signature) -> dict[str, np.ndarray]:
-    """Derive blades and product tables from ``clifford`` (slow: imports and JITs clifford)."""
+    """Derive blades and product tables from ``clifford`` (slow: imports and JITs clifford).
+
+    Parameters
+    ----------
+    signature : sequence of {1, -1, 0}
+        Squares of the basis vectors.
+
+    Returns
+    -------
+    dict of str to ndarray
+        The tables of :data:`PRODUCT_NAMES`, each ``(dim, dim, dim)`` float64 indexed
+        ``[left, right, result]``; ``blades (dim, n)`` int64, each row a blade's basis indices padded
+        with -1; ``signature (n,)`` int64.
+    """
     layout = clifford_layout(signature)
     # clifford's tables are indexed [left, result, right]; ours are [left, right, result].
     tables = {
@@ -88,7 +130,21 @@ def _load(path: Path, signature) -> dict[str, np.ndarray] | None:
 
 @lru_cache(maxsize=None)
 def load_tables(signature: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Tables for ``signature`` from the shipped data, the user cache, or a fresh derivation."""
+    """Tables for ``signature`` from the shipped data, the user cache, or a fresh derivation.
+
+    A fresh derivation is saved to :func:`user_cache_dir` (silently skipped where that is read-only).
+    Memoised per signature.
+
+    Parameters
+    ----------
+    signature : tuple of int
+        Squares of the basis vectors (a tuple: the result is memoised).
+
+    Returns
+    -------
+    dict of str to ndarray
+        As :func:`derive_tables` returns them.
+    """
     key = signature_key(signature)
     for directory in (SHIPPED_DIR, user_cache_dir()):
         arrays = _load(directory / f"tables_{key}.npz", signature)
@@ -105,7 +161,22 @@ def load_tables(signature: tuple[int, ...]) -> dict[str, np.ndarray]:
 def cached_arrays(filename: str, derive, is_valid=None) -> dict[str, np.ndarray]:
     """Arrays from ``SHIPPED_DIR/filename``, else the user cache, else ``derive()`` (then cached).
 
-    ``is_valid(arrays)`` rejects stale or foreign files, which are then derived again.
+    ``is_valid(arrays)`` rejects stale or foreign files, which are then derived again. A missing or
+    corrupted file is skipped; a derivation is saved atomically to :func:`user_cache_dir` (silently
+    skipped where that is read-only).
+
+    Parameters
+    ----------
+    filename : str
+        Name of the ``.npz`` file in either directory.
+    derive : callable
+        ``() -> dict of str to ndarray``, called when no valid file exists.
+    is_valid : callable, optional
+        ``(arrays) -> bool``; None accepts any readable file.
+
+    Returns
+    -------
+    dict of str to ndarray
     """
     for directory in (SHIPPED_DIR, user_cache_dir()):
         try:
@@ -124,6 +195,18 @@ def cached_arrays(filename: str, derive, is_valid=None) -> dict[str, np.ndarray]
 
 
 def blades_from_array(blades: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    """Blades as tuples of basis indices from the padded array of :func:`derive_tables`.
+
+    Parameters
+    ----------
+    blades : ndarray of int, shape (dim, n)
+        One row per blade, its basis indices followed by -1 padding.
+
+    Returns
+    -------
+    tuple of tuple of int
+        E.g. ``((), (0,), (1,), ..., (0, 1, 2))``; the scalar is the empty tuple.
+    """
     return tuple(tuple(int(i) for i in row if i >= 0) for row in blades)
 
 

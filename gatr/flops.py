@@ -21,15 +21,55 @@ TRAINING_MULTIPLIER = 3  # forward + backward (backward = 2 x forward)
 
 
 def linear_flops(in_features: int, out_features: int) -> int:
-    """Forward FLOPs per token of a dense ``in -> out`` linear layer."""
+    """Forward FLOPs per token of a dense ``in -> out`` linear layer: ``2 * in * out``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input and output widths.
+
+    Returns
+    -------
+    int
+    """
     return 2 * int(in_features) * int(out_features)
 
 
 def attention_flops(num_items: int, qk_features: int, v_features: int, num_heads: int = 1) -> int:
-    """Forward FLOPs per query token of ``softmax(Q K^T) V`` over ``num_items`` keys (all heads)."""
+    """Forward FLOPs per query token of ``softmax(Q K^T) V`` over ``num_items`` keys (all heads).
+
+    ``2 * num_items * (qk_features + v_features) * num_heads``: ``Q K^T`` and ``A V`` over the full
+    sequence, no causal discount.
+
+    Parameters
+    ----------
+    num_items : int
+        Number of keys.
+    qk_features : int
+        Length of a query / key per head.
+    v_features : int
+        Length of a value per head.
+    num_heads : int
+        Number of heads.
+
+    Returns
+    -------
+    int
+    """
     return 2 * int(num_items) * (int(qk_features) + int(v_features)) * int(num_heads)
 
 
 def training_flops(forward_flops: float) -> float:
-    """Forward + backward FLOPs from forward FLOPs (backward = 2 x forward)."""
+    """Forward + backward FLOPs from forward FLOPs (backward = 2 x forward).
+
+    Parameters
+    ----------
+    forward_flops : float
+        Forward FLOPs.
+
+    Returns
+    -------
+    float
+        ``TRAINING_MULTIPLIER * forward_flops``.
+    """
     return TRAINING_MULTIPLIER * forward_flops

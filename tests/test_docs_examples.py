@@ -7,6 +7,7 @@ import torch
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 README = DOCS.parent / "README.md"
+EXAMPLE_README = DOCS.parent / "examples" / "spacetime" / "README.md"
 
 
 def code_blocks(page: Path, language: str) -> list[str]:
@@ -34,3 +35,25 @@ def test_three_ways_in_examples_run(monkeypatch):
 def test_getting_started_commands_are_the_readmes():
     readme = code_blocks(README, "bash")[0]
     assert readme in code_blocks(DOCS / "index.md", "bash")
+
+
+def test_your_own_algebra_examples_run(monkeypatch):
+    from algebras import registry
+
+    for table in ("_FACTORIES", "_ALIASES", "_INSTANCES"):  # the page registers "lorentz": keep it local
+        monkeypatch.setattr(registry, table, dict(getattr(registry, table)))
+    ns: dict = {}
+    blocks = code_blocks(DOCS / "your-own-algebra.md", "python")
+    assert len(blocks) >= 3
+    for block in blocks:
+        exec(compile(block, str(DOCS / "your-own-algebra.md"), "exec"), ns)  # noqa: S102 - our own docs
+    sta = ns["sta"]
+    assert (sta.signature, sta.group.name, sta.dim) == ((1, -1, -1, -1), "SO+(1,3)", 16)
+    assert tuple(sta.linear_basis.shape) == (10, 16, 16)
+    assert ns["get_algebra"]("SO13").name == "lorentz"
+    assert ns["t"] is sta.tensors("cpu", torch.float32) and tuple(ns["t"].invariant_basis.shape) == (2, 16)
+    assert sta.attention_feature_dim == 16
+
+
+def test_the_plugin_example_commands_are_its_readmes():
+    assert code_blocks(EXAMPLE_README, "bash")[0] in code_blocks(DOCS / "your-own-algebra.md", "bash")

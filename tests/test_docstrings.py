@@ -4,6 +4,8 @@ Public: listed in a package's ``__all__``, or defined under a name without a lea
 module whose dotted path has no underscore part. Public methods and properties defined in a public
 class count too. A docstring must exist; where the callable takes arguments it must have a numpy
 ``Parameters`` or ``Returns`` section (the API reference of the documentation site renders them).
+A ``typing.Protocol`` is never instantiated, so its class docstring needs no such section (its
+methods still do). Members named in ``PENDING`` are exempt while another branch documents them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,33 @@ import re
 import pytest
 
 PACKAGES = ("algebras", "gatr")
+
+#: Public members left undocumented here on purpose: their files are being changed on another branch,
+#: which documents them and then empties this list (an entry that is documented, or gone, fails
+#: ``test_pending_entries_are_still_missing``, so the list cannot outlive its reason). Names only.
+PENDING = frozenset({
+    # kernels/constants: documented in the speed issue
+    "algebras.constants.AlgebraTensors",
+    "algebras.constants.AlgebraTensors.derived",
+    "algebras.constants.AlgebraTensors.geometric",
+    "algebras.constants.AlgebraTensors.inner",
+    "algebras.constants.AlgebraTensors.left_contraction",
+    "algebras.constants.AlgebraTensors.outer",
+    "gatr.kernels.bilinear.dense_bilinear",
+    "gatr.kernels.bilinear.product_matrices",
+    "gatr.kernels.bilinear.select_bilinear_kernel",
+    "gatr.kernels.linear.SparseStructure",
+    "gatr.kernels.linear.dense_linear",
+    "gatr.kernels.linear.select_linear_kernel",
+    "gatr.kernels.linear.sparse_linear",
+    "gatr.kernels.linear.sparse_structure",
+    # layers/base.py: edited in the speed issue too; documented there
+    "gatr.layers.base.EquiModule",
+    "gatr.layers.base.EquiModule.flops_per_token",
+    "gatr.layers.base.EquiModule.own_flops_per_token",
+    "gatr.layers.base.sub_layers",
+})
+
 SECTION = re.compile(r"^\s*(Parameters|Returns|Yields)\s*\n\s*-{3,}\s*$", re.MULTILINE)
 
 
@@ -27,6 +56,8 @@ def _public_modules(package: str) -> list:
 
 
 def _takes_arguments(obj) -> bool:
+    if inspect.isclass(obj) and getattr(obj, "_is_protocol", False):
+        return False  # a typing.Protocol is never instantiated: no constructor arguments to document
     try:
         params = inspect.signature(obj).parameters.values()
     except (TypeError, ValueError):
@@ -92,8 +123,14 @@ def test_the_walk_finds_the_public_api():
     assert not any("._" in n for n in members)
 
 
-@pytest.mark.xfail(strict=False, reason="docstrings pending (issue 10, algebras/gatr)")
 def test_public_api_has_numpy_docstrings():
-    missing = missing_docstrings()
+    missing = [m for m in missing_docstrings() if m.split(": ", 1)[0] not in PENDING]
     assert not missing, f"{len(missing)} public members of algebras/gatr lack a numpy docstring:\n  " + \
         "\n  ".join(missing)
+
+
+def test_pending_entries_are_still_missing():
+    missing = {m.split(": ", 1)[0] for m in missing_docstrings()}
+    stale = sorted(PENDING - missing)
+    assert not stale, "documented or renamed since they were listed; remove them from PENDING:\n  " + \
+        "\n  ".join(stale)

@@ -83,13 +83,6 @@ class GeometricAttention(_AttentionBase):
         One key/value head shared by all query heads.
     dropout : float
         Attention-weight dropout (training only).
-
-    Shapes
-    ------
-    forward(mv (..., items, in_mv, dim), scalars (..., items, in_s), attention_mask=None,
-    key_padding_mask=None) -> (mv (..., items, out_mv, dim), scalars (..., items, out_s)).
-    ``attention_mask``: bool (True = attend) or additive float, broadcastable to
-    ``(..., heads, items, items)``; ``key_padding_mask``: bool ``(..., items)``, True = real item.
     """
 
     def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
@@ -104,6 +97,27 @@ class GeometricAttention(_AttentionBase):
         self.nest_children()
 
     def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None):
+        """Self-attention over the items.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., items, in_mv_channels, dim)
+            Multivector inputs.
+        scalars : Tensor, shape (..., items, in_s_channels), optional
+            Scalar inputs; None only when ``in_s_channels == 0``.
+        attention_mask : Tensor, optional
+            Bool or integer (nonzero = attend) or additive float, broadcastable to
+            ``(..., heads, items, items)`` without growing it.
+        key_padding_mask : Tensor of bool, shape (..., items), optional
+            True for real items, False for padding; padded keys and values are zeroed, so whatever
+            they hold (even nan) never reaches real items.
+
+        Returns
+        -------
+        mv : Tensor, shape (..., items, out_mv_channels, dim)
+        scalars : Tensor, shape (..., items, out_s_channels)
+            Always a tensor (0 channels wide when ``out_s_channels == 0``).
+        """
         if self.validate_inputs:
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
         y_mv, y_s = self.qkv(mv, scalars)
@@ -116,13 +130,21 @@ class GeometricAttention(_AttentionBase):
 class GeometricCrossAttention(_AttentionBase):
     """Geometric cross-attention: queries from ``(mv, scalars)``, keys/values from ``(kv_mv, kv_scalars)``.
 
-    Same parameters as :class:`GeometricAttention` plus ``kv_mv_channels`` / ``kv_s_channels``.
-
-    Shapes
-    ------
-    forward(mv (..., q_items, in_mv, dim), scalars (..., q_items, in_s), kv_mv (..., k_items, kv_mv, dim),
-    kv_scalars (..., k_items, kv_s), attention_mask=None (..., heads, q_items, k_items),
-    key_padding_mask=None (..., k_items)) -> (mv (..., q_items, out_mv, dim), s (..., q_items, out_s)).
+    Parameters
+    ----------
+    algebra : str or CliffordAlgebra
+    in_mv_channels, in_s_channels : int
+        Channels of the query inputs.
+    kv_mv_channels, kv_s_channels : int
+        Channels of the key/value inputs.
+    out_mv_channels, out_s_channels : int
+    num_heads : int
+    hidden_mv_channels, hidden_s_channels : int
+        Channels per head (queries, keys and values).
+    multi_query : bool
+        One key/value head shared by all query heads.
+    dropout : float
+        Attention-weight dropout (training only).
     """
 
     def __init__(self, algebra, in_mv_channels: int, kv_mv_channels: int, out_mv_channels: int,
@@ -140,6 +162,31 @@ class GeometricCrossAttention(_AttentionBase):
         self.nest_children()
 
     def forward(self, mv, scalars, kv_mv, kv_scalars=None, attention_mask=None, key_padding_mask=None):
+        """Attention of the query items to the key/value items.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., q_items, in_mv_channels, dim)
+            Multivectors the queries are computed from.
+        scalars : Tensor, shape (..., q_items, in_s_channels) or None
+            Scalars of the queries; None only when ``in_s_channels == 0``.
+        kv_mv : Tensor, shape (..., k_items, kv_mv_channels, dim)
+            Multivectors the keys and values are computed from.
+        kv_scalars : Tensor, shape (..., k_items, kv_s_channels), optional
+            None only when ``kv_s_channels == 0``.
+        attention_mask : Tensor, optional
+            Bool or integer (nonzero = attend) or additive float, broadcastable to
+            ``(..., heads, q_items, k_items)`` without growing it.
+        key_padding_mask : Tensor of bool, shape (..., k_items), optional
+            True for real items, False for padding; padded keys and values are zeroed, so whatever
+            they hold (even nan) never reaches real items.
+
+        Returns
+        -------
+        mv : Tensor, shape (..., q_items, out_mv_channels, dim)
+        scalars : Tensor, shape (..., q_items, out_s_channels)
+            Always a tensor (0 channels wide when ``out_s_channels == 0``).
+        """
         if self.validate_inputs:
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels, "query")
             kv_scalars = check_inputs(self, kv_mv, kv_scalars, self.kv_mv_channels, self.kv_s_channels, "key/value")

@@ -18,6 +18,18 @@ def reference_from_inputs(mv: torch.Tensor, key_padding_mask: torch.Tensor | Non
 
     A linear equivariant function of the inputs, so it transforms with them (as the projective join
     requires: its pseudoscalar component picks up ``det`` under reflections).
+
+    Parameters
+    ----------
+    mv : Tensor, shape (..., items, channels, dim)
+        Multivectors.
+    key_padding_mask : Tensor of bool, shape (..., items), optional
+        True for real items; padded items are left out of the mean (a batch entry without real
+        items gets 0).
+
+    Returns
+    -------
+    Tensor, shape (..., 1, 1, dim)
     """
     if key_padding_mask is None:
         return mv.mean(dim=(-3, -2), keepdim=True)
@@ -41,13 +53,6 @@ class GeometricBilinear(EquiModule):
         Operand channels per bilinear; default ``max(1, out_mv_channels // n_bilinears)``.
     kernel : str
         Execution kernel of the products (:data:`gatr.kernels.BILINEAR_KERNELS` or ``"auto"``).
-
-    Shapes
-    ------
-    forward(mv (..., items, in_mv, dim), scalars (..., items, in_s), reference_mv=None)
-    -> (mv (..., items, out_mv, dim), scalars (..., items, out_s)).
-    ``reference_mv`` ``(..., dim)`` must broadcast against ``(..., items, 1, dim)`` (e.g. shape
-    ``(batch, 1, 1, dim)``); default: :func:`reference_from_inputs` of this layer's input.
     """
 
     def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
@@ -74,6 +79,26 @@ class GeometricBilinear(EquiModule):
                 self.operands.weight_s2mv.mul_(scale.reshape(-1, 1, 1))
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, reference_mv: torch.Tensor | None = None):
+        """Every bilinear of the algebra on learned operands, then one EquiLinear to the outputs.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., items, in_mv_channels, dim)
+            Multivector inputs.
+        scalars : Tensor, shape (..., items, in_s_channels), optional
+            Scalar inputs (they enter the operands and the output map); None only when
+            ``in_s_channels == 0``.
+        reference_mv : Tensor, shape (..., dim), optional
+            Scales the bilinears that have a reference component (the projective join); must
+            broadcast against ``(..., items, 1, dim)``, e.g. ``(batch, 1, 1, dim)``. Default:
+            :func:`reference_from_inputs` of ``mv`` (no padding mask).
+
+        Returns
+        -------
+        mv : Tensor, shape (..., items, out_mv_channels, dim)
+        scalars : Tensor, shape (..., items, out_s_channels)
+            Always a tensor (0 channels wide when ``out_s_channels == 0``).
+        """
         if self.validate_inputs:
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
             if reference_mv is not None and reference_mv.shape[-1] != self.algebra.dim:
@@ -89,6 +114,19 @@ class GeometricBilinear(EquiModule):
         return self.output(products.flatten(-3, -2), scalars)
 
     def own_flops_per_token(self, num_items: int) -> int:
-        """``2 nnz(T_b)`` per product, ``hidden_mv_channels`` products per bilinear (:mod:`gatr.flops`)."""
+        """``2 nnz(T_b)`` per product, ``hidden_mv_channels`` products per bilinear (:mod:`gatr.flops`).
+
+        The operand and output EquiLinears are sub-layers, counted by :meth:`flops_per_token`.
+
+        Parameters
+        ----------
+        num_items : int
+            Items per sequence (unused: the products are per token).
+
+        Returns
+        -------
+        int
+            Forward FLOPs per token of the bilinear products.
+        """
         tables = self.algebra.tensors("cpu", torch.float64).bilinear_tables
         return 2 * self.hidden_mv_channels * int(torch.count_nonzero(tables))

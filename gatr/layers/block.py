@@ -17,7 +17,21 @@ from .norm import EquiLayerNorm
 
 
 def mv_dropout(mv: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Dropout of whole multivectors (one mask entry per channel), so it stays equivariant."""
+    """Dropout of whole multivectors (one mask entry per channel), so it stays equivariant.
+
+    Parameters
+    ----------
+    mv : Tensor, shape (..., channels, dim)
+        Multivectors.
+    p : float
+        Probability of zeroing a multivector; kept ones are scaled by ``1 / (1 - p)``.
+    training : bool
+        Apply only when True (``mv`` is returned unchanged otherwise, or when ``p == 0``).
+
+    Returns
+    -------
+    Tensor, shape (..., channels, dim)
+    """
     if not training or p == 0.0:
         return mv
     keep = torch.rand(mv.shape[:-1] + (1,), device=mv.device) >= p
@@ -25,7 +39,18 @@ def mv_dropout(mv: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 class GeometricMLP(EquiModule):
-    """``GeometricBilinear(c -> 2c) -> ScalarGatedNonlinearity -> EquiLinear(2c -> c)`` (same for scalars)."""
+    """``GeometricBilinear(c -> 2c) -> ScalarGatedNonlinearity -> EquiLinear(2c -> c)`` (same for scalars).
+
+    Parameters
+    ----------
+    algebra : str or CliffordAlgebra
+    mv_channels : int
+        Multivector channels ``c`` in and out.
+    s_channels : int
+        Scalar channels in and out.
+    activation : str
+        Gate of the nonlinearity (:data:`gatr.primitives.ACTIVATIONS`).
+    """
 
     def __init__(self, algebra, mv_channels: int, s_channels: int, activation: str = "gelu"):
         super().__init__()
@@ -35,6 +60,22 @@ class GeometricMLP(EquiModule):
         self.nest_children()
 
     def forward(self, mv, scalars=None, reference_mv=None):
+        """Bilinear, gated nonlinearity, linear; shapes are preserved.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., items, mv_channels, dim)
+            Multivector inputs.
+        scalars : Tensor, shape (..., items, s_channels), optional
+            None only when ``s_channels == 0``.
+        reference_mv : Tensor, shape (..., dim), optional
+            Passed to :meth:`GeometricBilinear.forward`.
+
+        Returns
+        -------
+        mv : Tensor, shape (..., items, mv_channels, dim)
+        scalars : Tensor, shape (..., items, s_channels)
+        """
         mv, scalars = self.bilinear(mv, scalars, reference_mv=reference_mv)
         mv, scalars = self.nonlinearity(mv, scalars)
         return self.linear(mv, scalars)
@@ -82,6 +123,28 @@ class GATrBlock(EquiModule):
         return mv + d_mv, (scalars + d_s if scalars is not None else d_s)
 
     def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None, reference_mv=None):
+        """``x = x + Attention(Norm(x)); x = x + MLP(Norm(x))``.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., items, mv_channels, dim)
+            Multivector inputs.
+        scalars : Tensor, shape (..., items, s_channels), optional
+            None only when ``s_channels == 0``.
+        attention_mask : Tensor, optional
+            Bool or integer (nonzero = attend) or additive float, broadcastable to
+            ``(..., heads, items, items)``.
+        key_padding_mask : Tensor of bool, shape (..., items), optional
+            True for real items.
+        reference_mv : Tensor, shape (..., dim), optional
+            For the MLP's reference-scaled bilinears (see :class:`GeometricBilinear`).
+
+        Returns
+        -------
+        mv : Tensor, shape (..., items, mv_channels, dim)
+        scalars : Tensor, shape (..., items, s_channels)
+            Always a tensor (0 channels wide when ``s_channels == 0``).
+        """
         if self.validate_inputs:
             scalars = check_inputs(self, mv, scalars, self.mv_channels, self.s_channels)
         h_mv, h_s = self.norm(mv, scalars)

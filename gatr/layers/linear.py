@@ -32,12 +32,6 @@ class EquiLinear(EquiModule):
         Output standard deviation for unit-variance inputs (default 1).
     kernel : {"auto", "dense", "sparse"}
         Execution kernel (:data:`gatr.kernels.LINEAR_KERNELS`).
-
-    Shapes
-    ------
-    forward(mv (..., items, in_mv, dim), scalars (..., items, in_s) or None if in_s == 0)
-    -> (mv (..., items, out_mv, dim), scalars (..., items, out_s)); the output scalars are always
-    a tensor (with 0 channels when ``out_s_channels == 0``).
     """
 
     def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
@@ -68,7 +62,17 @@ class EquiLinear(EquiModule):
 
     @torch.no_grad()
     def reset_parameters(self, gain: float = 1.0):
-        """Normal weights with per-map standard deviations from :func:`init_stds` (unit variance out)."""
+        """Normal weights with per-map standard deviations from :func:`init_stds` (unit variance out); zero biases.
+
+        Parameters
+        ----------
+        gain : float
+            Output standard deviation for unit-variance inputs.
+
+        Returns
+        -------
+        None
+        """
         stds = init_stds(self.algebra, self.in_mv_channels, self.out_mv_channels,
                          self.in_s_channels, self.out_s_channels, gain)
         for weight, std in ((self.weight_mv, stds["mv"]), (self.weight_s2mv, stds["s2mv"]),
@@ -87,13 +91,39 @@ class EquiLinear(EquiModule):
                 equi_bias(self.algebra, self.bias_mv, self.bias_s))
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
+        """Apply the equivariant linear map with this layer's kernel.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., items, in_mv_channels, dim)
+            Multivector inputs.
+        scalars : Tensor, shape (..., items, in_s_channels), optional
+            Scalar inputs; None only when ``in_s_channels == 0``.
+
+        Returns
+        -------
+        mv : Tensor, shape (..., items, out_mv_channels, dim)
+        scalars : Tensor, shape (..., items, out_s_channels)
+            Always a tensor (0 channels wide when ``out_s_channels == 0``).
+        """
         if self.validate_inputs:
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
         return equi_linear(self.algebra, mv, scalars, self.weight_mv, self.weight_s2mv, self.weight_mv2s,
                            self.weight_s, self.bias_mv, self.bias_s, kernel=self.kernel)
 
     def own_flops_per_token(self, num_items: int) -> int:
-        """Counted as its dense matrix (:mod:`gatr.flops`)."""
+        """Counted as its dense matrix (:mod:`gatr.flops`), whatever kernel runs it.
+
+        Parameters
+        ----------
+        num_items : int
+            Items per sequence (unused: the map is per token).
+
+        Returns
+        -------
+        int
+            ``2 * (in_mv * dim + in_s) * (out_mv * dim + out_s)``.
+        """
         dim = self.algebra.dim
         return linear_flops(self.in_mv_channels * dim + self.in_s_channels,
                             self.out_mv_channels * dim + self.out_s_channels)

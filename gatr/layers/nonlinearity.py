@@ -22,6 +22,20 @@ class ScalarGatedNonlinearity(EquiModule):
         self.activation = activation
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
+        """``(act(<mv>_0) * mv, act(scalars))``.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., channels, dim)
+            Multivectors.
+        scalars : Tensor, shape (..., s_channels), optional
+            None is treated as 0 channels.
+
+        Returns
+        -------
+        mv : Tensor, shape (..., channels, dim)
+        scalars : Tensor, shape (..., s_channels)
+        """
         if scalars is None:
             scalars = mv.new_zeros(*mv.shape[:-2], 0)
         return gated_nonlinearity(mv, scalars, self.activation)

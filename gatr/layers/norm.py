@@ -15,6 +15,12 @@ class EquiLayerNorm(EquiModule):
 
     Computed in float32 under autocast. Shapes unchanged: ``mv (..., channels, dim)``,
     ``scalars (..., s_channels)`` (None passes through as an empty tensor).
+
+    Parameters
+    ----------
+    algebra : str or CliffordAlgebra
+    eps : float
+        Added to the mean squared norm of the multivectors (the scalars use ``1e-5``).
     """
 
     def __init__(self, algebra, eps: float = 1e-6):
@@ -24,6 +30,22 @@ class EquiLayerNorm(EquiModule):
         self.prepare_constants()
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
+        """Normalise the multivectors equivariantly and the scalars by a standard layer norm.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., channels, dim)
+            Multivectors; normalised over the channel axis.
+        scalars : Tensor, shape (..., s_channels), optional
+            None is treated as 0 channels.
+
+        Returns
+        -------
+        mv : Tensor, shape (..., channels, dim)
+            :func:`~gatr.primitives.equi_layer_norm` of ``mv``.
+        scalars : Tensor, shape (..., s_channels)
+            :func:`~gatr.primitives.scalar_layer_norm` of ``scalars``.
+        """
         if self.validate_inputs:
             self.algebra.check(mv, "EquiLayerNorm input")
         if scalars is None:

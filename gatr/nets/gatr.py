@@ -26,7 +26,7 @@ class GATrConfig:
 
     Plain types, so YAML / jsonargparse can fill it; field order is :class:`GATr`'s positional order.
 
-    Attributes
+    Parameters
     ----------
     algebra : str
         Registered name, alias or ``"module:attribute"`` factory (a :class:`GATr` also takes an algebra
@@ -78,17 +78,6 @@ class GATr(EquiModule):
         The fields of :class:`GATrConfig` (positionally in its field order, or by name).
     config : GATrConfig, optional
         Instead of ``args`` / ``kwargs``.
-
-    Shapes
-    ------
-    forward(mv (..., items, in_mv, dim), scalars (..., items, in_s) or None, attention_mask=None,
-    key_padding_mask=None, reference_mv=None) -> (mv (..., items, out_mv, dim), s (..., items, out_s)).
-    ``attention_mask``: bool (True = attend) or additive float, broadcastable to
-    ``(..., heads, items, items)``; ``key_padding_mask``: bool ``(..., items)``, True = real item.
-    ``reference_mv`` (for reference-scaled bilinears such as the projective join) must broadcast
-    against ``(..., items, 1, dim)``; default: mean of the input multivectors over (unpadded) items
-    and channels. NOTE: for inputs without a pseudoscalar component (e.g. PGA points) that mean has
-    none either and the join is zero - pass a reference (or an input channel) with one.
     """
 
     def __init__(self, *args, config: GATrConfig | None = None, **kwargs):
@@ -121,11 +110,41 @@ class GATr(EquiModule):
 
     @classmethod
     def from_config(cls, config: GATrConfig | dict) -> "GATr":
-        """A GATr from a :class:`GATrConfig` or a dict of its fields."""
+        """A GATr from a :class:`GATrConfig` or a dict of its fields.
+
+        Parameters
+        ----------
+        config : GATrConfig or dict
+            The settings; a dict is passed to ``GATrConfig(**config)``.
+
+        Returns
+        -------
+        GATr
+        """
         return cls(config=GATrConfig(**config) if isinstance(config, dict) else config)
 
     def set_kernels(self, linear: str | None = None, bilinear: str | None = None) -> "GATr":
-        """Run every EquiLinear with kernel ``linear`` and every bilinear with ``bilinear`` (None: unchanged)."""
+        """Run every EquiLinear with kernel ``linear`` and every bilinear with ``bilinear`` (None: unchanged).
+
+        Both names are checked before anything changes; :attr:`config` records the new kernels.
+
+        Parameters
+        ----------
+        linear : str, optional
+            A name of :data:`gatr.kernels.LINEAR_KERNELS` or ``"auto"``.
+        bilinear : str, optional
+            A name of :data:`gatr.kernels.BILINEAR_KERNELS` or ``"auto"``.
+
+        Returns
+        -------
+        GATr
+            ``self``, for chaining.
+
+        Raises
+        ------
+        ValueError
+            For an unknown kernel name.
+        """
         cpu = torch.device("cpu")
         if linear is not None:
             select_linear_kernel(linear, 0, cpu)  # clear errors for unknown names, before any change
@@ -155,6 +174,32 @@ class GATr(EquiModule):
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, attention_mask=None,
                 key_padding_mask=None, reference_mv: torch.Tensor | None = None):
+        """EquiLinear in, the blocks (checkpointed if ``config.checkpoint`` and gradients are on), EquiLinear out.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., items, in_mv_channels, dim)
+            Multivector inputs.
+        scalars : Tensor, shape (..., items, in_s_channels), optional
+            Scalar inputs; None only when ``in_s_channels == 0``.
+        attention_mask : Tensor, optional
+            Bool or integer (nonzero = attend) or additive float, broadcastable to
+            ``(..., num_heads, items, items)``.
+        key_padding_mask : Tensor of bool, shape (..., items), optional
+            True for real items, False for padding.
+        reference_mv : Tensor, shape (..., dim), optional
+            Reference for reference-scaled bilinears such as the projective join; must broadcast
+            against ``(..., items, 1, dim)``. Default: the mean of the input multivectors over
+            (unpadded) items and channels (:func:`~gatr.layers.reference_from_inputs`). For inputs
+            without a pseudoscalar component (e.g. PGA points) that mean has none either and the
+            join is zero: pass a reference (or an input channel) with one.
+
+        Returns
+        -------
+        mv : Tensor, shape (..., items, out_mv_channels, dim)
+        scalars : Tensor, shape (..., items, out_s_channels)
+            Always a tensor (0 channels wide when ``out_s_channels == 0``).
+        """
         if self.validate_inputs:
             scalars = self._check(mv, scalars, attention_mask, key_padding_mask, reference_mv)
         if reference_mv is None:
@@ -169,5 +214,16 @@ class GATr(EquiModule):
         return self.linear_out(h_mv, h_s)
 
     def nominal_flops_per_token(self, num_items: int) -> float:
-        """Forward + backward FLOPs per token (item), summed from the layers' own counts (:mod:`gatr.flops`)."""
+        """Forward + backward FLOPs per token (item), summed from the layers' own counts (:mod:`gatr.flops`).
+
+        Parameters
+        ----------
+        num_items : int
+            Items per sequence (attention cost grows with it).
+
+        Returns
+        -------
+        float
+            ``3 x`` :meth:`flops_per_token`.
+        """
         return training_flops(self.flops_per_token(num_items))

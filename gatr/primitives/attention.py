@@ -28,6 +28,19 @@ def build_attention_mask(attention_mask, key_padding_mask, dtype, device):
         ``(..., heads, q_items, k_items)``.
     key_padding_mask : Tensor ``(..., k_items)``, optional
         Bool, True for real items (attend), False for padding.
+    dtype, device
+        Dtype and device of an additive float mask.
+
+    Returns
+    -------
+    Tensor or None
+        A bool mask (True = attend) if neither input is an additive float mask, else an additive
+        float mask with ``-inf`` at padded keys; None if both inputs are None.
+
+    Raises
+    ------
+    ValueError
+        If ``key_padding_mask`` is not bool.
     """
     if key_padding_mask is not None:
         if key_padding_mask.dtype != torch.bool:

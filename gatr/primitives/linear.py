@@ -32,6 +32,12 @@ def equi_matrix(alg, w_mv, w_s2mv=None, w_mv2s=None, w_s=None) -> torch.Tensor:
     w_s2mv : Tensor ``(out_mv, in_s, n_invariant)`` or None
     w_mv2s : Tensor ``(out_s, in_mv, n_functionals)`` or None
     w_s : Tensor ``(out_s, in_s)`` or None (only together with ``w_mv2s``)
+
+    Returns
+    -------
+    Tensor ``(out_mv * dim + out_s, in_mv * dim + in_s)``
+        The block matrix of the module docstring; the scalar rows / columns are absent when the
+        corresponding weights are None.
     """
     t = alg.tensors(w_mv.device, w_mv.dtype)
     dim = alg.dim
@@ -50,7 +56,23 @@ def equi_matrix(alg, w_mv, w_s2mv=None, w_mv2s=None, w_s=None) -> torch.Tensor:
 
 
 def equi_bias(alg, b_mv, b_s=None) -> torch.Tensor | None:
-    """Bias of length ``out_mv * dim + out_s`` from ``b_mv (out_mv, n_invariant)`` and ``b_s (out_s,)``."""
+    """The bias of the flattened output ``[mv.flatten(-2), scalars]``.
+
+    The multivector bias lies along the invariant multivectors, so it is equivariant.
+
+    Parameters
+    ----------
+    alg : NetworkAlgebra
+    b_mv : Tensor ``(out_mv, n_invariant)`` or None
+        Coefficients of ``tensors.invariant_basis`` per output channel.
+    b_s : Tensor ``(out_s,)`` or None
+        Scalar bias (only together with ``b_mv``).
+
+    Returns
+    -------
+    Tensor ``(out_mv * dim + out_s,)`` or None
+        None when both biases are None.
+    """
     if b_mv is None and b_s is None:
         return None
     parts = [(b_mv @ alg.tensors(b_mv.device, b_mv.dtype).invariant_basis).reshape(-1)]  # (out, k) @ (k, dim)

@@ -19,12 +19,45 @@ ACTIVATIONS = {
 
 
 def get_activation(name: str):
+    """The activation function called ``name`` in :data:`ACTIVATIONS`.
+
+    ``"gelu"`` is the tanh approximation, ``"gelu_exact"`` the erf form.
+
+    Parameters
+    ----------
+    name : {"gelu", "gelu_exact", "relu", "silu", "sigmoid"}
+
+    Returns
+    -------
+    callable
+        ``Tensor -> Tensor``, element-wise.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]
 
 
 def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str = "gelu"):
-    """``mv (..., c, dim) -> act(mv[..., :1]) * mv``; ``scalars (..., s) -> act(scalars)``."""
+    """Scalar-gated nonlinearity: ``act(<x>_0) * x`` per multivector, ``act(s)`` on scalars.
+
+    Equivariant because the scalar component ``<x>_0`` is invariant.
+
+    Parameters
+    ----------
+    mv : Tensor ``(..., channels, dim)``
+    scalars : Tensor ``(..., s_channels)``
+    activation : str
+        A name of :data:`ACTIVATIONS`.
+
+    Returns
+    -------
+    mv : Tensor ``(..., channels, dim)``
+    scalars : Tensor ``(..., s_channels)``
+    """
     act = get_activation(activation)
     return act(mv[..., :1]) * mv, act(scalars)

@@ -12,6 +12,18 @@ def equi_layer_norm(alg, mv: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
     Computed in float32 (or float64 if the input is float64), also under autocast; the result has
     the input's dtype.
+
+    Parameters
+    ----------
+    alg : NetworkAlgebra
+    mv : Tensor ``(..., channels, dim)``
+    eps : float
+        Added to the mean squared norm.
+
+    Returns
+    -------
+    Tensor ``(..., channels, dim)``
+        ``mv / sqrt(mean_c alg.squared_norm(mv_c) + eps)``.
     """
     dtype = torch.float64 if mv.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=mv.device.type, enabled=False):
@@ -22,7 +34,19 @@ def equi_layer_norm(alg, mv: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def scalar_layer_norm(scalars: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Standard layer norm without affine parameters over the last axis (empty axis passes through)."""
+    """Standard layer norm without affine parameters over the last axis (empty axis passes through).
+
+    Computed in float32 (or float64), also under autocast; the result has the input's dtype.
+
+    Parameters
+    ----------
+    scalars : Tensor ``(..., s_channels)``
+    eps : float
+
+    Returns
+    -------
+    Tensor ``(..., s_channels)``
+    """
     if scalars.shape[-1] == 0:
         return scalars
     dtype = torch.float64 if scalars.dtype == torch.float64 else torch.float32
