@@ -120,8 +120,8 @@ class GroupAction:
                        device=None) -> torch.Tensor:
         """``n`` random elements of the algebra's group, as versors.
 
-        Each is a product of generating vectors of the group: 1 or 3 for an odd element, 2 for an
-        even one. Without ``parity`` they alternate even / odd, starting even (all even if the group
+        Each is a product of generating vectors of the group: 1 or 3 for an odd element, 2 or 4 for
+        an even one (in G(3,0,1): a rotation or translation, or a general screw motion). Without ``parity`` they alternate even / odd, starting even (all even if the group
         is even-only). Sampled in float64 NumPy (:meth:`random_versors_numpy`), then converted.
 
         Parameters
@@ -174,8 +174,8 @@ class GroupAction:
         out = np.zeros((n, self.dim))
         for i in range(n):
             odd = {"even": False, "odd": True}.get(parity, i % 2 == 1 and not self.group.even_only)
-            # odd: 1 or 3 factors; even: always 2 (0 or 2 drawn, and ``0 or 2`` is 2), never 4
-            factors = int(odd) + 2 * int(rng.integers(0, 2)) or 2
+            # odd: 1 or 3 generating vectors; even: 2 or 4 (4 plane reflections: a general screw motion)
+            factors = (1 if odd else 2) + 2 * int(rng.integers(0, 2))
             versor = np.zeros(self.dim)
             versor[0] = 1.0
             for v in self.group.sample_generators(factors, rng):

@@ -20,7 +20,15 @@ T = TypeVar("T")
 class AlgebraTensors:
     """Constants of ``algebra`` as tensors with ``dtype`` on ``device`` (index tensors: ``torch.long``).
 
-    Product tables are ``(dim, dim, dim)`` with ``z_k = sum_ij x_i y_j table[i, j, k]``.
+    Product tables are ``(dim, dim, dim)`` with ``z_k = sum_ij x_i y_j table[i, j, k]``. Members are
+    built on first use; :meth:`build` builds them all.
+
+    Parameters
+    ----------
+    algebra : CliffordAlgebra
+        The algebra whose float64 NumPy constants are converted.
+    device : torch.device
+    dtype : torch.dtype
     """
 
     def __init__(self, algebra, device: torch.device, dtype: torch.dtype):
@@ -33,18 +41,22 @@ class AlgebraTensors:
     # ------------------------------------------------------------------ products and involutions
     @cached_property
     def geometric(self) -> torch.Tensor:
+        """``(dim, dim, dim)``: the geometric product table."""
         return self._tensor(self.algebra.arrays["geometric"])
 
     @cached_property
     def outer(self) -> torch.Tensor:
+        """``(dim, dim, dim)``: the outer (wedge) product table."""
         return self._tensor(self.algebra.arrays["outer"])
 
     @cached_property
     def inner(self) -> torch.Tensor:
+        """``(dim, dim, dim)``: the Hestenes inner product table."""
         return self._tensor(self.algebra.arrays["inner"])
 
     @cached_property
     def left_contraction(self) -> torch.Tensor:
+        """``(dim, dim, dim)``: the left contraction table."""
         return self._tensor(self.algebra.arrays["left_contraction"])
 
     @cached_property
@@ -111,7 +123,13 @@ class AlgebraTensors:
                 self._tensor([r is not None for r in refs], torch.bool), any(r is not None for r in refs))
 
     def build(self) -> "AlgebraTensors":
-        """Build every member now (a traced or compiled forward then only reads cached tensors)."""
+        """Build every member now (a traced or compiled forward then only reads cached tensors).
+
+        Returns
+        -------
+        AlgebraTensors
+            ``self``.
+        """
         for name, member in vars(type(self)).items():
             if isinstance(member, cached_property):
                 getattr(self, name)
@@ -119,7 +137,17 @@ class AlgebraTensors:
 
     # ------------------------------------------------------------------ kernel data
     def derived(self, build: Callable[["AlgebraTensors"], T]) -> T:
-        """``build(self)``, computed once per (algebra, device, dtype) and kept here (keyed by ``build``)."""
+        """``build(self)``, computed once per (algebra, device, dtype) and kept here (keyed by ``build``).
+
+        Parameters
+        ----------
+        build : callable
+            ``(AlgebraTensors) -> value``; kernels pass module-level functions (stable keys).
+
+        Returns
+        -------
+        The cached value of ``build(self)``.
+        """
         if build not in self._derived:
             self._derived[build] = build(self)
         return self._derived[build]

@@ -1,9 +1,9 @@
 """The contract between the network (:mod:`gatr`) and an algebra: everything ``gatr`` reads from one.
 
 :class:`algebras.CliffordAlgebra` satisfies it, with every member derived from its signature and
-group. The primitives (:mod:`gatr.primitives`, :mod:`gatr.kernels`) take any object that does; the
-layers and ``GATr`` resolve their ``algebra`` argument through the registry
-(:func:`algebras.get_algebra`), so they take a registered name or a ``CliffordAlgebra``. Constants
+group. Every part of :mod:`gatr` takes any object that does: the primitives and kernels directly, the
+layers and ``GATr`` through :func:`algebras.get_algebra`, which returns such an object unchanged (and
+resolves a registered name otherwise). Constants
 come as tensors from one per-(device, dtype) cache, :meth:`NetworkAlgebra.tensors` (see
 :class:`algebras.constants.AlgebraTensors`).
 """

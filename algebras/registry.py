@@ -23,6 +23,7 @@ from typing import Callable
 
 from .clifford_algebra import CliffordAlgebra
 from .conformal import ConformalAlgebra
+from .contract import NetworkAlgebra
 from .euclidean import EuclideanAlgebra
 from .projective import DistanceProjectiveAlgebra, ProjectiveAlgebra
 
@@ -172,8 +173,8 @@ def get_algebra(name: str | CliffordAlgebra, **options) -> CliffordAlgebra:
     TypeError
         If the factory does not return a :class:`~algebras.CliffordAlgebra`.
     """
-    if isinstance(name, CliffordAlgebra):
-        if options:
+    if not isinstance(name, str) and isinstance(name, NetworkAlgebra):  # an algebra object (any that
+        if options:                                                    # satisfies the network's contract)
             raise ValueError("options can only be given together with an algebra name")
         return name
     key = (canonical_name(name), tuple(sorted(options.items())))

@@ -1,34 +1,42 @@
-"""Forward+backward throughput of GATr on each algebra vs a FLOP-matched plain transformer.
+"""Training throughput of GATr on every algebra, eager and compiled, side by side with its peers.
 
-    python -m experiments.benchmark                       # reference setting, CPU, float32
-    python -m experiments.benchmark --items 64 256 --device cuda --dtype bfloat16
-    python -m experiments.benchmark --equivariance        # equivariance error vs depth (float32)
+    python -m experiments.benchmark                                    # CPU reference setting, all models
+    python -m experiments.benchmark --reference-gatr ~/src/geometric-algebra-transformer
+    python -m experiments.benchmark --device cuda --dtype bfloat16 --items 1024 4096 16384 --batch 1
 
-Prints tokens/s (best of ``--repeats`` timed runs, each ``--steps`` steps), peak memory (CUDA:
-``torch.cuda.max_memory_allocated``; CPU: tracemalloc peak of Python-side allocations is useless for
-torch, so the peak RSS growth from ``resource`` is reported) and nominal FLOP/s under the
-:mod:`gatr.flops` convention. The transformer is a pre-norm ``torch.nn.TransformerEncoder`` whose
-width is chosen so its nominal FLOPs per token match those of the GATr on ``--match`` (default: the
-first algebra timed).
+One invocation builds every model, then times them in alternating rounds (each round runs ``--steps``
+forward+backward+SGD steps of every model in turn), so drifts of a shared machine hit all models alike.
+Reported: tokens/s (median and range over rounds), the ratio to ours on the projective algebra (eager),
+parameters, nominal FLOPs per token (the :mod:`gatr.flops` convention), compile time and, on CUDA,
+peak memory. Models:
+
+* ours on every registered algebra (or ``--algebras``), eager and ``torch.compile(fullgraph=True)``;
+* a pre-norm ``torch.nn.TransformerEncoder`` whose width matches the FLOPs of ours on ``--match``;
+* lgatr (Cl(1,3), eager and compiled) next to ours on ``--lorentz-algebra`` when lgatr is installed;
+* the reference projective GATr when ``--reference-gatr`` gives its source tree.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import statistics
+import sys
 import time
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
 from experiments.cli import examples, prog
+from experiments.models.baselines import transformer_flops
 from gatr import GATr
 from gatr import flops as F
-from experiments.models.baselines import transformer_flops
-
 
 
 class Transformer(nn.Module):
+    """Pre-norm transformer encoder on ``(batch, items, in_features)`` tokens."""
+
     def __init__(self, in_features, out_features, d_model, num_layers, num_heads):
         super().__init__()
         self.inp = nn.Linear(in_features, d_model)
@@ -48,52 +56,177 @@ class Transformer(nn.Module):
 
 def matched_transformer(target_flops, num_items, num_layers, num_heads, in_features=16, out_features=16):
     """Transformer whose d_model (a multiple of num_heads) best matches ``target_flops`` per token."""
-    best = min(range(num_heads, 2048, num_heads), key=lambda d: abs(
+    best = min(range(num_heads, 4096, num_heads), key=lambda d: abs(
         F.training_flops(transformer_flops(d, num_layers, num_items, in_features, out_features)) - target_flops))
     return Transformer(in_features, out_features, best, num_layers, num_heads)
 
 
-def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+@dataclass
+class Entry:
+    """One timed model: its step function and what the table shows."""
+
+    label: str
+    model: nn.Module
+    inputs: tuple
+    loss: Callable
+    flops: float | None = None
+    compile_s: float = 0.0
+    rates: list = field(default_factory=list)
+    step: Callable | None = None
 
 
-def time_model(model, make_inputs, loss_fn, steps, repeats, device, dtype):
-    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+def _mv_loss(out):
+    return out[0].float().square().mean() + out[1].float().mean()
+
+
+def _prepare(entry: Entry, compiled: bool, device, dtype) -> None:
+    """Build the step (compiling first if asked) and run it twice: compile, then warm caches."""
+    run = torch.compile(entry.model, fullgraph=True) if compiled else entry.model
+    opt = torch.optim.SGD(entry.model.parameters(), lr=1e-9)
     autocast = torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
-    inputs = make_inputs()
 
     def step():
         opt.zero_grad(set_to_none=True)
         with autocast:
-            out = model(*inputs)
-        loss_fn(out).backward()
+            out = run(*entry.inputs)
+        entry.loss(out).backward()
         opt.step()
 
-    step()  # warm-up (constants, allocator)
+    t0 = time.perf_counter()
+    step()
+    entry.compile_s = time.perf_counter() - t0 if compiled else 0.0
+    step()
+    entry.step = step
+
+
+def build_entries(args, device) -> list[Entry]:
+    """Every model of the comparison with its inputs (see the module docstring)."""
+    from algebras import available_algebras, canonical_name, get_algebra
+
+    b, n, mv, s, blocks, heads = args.batch, args.items, args.mv_channels, args.s_channels, args.blocks, args.heads
+    entries, target = [], None
+
+    def gatr_entry(label, algebra, compiled):
+        torch.manual_seed(0)
+        net = GATr(algebra, 1, 1, mv, 1, 1, s, blocks, heads).to(device)
+        dim = net.algebra.dim
+        inputs = (torch.randn(b, n, 1, dim, device=device), torch.randn(b, n, 1, device=device), None, None,
+                  torch.randn(b, 1, 1, dim, device=device))
+        return Entry(label + (" compiled" if compiled else ""), net, inputs, _mv_loss,
+                     net.nominal_flops_per_token(n)), compiled
+
+    names = args.algebras or available_algebras()
+    match = canonical_name(args.match or ("projective" if "projective" in names else names[0]))
+    todo = []
+    for name in names:
+        for compiled in args.modes:
+            todo.append(gatr_entry(f"ours {get_algebra(name).name}", name, compiled == "compiled"))
+            if canonical_name(name) == match and target is None:
+                target = todo[-1][0].flops
+    if not args.no_transformer and target is not None:
+        torch.manual_seed(0)
+        tf = matched_transformer(target, n, blocks, heads).to(device)
+        todo.append((Entry(f"transformer d={tf.dims[2]} (FLOPs of {match})", tf,
+                           (torch.randn(b, n, 16, device=device),), lambda out: out.float().square().mean(),
+                           tf.nominal_flops_per_token(n)), False))
+    if args.reference_gatr:
+        from experiments.peers import ReferenceGATr
+
+        torch.manual_seed(0)
+        ref = ReferenceGATr(args.reference_gatr, mv, s, blocks, heads).to(device)
+        todo.append((Entry("reference GATr v1.4 (projective)", ref, (torch.randn(b, n, 1, 16, device=device),
+                                                                       torch.randn(b, n, 1, device=device)), _mv_loss),
+                     False))
+    from experiments.peers import LGATrNet, lgatr_available
+
+    if not args.no_lgatr and lgatr_available():
+        try:
+            lorentz = args.lorentz_algebra or ("spacetime" if "spacetime" in available_algebras()
+                                               else "examples.spacetime.gatr_spacetime:spacetime")
+            for compiled in args.modes:
+                todo.append(gatr_entry(f"ours Cl(1,3) [{get_algebra(lorentz).group.name}]", lorentz,
+                                       compiled == "compiled"))
+        except ValueError as err:
+            print(f"# ours on Cl(1,3) skipped: {err}", file=sys.stderr)
+        for compiled in args.modes:
+            torch.manual_seed(0)
+            net = LGATrNet(mv, s, blocks, heads).to(device)
+            inputs = (torch.randn(b, n, 1, 16, device=device), torch.randn(b, n, 1, device=device))
+            todo.append((Entry("lgatr 2.x (Cl(1,3), mlp_ratio=2)" + (" compiled" if compiled == "compiled" else ""),
+                               net, inputs, _mv_loss), compiled == "compiled"))
+    for entry, compiled in todo:
+        print(f"# preparing {entry.label} ...", file=sys.stderr, flush=True)
+        _prepare(entry, compiled, device, getattr(torch, args.dtype))
+        entries.append(entry)
+    return entries
+
+
+def time_rounds(entries: list[Entry], rounds: int, steps: int, tokens: int, device) -> None:
+    """Alternating rounds: every model runs ``steps`` steps per round; rates in tokens/s."""
     if device.type == "cuda":
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    rss0 = _peak_rss_mb()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - t0) / steps)
-    mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _peak_rss_mb()
-    return best, mem, rss0
+    for r in range(rounds):
+        for e in entries:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                e.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            e.rates.append(tokens * steps / (time.perf_counter() - t0))
+        print(f"# round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
 
 
-def main(argv=None):
+def report(entries: list[Entry], args) -> None:
+    """The table, ratios to ours on the projective algebra (eager), and the peers' ratios."""
+    by_label = {e.label: e for e in entries}
+    base = next((e for e in entries if e.label.startswith("ours projective") and "compiled" not in e.label), entries[0])
+    median = {e.label: statistics.median(e.rates) for e in entries}
+    print(f"device={args.device} dtype={args.dtype} threads={torch.get_num_threads()} batch={args.batch} "
+          f"items={args.items} blocks={args.blocks} mv={args.mv_channels} s={args.s_channels} heads={args.heads}; "
+          f"{args.rounds} alternating rounds x {args.steps} steps")
+    print(f"| model | params | GFLOP/token | tokens/s (median) | range | x {base.label} | compile s |")
+    print("|---|---|---|---|---|---|---|")
+    for e in entries:
+        params = sum(p.numel() for p in e.model.parameters())
+        flops = f"{e.flops / 1e9:.4f}" if e.flops else "-"
+        print(f"| {e.label} | {params:,} | {flops} | {median[e.label]:,.0f} | {min(e.rates):,.0f}-{max(e.rates):,.0f} "
+              f"| {median[e.label] / median[base.label]:.2f} | {e.compile_s:.0f} |")
+    ratios = []
+    ref = by_label.get("reference GATr v1.4 (projective)")
+    ours_pga = [e for e in entries if e.label.startswith("ours projective") and "distance" not in e.label]
+    if ref and ours_pga:
+        best = max(ours_pga, key=lambda e: median[e.label])
+        ratios.append(f"{best.label} / reference GATr: {median[best.label] / median[ref.label]:.2f}x")
+    lg = [e for e in entries if e.label.startswith("lgatr")]
+    ours_l = [e for e in entries if e.label.startswith("ours Cl(1,3)")]
+    if lg and ours_l:
+        best, peer = max(ours_l, key=lambda e: median[e.label]), max(lg, key=lambda e: median[e.label])
+        ratios.append(f"{best.label} / {peer.label}: {median[best.label] / median[peer.label]:.2f}x")
+    for e in entries:
+        if e.label.endswith(" compiled") and e.label[: -len(" compiled")] in by_label and e.label.startswith("ours"):
+            ratios.append(f"{e.label} / eager: {median[e.label] / median[e.label[: -len(' compiled')]]:.2f}x")
+    for line in ratios:
+        print(f"- {line}")
+    if args.device.startswith("cuda"):
+        print(f"- peak CUDA memory over all models: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+
+
+def main(argv=None) -> int:
     program = prog("experiments.benchmark", "gatr-benchmark")
     p = argparse.ArgumentParser(prog=program, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=examples(program, "--algebras projective conformal --items 64 256", "--equivariance"))
+                                epilog=examples(program, "--algebras projective conformal --modes eager",
+                                                "--reference-gatr ../geometric-algebra-transformer", "--equivariance"))
     p.add_argument("--algebras", nargs="+", default=None,
                    help="algebras to time (default: every registered one, plug-ins included)")
-    p.add_argument("--match", default=None, help="algebra whose GATr FLOPs the transformer matches")
-    p.add_argument("--items", nargs="+", type=int, default=[64])
+    p.add_argument("--modes", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
+    p.add_argument("--match", default=None, help="algebra whose FLOPs the transformer matches (default projective)")
+    p.add_argument("--reference-gatr", default=None, help="source tree of the reference GATr to time as a peer")
+    p.add_argument("--lorentz-algebra", default=None, help="ours on Cl(1,3) next to lgatr (default: the example)")
+    p.add_argument("--no-lgatr", action="store_true", help="leave lgatr out even when it is installed")
+    p.add_argument("--no-transformer", action="store_true")
+    p.add_argument("--items", type=int, default=64)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--mv-channels", type=int, default=16)
@@ -102,55 +235,26 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--no-transformer", action="store_true")
+    p.add_argument("--steps", type=int, default=3, help="steps per model per round")
+    p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     p.add_argument("--equivariance", action="store_true", help="print equivariance error vs depth instead")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from algebras import available_algebras, canonical_name
-
-    args.algebras = args.algebras or available_algebras()
-    match = canonical_name(args.match or args.algebras[0])
     if args.equivariance:
         from gatr.diagnostics import print_equivariance_vs_depth
+
         print_equivariance_vs_depth(args.algebras)
         return 0
-    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    print(f"device={device} dtype={args.dtype} threads={torch.get_num_threads()} batch={args.batch} "
-          f"blocks={args.blocks} mv={args.mv_channels} s={args.s_channels} heads={args.heads}; "
-          f"best of {args.repeats} x {args.steps} steps")
-    print(f"{'model':<24}{'items':>6}{'tokens/s':>11}{'ms/step':>9}{'GFLOP/tok':>11}{'GFLOP/s':>9}{'mem MB':>9}")
-    for items in args.items:
-        tokens = args.batch * items
-        target = None
-        for name in args.algebras:
-            torch.manual_seed(0)
-            net = GATr(name, 1, 1, args.mv_channels, 1, 1, args.s_channels, args.blocks, args.heads).to(device)
-            dim = net.algebra.dim
-
-            def make():
-                ref = torch.randn(args.batch, 1, 1, dim, device=device)
-                return (torch.randn(args.batch, items, 1, dim, device=device),
-                        torch.randn(args.batch, items, 1, device=device), None, None, ref)
-
-            sec, mem, _ = time_model(net, make, lambda out: out[0].float().square().mean() + out[1].float().mean(),
-                                     args.steps, args.repeats, device, dtype)
-            fl = net.nominal_flops_per_token(items)
-            if canonical_name(name) == match or target is None:
-                target = fl
-            print(f"{'gatr-' + name:<24}{items:>6}{tokens / sec:>11.0f}{1e3 * sec:>9.1f}{fl / 1e9:>11.4f}"
-                  f"{fl * tokens / sec / 1e9:>9.1f}{mem:>9.0f}")
-        if not args.no_transformer:
-            torch.manual_seed(0)
-            tf = matched_transformer(target, items, args.blocks, args.heads).to(device)
-            sec, mem, _ = time_model(tf, lambda: (torch.randn(args.batch, items, 16, device=device),),
-                                     lambda out: out.float().square().mean(), args.steps, args.repeats, device, dtype)
-            fl = tf.nominal_flops_per_token(items)
-            print(f"{'transformer d=' + str(tf.dims[2]):<24}{items:>6}{tokens / sec:>11.0f}{1e3 * sec:>9.1f}"
-                  f"{fl / 1e9:>11.4f}{fl * tokens / sec / 1e9:>9.1f}{mem:>9.0f}")
+    try:
+        device = torch.device(args.device)
+        entries = build_entries(args, device)
+    except (ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    time_rounds(entries, args.rounds, args.steps, args.batch * args.items, device)
+    report(entries, args)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 SCHEDULERS = ("cosine", "linear", "constant")
+#: hyper-parameters that change how the model runs, not what it computes: resuming may change them
+EXECUTION_SETTINGS = ("compile",)
 
 
 def keypoint_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -140,6 +142,8 @@ class BodyDynamicsModule(L.LightningModule):
     seed : seed of the augmentation stream (combined with rank and step, so resuming from a
         checkpoint reproduces it exactly)
     model_kwargs : further keyword arguments for ``build_model``
+    compile : run the model through ``torch.compile`` (an execution setting: a checkpoint resumes with
+        either value)
     """
 
     def __init__(
@@ -161,6 +165,7 @@ class BodyDynamicsModule(L.LightningModule):
         total_steps: int | None = None,
         seed: int = 0,
         model_kwargs: dict | None = None,
+        compile: bool = False,
     ):
         super().__init__()
         family, algebra = validate_family_algebra(family, algebra)
@@ -185,6 +190,8 @@ class BodyDynamicsModule(L.LightningModule):
 
         self.model = build_model(family, algebra, width=width, depth=depth, num_heads=num_heads,
                                  num_bodies=num_bodies, **(model_kwargs or {}))
+        # compiled forward kept out of the module tree: the state dict and checkpoints stay the model's own
+        self.__dict__["_run_model"] = torch.compile(self.model) if compile else self.model
         self.flops_per_sample = float(self.model.nominal_flops_per_sample(num_bodies))
         self.samples_seen = 0  # training samples over all ranks (persisted in checkpoints)
         self._t_batch = None
@@ -192,7 +199,7 @@ class BodyDynamicsModule(L.LightningModule):
     # ------------------------------------------------------------------ model
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model(batch)
+        return self._run_model(batch)
 
     def num_parameters(self) -> int:
         n = getattr(self.model, "num_parameters", None)
@@ -291,7 +298,8 @@ class BodyDynamicsModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("hyper_parameters") or {}
-        changed = {k: (saved[k], v) for k, v in self.hparams.items() if k in saved and _differs(saved[k], v)}
+        changed = {k: (saved[k], v) for k, v in self.hparams.items()
+                   if k in saved and k not in EXECUTION_SETTINGS and _differs(saved[k], v)}
         if changed:  # resuming restores weights, optimiser and schedule: new settings would be dropped silently
             detail = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in sorted(changed.items()))
             raise ValueError(f"the checkpoint was trained with other model settings ({detail}); resume with the "

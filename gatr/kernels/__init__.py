@@ -25,6 +25,11 @@ def prepare(algebra, device) -> None:
 
     Layers call this when they are built or moved (``.to()``), so a forward, traced or compiled with
     ``fullgraph=True``, only reads cached tensors and never converts NumPy data or runs a host loop.
+
+    Parameters
+    ----------
+    algebra : NetworkAlgebra
+    device : torch.device or str
     """
     device = torch.device(device)
     if device.type == "meta":

@@ -25,7 +25,22 @@ SPARSE_MIN_TOKENS = 256
 
 
 def dense_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
-    """``F.linear`` on ``[mv.flatten(-2), scalars]`` with :func:`equi_matrix` and :func:`equi_bias`."""
+    """``F.linear`` on ``[mv.flatten(-2), scalars]`` with :func:`equi_matrix` and :func:`equi_bias`.
+
+    Parameters
+    ----------
+    alg : NetworkAlgebra
+    mv : Tensor, shape (..., in_mv, dim)
+    scalars : Tensor, shape (..., in_s), or None
+    w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s : Tensor or None
+        The weights of :func:`gatr.primitives.linear.equi_matrix` and the biases of
+        :func:`gatr.primitives.linear.equi_bias`.
+
+    Returns
+    -------
+    mv : Tensor, shape (..., out_mv, dim)
+    scalars : Tensor, shape (..., out_s)
+    """
     out_mv, dim = w_mv.shape[0], alg.dim
     x = mv.flatten(-2)
     if scalars is not None and scalars.shape[-1] > 0:
@@ -36,16 +51,18 @@ def dense_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
 
 
 class SparseStructure(NamedTuple):
-    """Sparsity of the equivariant maps on one (device, dtype).
+    """Sparsity of the equivariant maps on one (device, dtype), built by :func:`sparse_structure`.
+
+    Parameters
+    ----------
 
     ``gather (r, dim)`` long: the ``r``-th source component of each output component (padded with the
-    component itself, weight 0); ``identity`` : per slot, whether ``gather`` is the identity;
+    component itself, weight 0);
     ``coeff (n_maps, r, dim)``: ``B_m[a, gather[r, a]]``; ``inv`` / ``fun`` long: the components the
     invariant basis / functionals touch; ``inv_basis (k, n_inv)``, ``fun_basis (k', n_fun)``: those columns.
     """
 
     gather: torch.Tensor
-    identity: tuple[bool, ...]
     coeff: torch.Tensor
     inv: torch.Tensor
     fun: torch.Tensor
@@ -54,7 +71,17 @@ class SparseStructure(NamedTuple):
 
 
 def sparse_structure(t) -> SparseStructure:
-    """:class:`SparseStructure` from :class:`algebras.AlgebraTensors` ``t`` (kept via ``t.derived``)."""
+    """:class:`SparseStructure` from the algebra's tensors (cached through ``t.derived``).
+
+    Parameters
+    ----------
+    t : AlgebraTensors
+        The algebra's constants on one (device, dtype).
+
+    Returns
+    -------
+    SparseStructure
+    """
     basis = t.linear_basis  # (m, a, b)
     dim = basis.shape[1]
     support = basis.abs().sum(0) > 0  # (a, b)
@@ -65,31 +92,111 @@ def sparse_structure(t) -> SparseStructure:
         for slot, b in enumerate(torch.nonzero(support[a]).flatten().tolist()):
             gather[slot, a] = b
             coeff[:, slot, a] = basis[:, a, b]
-    identity = tuple(bool((gather[s] == torch.arange(dim, device=t.device)).all()) for s in range(r))
     inv = torch.nonzero(t.invariant_basis.abs().sum(0) > 0).flatten()
     fun = torch.nonzero(t.invariant_functionals.abs().sum(0) > 0).flatten()
-    return SparseStructure(gather, identity, coeff, inv, fun, t.invariant_basis[:, inv], t.invariant_functionals[:, fun])
+    return SparseStructure(gather, coeff, inv, fun, t.invariant_basis[:, inv], t.invariant_functionals[:, fun])
 
 
-class _TokenMajor(torch.autograd.Function):
-    """``(dim, T, out)`` -> contiguous ``(T, out, dim)``, with a contiguous ``(dim, T, out)`` gradient.
+def _slot_sources(xp: torch.Tensor, gather: torch.Tensor):
+    """Per slot, the component-major input its output components read: ``xp`` itself where the slot's
+    gather is the identity (no copy), ``xp[gather[slot]]`` otherwise."""
+    identity = torch.arange(xp.shape[0], device=xp.device)
+    for slot in range(gather.shape[0]):
+        same = torch.equal(gather[slot], identity)
+        yield slot, same, (xp if same else xp.index_select(0, gather[slot]))
 
-    A plain ``permute(...).reshape`` hands the batched GEMMs a permuted gradient whose per-component
-    slices have no unit stride, and CPU ``bmm`` then copies every slice, once per GEMM operand.
+
+@torch.library.custom_op("gatr::component_matmul", mutates_args=())
+def component_matmul(x: torch.Tensor, weights: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
+    """``out[t, o, a] = sum_slot sum_i x[t, i, gather[slot, a]] weights[slot, a, i, o]``: the multivector part
+    of the sparse kernel as one opaque operator (batched GEMMs over components), token-major in and out.
+
+    Parameters
+    ----------
+    x : Tensor, shape (T, in, dim)
+    weights : Tensor, shape (r, dim, in, out)
+    gather : Tensor of long, shape (r, dim)
+
+    Returns
+    -------
+    Tensor, shape (T, out, dim), contiguous
     """
+    xp = x.permute(2, 0, 1).contiguous()  # (dim, T, in)
+    res = None
+    for slot, _, src in _slot_sources(xp, gather):
+        res = torch.bmm(src, weights[slot]) if res is None else torch.baddbmm(res, src, weights[slot])
+    return res.permute(1, 2, 0).contiguous()
 
-    @staticmethod
-    def forward(ctx, res):
-        return res.permute(1, 2, 0).contiguous()
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        return grad.permute(2, 0, 1).contiguous()
+@component_matmul.register_fake
+def _(x, weights, gather):
+    return x.new_empty(x.shape[0], weights.shape[-1], x.shape[-1])
+
+
+def _component_matmul_setup(ctx, inputs, output):
+    x, weights, gather = inputs
+    ctx.save_for_backward(x, weights, gather)
+
+
+@torch.library.custom_op("gatr::component_matmul_backward", mutates_args=())
+def component_matmul_backward(grad: torch.Tensor, x: torch.Tensor, weights: torch.Tensor,
+                              gather: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of :func:`component_matmul` as one opaque operator (the compiler traces no host-side slot
+    logic).
+
+    Parameters
+    ----------
+    grad : Tensor, shape (T, out, dim)
+    x, weights, gather
+        The inputs of :func:`component_matmul`.
+
+    Returns
+    -------
+    dx : Tensor, shape (T, in, dim)
+    dweights : Tensor, shape (r, dim, in, out)
+    """
+    xp = x.permute(2, 0, 1).contiguous()  # (dim, T, in)
+    gp = grad.permute(2, 0, 1).contiguous()  # (dim, T, out): unit-stride slices for the GEMMs
+    dxp = torch.zeros_like(xp)
+    dw = []
+    for slot, same, src in _slot_sources(xp, gather):
+        dw.append(torch.bmm(src.transpose(1, 2).to(gp.dtype), gp))
+        d_src = torch.bmm(gp, weights[slot].transpose(1, 2).to(gp.dtype)).to(dxp.dtype)
+        dxp.add_(d_src) if same else dxp.index_add_(0, gather[slot], d_src)
+    return dxp.permute(1, 2, 0).contiguous(), torch.stack(dw).to(weights.dtype)
+
+
+@component_matmul_backward.register_fake
+def _(grad, x, weights, gather):
+    return x.new_empty(x.shape), weights.new_empty(weights.shape)  # contiguous, like the real outputs
+
+
+def _component_matmul_backward(ctx, grad):
+    x, weights, gather = ctx.saved_tensors
+    dx, dw = component_matmul_backward(grad, x, weights, gather)
+    return dx, dw, None
+
+
+component_matmul.register_autograd(_component_matmul_backward, setup_context=_component_matmul_setup)
 
 
 def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
-    """The map of :func:`dense_linear` as ``r`` batched GEMMs over components (module docstring)."""
+    """The map of :func:`dense_linear` as ``r`` batched GEMMs over components (module docstring).
+
+    Parameters
+    ----------
+    alg : NetworkAlgebra
+    mv : Tensor, shape (..., in_mv, dim)
+    scalars : Tensor, shape (..., in_s), or None
+    w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s : Tensor or None
+        The weights of :func:`gatr.primitives.linear.equi_matrix` and the biases of
+        :func:`gatr.primitives.linear.equi_bias`.
+
+    Returns
+    -------
+    mv : Tensor, shape (..., out_mv, dim)
+    scalars : Tensor, shape (..., out_s)
+    """
     dim = alg.dim
     out_mv, in_mv, _ = w_mv.shape
     lead = mv.shape[:-2]
@@ -97,11 +204,7 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
     n = x.shape[0]
     st = alg.tensors(w_mv.device, w_mv.dtype).derived(sparse_structure)
     weights = torch.einsum("oim,mra->raio", w_mv, st.coeff)  # (r, dim, in, out)
-    xp = x.permute(2, 0, 1).contiguous()  # (dim, T, in)
-    res = None
-    for slot, is_identity in enumerate(st.identity):
-        src = xp if is_identity else xp.index_select(0, st.gather[slot])
-        res = torch.bmm(src, weights[slot]) if res is None else torch.baddbmm(res, src, weights[slot])
+    out = component_matmul(x, weights, st.gather)  # (T, out, dim)
     # scalars and biases enter the multivector outputs along the invariant components only
     s = scalars.reshape(-1, scalars.shape[-1]).to(x.dtype) if scalars is not None and scalars.shape[-1] else None
     ys = None
@@ -112,7 +215,6 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
             ys = s @ v if bias is None else torch.addmm(bias, s, v)
         elif bias is not None:
             ys = bias.expand(n, -1)
-    out = _TokenMajor.apply(res)  # (T, out, dim); its gradient reaches the GEMMs contiguous
     if ys is not None:
         out.index_add_(2, st.inv, ys.view(n, -1, out_mv).transpose(1, 2))
     out = out.view(*lead, out_mv, dim)
@@ -131,7 +233,25 @@ LINEAR_KERNELS = {"dense": dense_linear, "sparse": sparse_linear}
 
 
 def select_linear_kernel(name: str, tokens: int, device: torch.device):
-    """The kernel function for ``name`` (``"auto"``, ``"dense"`` or ``"sparse"``) at this size and device."""
+    """The kernel function for ``name`` at this size and device.
+
+    Parameters
+    ----------
+    name : {"auto", "dense", "sparse"}
+    tokens : int
+        Product of the leading axes of the input.
+    device : torch.device
+
+    Returns
+    -------
+    callable
+        A function of :data:`LINEAR_KERNELS`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the valid ones.
+    """
     if name == "auto":
         # the ~15 small ops of the sparse kernel only pay off with enough tokens; GPUs: one GEMM wins
         name = "sparse" if device.type == "cpu" and tokens >= SPARSE_MIN_TOKENS else "dense"

@@ -16,6 +16,13 @@ class EquiModule(nn.Module):
       with :meth:`nest_children`, so one forward checks once, at its boundary.
     * :meth:`flops_per_token`: this layer's own forward FLOPs (:meth:`own_flops_per_token`, the
       convention of :mod:`gatr.flops`) plus those of its sub-layers.
+    * the algebra's constants and kernel data are built when a layer is built and after every ``.to()``
+      (:meth:`prepare_constants`), so a compiled forward only reads cached tensors.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`; subclasses define their own.
     """
 
     validate_inputs: bool = True
@@ -40,16 +47,45 @@ class EquiModule(nn.Module):
                 module.validate_inputs = False
 
     def own_flops_per_token(self, num_items: int) -> int:
-        """Forward FLOPs per token of this layer's own products (sub-layers excluded); 0 by default."""
+        """Forward FLOPs per token of this layer's own products (sub-layers excluded); 0 by default.
+
+        Parameters
+        ----------
+        num_items : int
+            Items per sequence (attention cost grows with it).
+
+        Returns
+        -------
+        int
+        """
         return 0
 
     def flops_per_token(self, num_items: int) -> int:
-        """Forward FLOPs per token (item) of this layer and its sub-layers over ``num_items`` items."""
+        """Forward FLOPs per token (item) of this layer and its sub-layers.
+
+        Parameters
+        ----------
+        num_items : int
+            Items per sequence.
+
+        Returns
+        -------
+        int
+        """
         return self.own_flops_per_token(num_items) + sum(layer.flops_per_token(num_items) for layer in sub_layers(self))
 
 
 def sub_layers(module: nn.Module):
-    """The outermost :class:`EquiModule` s below ``module`` (looking through containers like ``ModuleList``)."""
+    """The outermost :class:`EquiModule` s below ``module`` (looking through containers like ``ModuleList``).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Yields
+    ------
+    EquiModule
+    """
     for child in module.children():
         if isinstance(child, EquiModule):
             yield child

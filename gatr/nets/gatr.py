@@ -48,6 +48,9 @@ class GATrConfig:
         Gate of the scalar-gated nonlinearity (:data:`gatr.primitives.ACTIVATIONS`).
     linear_kernel, bilinear_kernel : str
         Execution kernels (:mod:`gatr.kernels`), ``"auto"`` by default.
+    compile : bool
+        Run the blocks through ``torch.compile(fullgraph=True)`` (inputs are still checked eagerly, with
+        the same errors); the module, its state dict and its config are unchanged.
     """
 
     algebra: Any = "projective"
@@ -67,6 +70,7 @@ class GATrConfig:
     activation: str = "gelu"
     linear_kernel: str = "auto"
     bilinear_kernel: str = "auto"
+    compile: bool = False
 
 
 class GATr(EquiModule):
@@ -200,7 +204,19 @@ class GATr(EquiModule):
         scalars : Tensor, shape (..., items, out_s_channels)
             Always a tensor (0 channels wide when ``out_s_channels == 0``).
         """
-        if self.validate_inputs:
+        if self.config.compile and not torch.compiler.is_compiling():
+            if self.validate_inputs:
+                scalars = self._check(mv, scalars, attention_mask, key_padding_mask, reference_mv)
+            compiled = self.__dict__.get("_compiled_forward")
+            if compiled is None:  # kept out of the module tree and created on first use
+                compiled = self.__dict__["_compiled_forward"] = torch.compile(self._forward, fullgraph=True)
+            return compiled(mv, scalars, attention_mask, key_padding_mask, reference_mv, checked=True)
+        return self._forward(mv, scalars, attention_mask, key_padding_mask, reference_mv)
+
+    def _forward(self, mv, scalars, attention_mask, key_padding_mask, reference_mv, checked: bool = False):
+        """:meth:`forward` without the compile switch (what ``config.compile`` compiles); ``checked``: the
+        inputs were validated already."""
+        if self.validate_inputs and not checked:
             scalars = self._check(mv, scalars, attention_mask, key_padding_mask, reference_mv)
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv, key_padding_mask)

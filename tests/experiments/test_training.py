@@ -366,3 +366,17 @@ def test_interrupted_automatic_generation_resumes(tmp_path, capsys):
     assert (data / "shard_00000.npz").is_file() and _json.loads((data / "manifest.json").read_text())["complete"]
     on.setup("fit")
     assert len(on.train) > 0
+
+
+def test_compile_option_compiles_the_forward_and_keeps_checkpoints_plain(data_dir):
+    """--model.compile true runs the model through torch.compile; the state dict (checkpoints) has the plain
+    model's keys, and compile is an execution setting a resumed run may change."""
+    from experiments.training.module import EXECUTION_SETTINGS
+
+    cfg = REPO / "experiments/configs/gatr_projective.yaml"
+    base = ["--config", str(cfg), "--data.data_dir", str(data_dir), "--data.bodies", "3"]
+    compiled = main([*base, "--model.compile", "true"], run=False).model
+    plain = main(base, run=False).model
+    assert compiled._run_model is not compiled.model and compiled._run_model._orig_mod is compiled.model
+    assert set(compiled.state_dict()) == set(plain.state_dict())
+    assert "compile" in EXECUTION_SETTINGS

@@ -72,3 +72,21 @@ def test_kernels_are_set_network_wide_and_kernel_data_is_cached(alg):
     for r in range(st.gather.shape[0]):
         rebuilt[:, torch.arange(alg.dim), st.gather[r]] += st.coeff[:, r]
     torch.testing.assert_close(rebuilt, t.linear_basis)
+
+
+def test_custom_operators_pass_opcheck():
+    """The opaque kernels (what the compiler sees): fake kernels, autograd and schema agree with the real ones."""
+    from algebras import get_algebra
+    from gatr.kernels.bilinear import outer_gemm, product_matrices
+    from gatr.kernels.linear import component_matmul, component_matmul_backward
+
+    alg = get_algebra("projective")
+    t = alg.tensors("cpu", torch.float64)
+    m = t.derived(product_matrices)
+    x, y = randn(6, 2, 16).requires_grad_(), randn(6, 2, 16).requires_grad_()
+    torch.library.opcheck(outer_gemm, (x, y, m["forward"], m["grad_left"], m["grad_right"]))
+    st = t.derived(sparse_structure)
+    xs = randn(7, 3, 16)[:, :, :].transpose(0, 1).contiguous().transpose(0, 1).requires_grad_()  # non-contiguous
+    w = randn(st.gather.shape[0], 16, 3, 5).requires_grad_()
+    torch.library.opcheck(component_matmul, (xs, w, st.gather))
+    torch.library.opcheck(component_matmul_backward, (randn(7, 5, 16), xs.detach(), w.detach(), st.gather))
