@@ -55,11 +55,16 @@ class SparseStructure(NamedTuple):
 
     Parameters
     ----------
-
-    ``gather (r, dim)`` long: the ``r``-th source component of each output component (padded with the
-    component itself, weight 0);
-    ``coeff (n_maps, r, dim)``: ``B_m[a, gather[r, a]]``; ``inv`` / ``fun`` long: the components the
-    invariant basis / functionals touch; ``inv_basis (k, n_inv)``, ``fun_basis (k', n_fun)``: those columns.
+    gather : Tensor of long, shape (r, dim)
+        The ``r``-th source component of each output component (padded with the component itself).
+    coeff : Tensor, shape (n_maps, r, dim)
+        ``B_m[a, gather[r, a]]`` (0 for padding).
+    inv, fun : Tensor of long
+        The components the invariant multivectors / functionals touch.
+    inv_basis : Tensor, shape (k, n_inv)
+        The invariant multivectors on those components.
+    fun_basis : Tensor, shape (k', n_fun)
+        The invariant functionals on those components.
     """
 
     gather: torch.Tensor

@@ -18,14 +18,12 @@ class EquiModule(nn.Module):
       convention of :mod:`gatr.flops`) plus those of its sub-layers.
     * the algebra's constants and kernel data are built when a layer is built and after every ``.to()``
       (:meth:`prepare_constants`), so a compiled forward only reads cached tensors.
-
-    Parameters
-    ----------
-    *args, **kwargs
-        Passed to :class:`torch.nn.Module`; subclasses define their own.
     """
 
     validate_inputs: bool = True
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def prepare_constants(self) -> None:
         """Build the algebra's constants and kernel data where this layer's parameters live (see
