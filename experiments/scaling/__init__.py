@@ -10,7 +10,8 @@ Heavy modules (scipy, matplotlib) are imported only by ``fit``/``plots``/``repor
 
 from .grid import (SPEC_KEYS, ConfigError, StudyConfig, available_presets, load_config,
                    parse_shard, run_id, shard_specs)
-from .runner import DEFAULT_TRAIN_FN, collect_results, run_study
+from .results import collect_results
+from .runner import DEFAULT_TRAIN_FN, run_study
 
 __all__ = ["SPEC_KEYS", "ConfigError", "StudyConfig", "available_presets", "load_config",
            "parse_shard", "run_id", "shard_specs", "DEFAULT_TRAIN_FN", "collect_results", "run_study", "analyze"]

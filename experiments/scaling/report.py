@@ -10,7 +10,7 @@ from pathlib import Path
 from .findings import analyze_results
 from .plots import make_plots
 from .grid import ConfigError
-from .runner import atomic_write_text, collect_results, read_json, unreadable_results, write_json, write_tables
+from .results import atomic_write_text, collect_results, read_json, unreadable_results, write_json, write_tables
 
 
 def _f(v, fmt: str = ".3g") -> str:

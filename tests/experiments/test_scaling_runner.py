@@ -11,7 +11,8 @@ import pytest
 from experiments.scaling import __main__ as cli
 from experiments.scaling.grid import ConfigError, StudyConfig, run_id
 from experiments.scaling.report import analyze
-from experiments.scaling.runner import collect_results, run_study
+from experiments.scaling.results import collect_results
+from experiments.scaling.runner import run_study
 
 ALPHA = {"gatr-pga": 0.30, "tf": 0.20, "tf-aug": 0.25}
 CALLS = []
