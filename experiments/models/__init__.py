@@ -21,7 +21,7 @@ from .baselines import MLPBodyModel, TransformerBodyModel
 from .embedding import BodyEmbedding, handedness, input_keypoints
 
 __all__ = ["FAMILIES", "BodyEmbedding", "BodyModel", "GATrBodyModel", "MLPBodyModel", "ModelFamily",
-           "TransformerBodyModel", "augment_batch", "build_model", "family_takes_algebra", "flat_body_features",
+           "TransformerBodyModel", "algebra_families", "augment_batch", "build_model", "family_takes_algebra", "flat_body_features",
            "handedness", "input_keypoints"]
 
 class ModelFamily(NamedTuple):
@@ -57,6 +57,11 @@ FAMILIES: dict[str, ModelFamily] = {
 def family_takes_algebra(family: str) -> bool:
     """Whether ``family`` (a key of :data:`FAMILIES`) is built on an algebra."""
     return FAMILIES[family].takes_algebra
+
+
+def algebra_families() -> list[str]:
+    """The families built on an algebra (named in the errors for an algebra given to another family)."""
+    return [f for f, spec in FAMILIES.items() if spec.takes_algebra]
 
 
 def __getattr__(name):  # GATrBodyModel needs the gatr package; import it on demand
@@ -95,7 +100,6 @@ def build_model(family: str, algebra: str | None = None, width: int = 16, depth:
             except ValueError as err:
                 raise ValueError(f"family {fam!r}: {err}") from None
     elif algebra is not None:
-        takers = [f for f, spec in FAMILIES.items() if spec.takes_algebra]
-        raise ValueError(f"algebra={algebra!r} is only valid for the families {takers}, not {fam!r}")
+        raise ValueError(f"algebra={algebra!r} is only valid for the families {algebra_families()}, not {fam!r}")
     return FAMILIES[fam].build(algebra, width=width, depth=depth, num_heads=num_heads, num_bodies=num_bodies,
                                **kwargs)

@@ -147,7 +147,7 @@ def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
         entry = {"family": entry}
     _check_keys(entry, FAMILY_KEYS, where)
     fam = entry.get("family")
-    from experiments.models import FAMILIES, family_takes_algebra
+    from experiments.models import FAMILIES, algebra_families, family_takes_algebra
 
     if fam not in FAMILIES:
         raise ConfigError(f"{where}.family: unknown family {fam!r}; valid options: {', '.join(FAMILIES)}")
@@ -161,8 +161,7 @@ def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
         out["algebra"] = canonical_algebra(entry["algebra"], f"{where}.algebra")
     else:
         if entry.get("algebra") is not None:
-            takers = [f for f in FAMILIES if family_takes_algebra(f)]
-            raise ConfigError(f"{where}.algebra: only valid for the families {takers}, not {fam!r}")
+            raise ConfigError(f"{where}.algebra: only valid for the families {algebra_families()}, not {fam!r}")
         out["algebra"] = None
     aug = entry.get("augment", False)
     if not isinstance(aug, bool):

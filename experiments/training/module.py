@@ -89,16 +89,15 @@ def validate_family_algebra(family: str, algebra: str | None) -> tuple[str, str 
         Listing the valid values, for an unknown family, an unknown algebra, a family that needs an
         algebra without one, or an algebra given to a family that takes none.
     """
-    from experiments.models import FAMILIES
+    from experiments.models import FAMILIES, algebra_families
 
     fam = str(family).lower()
     if fam not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
-    takers = [f for f, spec in FAMILIES.items() if spec.takes_algebra]
     if not FAMILIES[fam].takes_algebra:
         if algebra not in (None, "", "none", "None"):
             raise ValueError(f"family {fam!r} takes no algebra (got {algebra!r}; pass --model.algebra null); "
-                             f"algebras ({', '.join(valid_algebras())}) are for the families {takers}")
+                             f"algebras ({', '.join(valid_algebras())}) are for the families {algebra_families()}")
         return fam, None
     if algebra in (None, "", "none", "None"):
         raise ValueError(f"family {fam!r} needs an algebra; valid algebras: {', '.join(valid_algebras())}")
