@@ -67,8 +67,16 @@ def pin_group(signature, name: str = "Pin") -> VersorGroup:
     Returns
     -------
     VersorGroup
+
+    Raises
+    ------
+    ValueError
+        If every basis vector is null (no vector is invertible, so the group would be empty).
     """
     metric = np.asarray(signature, dtype=np.float64)
+    if not np.any(metric):
+        raise ValueError(f"signature {tuple(signature)} has no invertible vector (every basis vector squares to 0), "
+                         f"so its Pin group has no reflections; give the algebra an explicit group")
 
     def sample(count: int, rng: np.random.Generator) -> np.ndarray:
         out = np.empty((count, len(metric)))

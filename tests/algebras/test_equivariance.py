@@ -348,3 +348,10 @@ def test_user_group_structure_is_cached_and_foreign_files_are_rejected(tmp_path,
     assert_commutes(again, again.linear_basis)
     cached.write_bytes(b"corrupted")
     assert CliffordAlgebra((1, 1), group=group).linear_basis.shape[0] == 3
+
+
+def test_a_signature_without_invertible_vectors_is_refused_not_sampled_forever():
+    """G(0,0,2) has no invertible vector: its Pin group is refused with a message instead of a sampling loop
+    that never ends (it used to hang the first time the maps were derived)."""
+    with pytest.raises(ValueError, match=r"signature \(0, 0\) has no invertible vector"):
+        CliffordAlgebra((0, 0), name="null-plane").tensors("cpu", torch.float64).linear_basis
