@@ -2,11 +2,14 @@
 
 * ``"dense"``: one ``F.linear`` with the assembled block matrix (one GEMM; best for few tokens and
   where a large GEMM is cheap, e.g. on GPUs).
-* ``"sparse"``: the same sums without the ~90% zeros of the ``B_m`` blocks. Output component ``a``
-  reads at most ``r`` input components (1 of 8 in G(3,0,0), 2 of 16 in G(3,0,1), 4 of 32 in
-  G(4,1,0)), so the map runs as ``r`` batched GEMMs over components, ``(dim, T, in) @ (dim, in, out)``;
-  scalars enter (and leave) only through the few components the invariant basis (functionals) touch.
-* ``"auto"``: sparse on CPUs from :data:`SPARSE_MIN_TOKENS` tokens, dense otherwise.
+* ``"sparse"``: the same sums without the zeros of the ``B_m``. No map connects components of
+  different blocks (the connected components of the maps' support: 8 blocks of ``dim / 8`` components
+  in every shipped algebra), so the map is block diagonal after one permutation of the components
+  and runs as ONE batched GEMM over blocks, ``(blocks, T, p * in) @ (blocks, p * in, p * out)``
+  (``dim / p`` times fewer multiply-adds than dense); scalars enter (and leave) only through the few
+  components the invariant basis (functionals) touch.
+* ``"auto"``: sparse on CPUs from :data:`SPARSE_MIN_TOKENS` tokens when blocks have 2 or more
+  components, dense otherwise (measured; see :func:`select_linear_kernel`).
 
 Every kernel returns ``(mv (..., out_mv, dim), scalars (..., out_s))``; the results agree to rounding.
 """
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 from ..primitives.linear import equi_bias, equi_matrix
 
 #: Token count (product of the leading axes) from which ``"auto"`` runs the sparse kernel on CPUs.
-SPARSE_MIN_TOKENS = 256
+SPARSE_MIN_TOKENS = 64
 
 
 def dense_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
@@ -51,14 +54,22 @@ def dense_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
 
 
 class SparseStructure(NamedTuple):
-    """Sparsity of the equivariant maps on one (device, dtype), built by :func:`sparse_structure`.
+    """The block-diagonal form of the equivariant maps on one (device, dtype), built by :func:`sparse_structure`.
+
+    Components fall into blocks that no map connects (the connected components of the maps' joint
+    support): ``B_m[a, b] = 0`` unless ``a`` and ``b`` share a block. Every shipped algebra has 8 blocks
+    of ``dim / 8`` components (G(3,0,1): ``{e_A, e_0 e_A}``; G(4,1,0): 4 components each).
 
     Parameters
     ----------
-    gather : Tensor of long, shape (r, dim)
-        The ``r``-th source component of each output component (padded with the component itself).
-    coeff : Tensor, shape (n_maps, r, dim)
-        ``B_m[a, gather[r, a]]`` (0 for padding).
+    order : Tensor of long, shape (dim,)
+        The components in block order: blocks of equal size side by side, groups of sizes one after the other.
+    position : Tensor of long, shape (dim,)
+        The inverse permutation: ``order[position[a]] == a``.
+    groups : tuple of (int, int)
+        ``(blocks, block_size)`` per group of equally sized blocks, in the order of ``order``.
+    block_bases : tuple of Tensor, shape (n_maps, blocks, block_size, block_size)
+        Per group, ``B_m`` restricted to each block: ``[m, k, q, p] = B_m[block_k[q], block_k[p]]``.
     inv, fun : Tensor of long
         The components the invariant multivectors / functionals touch.
     inv_basis : Tensor, shape (k, n_inv)
@@ -67,12 +78,33 @@ class SparseStructure(NamedTuple):
         The invariant functionals on those components.
     """
 
-    gather: torch.Tensor
-    coeff: torch.Tensor
+    order: torch.Tensor
+    position: torch.Tensor
+    groups: tuple
+    block_bases: tuple
     inv: torch.Tensor
     fun: torch.Tensor
     inv_basis: torch.Tensor
     fun_basis: torch.Tensor
+
+
+def _blocks(support: torch.Tensor) -> list[list[int]]:
+    """Connected components of the bipartite graph ``a -- b`` where ``support[a, b]`` (union-find)."""
+    dim = support.shape[0]
+    root = list(range(dim))
+
+    def find(a):
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        return a
+
+    for a, b in torch.nonzero(support | support.t()).tolist():
+        root[find(a)] = find(b)
+    blocks: dict[int, list[int]] = {}
+    for a in range(dim):
+        blocks.setdefault(find(a), []).append(a)
+    return sorted(blocks.values(), key=lambda b: (len(b), b[0]))
 
 
 def sparse_structure(t) -> SparseStructure:
@@ -88,105 +120,136 @@ def sparse_structure(t) -> SparseStructure:
     SparseStructure
     """
     basis = t.linear_basis  # (m, a, b)
-    dim = basis.shape[1]
-    support = basis.abs().sum(0) > 0  # (a, b)
-    r = max(1, int(support.sum(1).max()))
-    gather = torch.arange(dim, device=t.device).repeat(r, 1)
-    coeff = basis.new_zeros(basis.shape[0], r, dim)
-    for a in range(dim):
-        for slot, b in enumerate(torch.nonzero(support[a]).flatten().tolist()):
-            gather[slot, a] = b
-            coeff[:, slot, a] = basis[:, a, b]
+    blocks = _blocks((basis != 0).any(0).cpu())
+    groups, block_bases, order = [], [], []
+    for size in sorted({len(b) for b in blocks}):
+        members = torch.tensor([b for b in blocks if len(b) == size], device=t.device)  # (k, p)
+        groups.append(tuple(members.shape))
+        block_bases.append(basis[:, members[:, :, None], members[:, None, :]].contiguous())
+        order.append(members.reshape(-1))
+    order = torch.cat(order)
+    position = torch.empty_like(order)
+    position[order] = torch.arange(order.numel(), device=t.device)
     inv = torch.nonzero(t.invariant_basis.abs().sum(0) > 0).flatten()
     fun = torch.nonzero(t.invariant_functionals.abs().sum(0) > 0).flatten()
-    return SparseStructure(gather, coeff, inv, fun, t.invariant_basis[:, inv], t.invariant_functionals[:, fun])
+    return SparseStructure(order, position, tuple(groups), tuple(block_bases), inv, fun,
+                           t.invariant_basis[:, inv], t.invariant_functionals[:, fun])
 
 
-def _slot_sources(xp: torch.Tensor, gather: torch.Tensor):
-    """Per slot, the component-major input its output components read: ``xp`` itself where the slot's
-    gather is the identity (no copy), ``xp[gather[slot]]`` otherwise."""
-    identity = torch.arange(xp.shape[0], device=xp.device)
-    for slot in range(gather.shape[0]):
-        same = torch.equal(gather[slot], identity)
-        yield slot, same, (xp if same else xp.index_select(0, gather[slot]))
+def _block_major(st: SparseStructure, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column permutations between token rows ``(channel, component)`` and block-major rows
+    ``(component in block order, channel)``, and back."""
+    c = torch.arange(channels, device=st.order.device)
+    dim = st.order.numel()
+    to_blocks = (c[None, :] * dim + st.order[:, None]).reshape(-1)  # (q, i) reads (i, order[q])
+    from_blocks = (st.position[None, :] * channels + c[:, None]).reshape(-1)  # (i, a) reads (position[a], i)
+    return to_blocks, from_blocks
 
 
-@torch.library.custom_op("gatr::component_matmul", mutates_args=())
-def component_matmul(x: torch.Tensor, weights: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
-    """``out[t, o, a] = sum_slot sum_i x[t, i, gather[slot, a]] weights[slot, a, i, o]``: the multivector part
-    of the sparse kernel as one opaque operator (batched GEMMs over components), token-major in and out.
-
-    Parameters
-    ----------
-    x : Tensor, shape (T, in, dim)
-    weights : Tensor, shape (r, dim, in, out)
-    gather : Tensor of long, shape (r, dim)
-
-    Returns
-    -------
-    Tensor, shape (T, out, dim), contiguous
-    """
-    xp = x.permute(2, 0, 1).contiguous()  # (dim, T, in)
-    res = None
-    for slot, _, src in _slot_sources(xp, gather):
-        res = torch.bmm(src, weights[slot]) if res is None else torch.baddbmm(res, src, weights[slot])
-    return res.permute(1, 2, 0).contiguous()
+def _columns(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[:, index]`` for 2-d ``x`` (a gather: faster than ``index_select`` along columns)."""
+    return torch.gather(x, 1, index.expand(x.shape[0], -1))
 
 
-@component_matmul.register_fake
-def _(x, weights, gather):
-    return x.new_empty(x.shape[0], weights.shape[-1], x.shape[-1])
+def _block_products(xb: torch.Tensor, weights: list[torch.Tensor], transpose: bool = False) -> torch.Tensor:
+    """``(T, blocks * p * a)`` block-major rows times each group's ``(k, p * a, p * b)`` block weights (or
+    their transposes) -> ``(T, blocks * p * b)`` block-major rows."""
+    parts, offset = [], 0
+    for w in weights:
+        k, rows = w.shape[0], w.shape[2 if transpose else 1]
+        xg = xb[:, offset : offset + k * rows].unflatten(1, (k, rows)).transpose(0, 1)  # (k, T, rows): strided
+        y = torch.bmm(xg, w.transpose(1, 2) if transpose else w)
+        parts.append(y.transpose(0, 1).reshape(xb.shape[0], -1))
+        offset += k * rows
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
-def _component_matmul_setup(ctx, inputs, output):
-    x, weights, gather = inputs
-    ctx.save_for_backward(x, weights, gather)
-
-
-@torch.library.custom_op("gatr::component_matmul_backward", mutates_args=())
-def component_matmul_backward(grad: torch.Tensor, x: torch.Tensor, weights: torch.Tensor,
-                              gather: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients of :func:`component_matmul` as one opaque operator (the compiler traces no host-side slot
-    logic).
+@torch.library.custom_op("gatr::block_matmul", mutates_args=())
+def block_matmul(x: torch.Tensor, weights: list[torch.Tensor], to_blocks: torch.Tensor,
+                 from_blocks_out: torch.Tensor) -> torch.Tensor:
+    """The multivector part of the sparse kernel as one opaque operator: permute the token rows to block
+    order, one batched GEMM per group of equal blocks, permute back.
 
     Parameters
     ----------
-    grad : Tensor, shape (T, out, dim)
-    x, weights, gather
-        The inputs of :func:`component_matmul`.
+    x : Tensor, shape (T, in * dim)
+        Token rows ``(channel, component)``.
+    weights : list of Tensor, shape (k, p * in, p * out)
+        Per group of blocks, the blocks' weights ``[k, (p, i), (q, o)]``.
+    to_blocks, from_blocks_out : Tensor of long
+        :func:`_block_major` of the input channels (first) and of the output channels (second).
 
     Returns
     -------
-    dx : Tensor, shape (T, in, dim)
-    dweights : Tensor, shape (r, dim, in, out)
+    Tensor, shape (T, out * dim), contiguous
     """
-    xp = x.permute(2, 0, 1).contiguous()  # (dim, T, in)
-    gp = grad.permute(2, 0, 1).contiguous()  # (dim, T, out): unit-stride slices for the GEMMs
-    dxp = torch.zeros_like(xp)
-    dw = []
-    for slot, same, src in _slot_sources(xp, gather):
-        dw.append(torch.bmm(src.transpose(1, 2).to(gp.dtype), gp))
-        d_src = torch.bmm(gp, weights[slot].transpose(1, 2).to(gp.dtype)).to(dxp.dtype)
-        dxp.add_(d_src) if same else dxp.index_add_(0, gather[slot], d_src)
-    return dxp.permute(1, 2, 0).contiguous(), torch.stack(dw).to(weights.dtype)
+    return _columns(_block_products(_columns(x, to_blocks), weights), from_blocks_out)
 
 
-@component_matmul_backward.register_fake
-def _(grad, x, weights, gather):
-    return x.new_empty(x.shape), weights.new_empty(weights.shape)  # contiguous, like the real outputs
+@block_matmul.register_fake
+def _(x, weights, to_blocks, from_blocks_out):
+    return x.new_empty(x.shape[0], from_blocks_out.numel())
 
 
-def _component_matmul_backward(ctx, grad):
-    x, weights, gather = ctx.saved_tensors
-    dx, dw = component_matmul_backward(grad, x, weights, gather)
-    return dx, dw, None
+@torch.library.custom_op("gatr::block_matmul_backward", mutates_args=())
+def block_matmul_backward(grad: torch.Tensor, x: torch.Tensor, weights: list[torch.Tensor], to_blocks: torch.Tensor,
+                          from_blocks: torch.Tensor, to_blocks_out: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of :func:`block_matmul` (one opaque operator): ``[dx, *dweights]``.
+
+    Parameters
+    ----------
+    grad : Tensor, shape (T, out * dim)
+    x, weights, to_blocks
+        The inputs of :func:`block_matmul`.
+    from_blocks, to_blocks_out : Tensor of long
+        The inverse permutations: of ``to_blocks`` and of the forward's ``from_blocks_out``.
+
+    Returns
+    -------
+    list of Tensor
+        ``dx (T, in * dim)``, then ``dweights`` shaped like ``weights``.
+    """
+    xb = _columns(x, to_blocks)
+    gb = _columns(grad.to(x.dtype), to_blocks_out)
+    dx = _columns(_block_products(gb, weights, transpose=True), from_blocks)
+    grads, offset_x, offset_g = [dx], 0, 0
+    for w in weights:
+        k, rows, cols = w.shape
+        xg = xb[:, offset_x : offset_x + k * rows].unflatten(1, (k, rows)).transpose(0, 1)
+        gg = gb[:, offset_g : offset_g + k * cols].unflatten(1, (k, cols)).transpose(0, 1)
+        grads.append(torch.bmm(xg.transpose(1, 2), gg).to(w.dtype))
+        offset_x, offset_g = offset_x + k * rows, offset_g + k * cols
+    return grads
 
 
-component_matmul.register_autograd(_component_matmul_backward, setup_context=_component_matmul_setup)
+@block_matmul_backward.register_fake
+def _(grad, x, weights, to_blocks, from_blocks, to_blocks_out):
+    return [x.new_empty(x.shape), *(w.new_empty(w.shape) for w in weights)]
+
+
+def _block_matmul_setup(ctx, inputs, output):
+    x, weights, to_blocks, from_blocks_out = inputs
+    ctx.n_weights = len(weights)
+    ctx.save_for_backward(x, to_blocks, from_blocks_out, *weights)
+
+
+def _block_matmul_backward(ctx, grad):
+    x, to_blocks, from_blocks_out, *weights = ctx.saved_tensors
+    # the inverse permutations: argsort of a permutation (a few hundred entries)
+    grads = block_matmul_backward(grad, x, weights, to_blocks, torch.argsort(to_blocks), torch.argsort(from_blocks_out))
+    return grads[0], grads[1:], None, None
+
+
+block_matmul.register_autograd(_block_matmul_backward, setup_context=_block_matmul_setup)
 
 
 def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
-    """The map of :func:`dense_linear` as ``r`` batched GEMMs over components (module docstring).
+    """The map of :func:`dense_linear` as one batched GEMM over the blocks of :class:`SparseStructure`.
+
+    Tokens are permuted to block-major order (one gather), every block runs its own dense
+    ``(T, p * in) @ (p * in, p * out)`` map (``dim * p * in * out`` multiply-adds per token instead of the
+    dense ``dim^2 * in * out``: 1/8 in every shipped algebra), and one gather restores the blade order.
+    Scalars enter (and leave) through the few components the invariant basis (functionals) touch.
 
     Parameters
     ----------
@@ -205,11 +268,17 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
     dim = alg.dim
     out_mv, in_mv, _ = w_mv.shape
     lead = mv.shape[:-2]
-    x = mv.reshape(-1, in_mv, dim)
+    x = mv.reshape(-1, in_mv * dim)
     n = x.shape[0]
     st = alg.tensors(w_mv.device, w_mv.dtype).derived(sparse_structure)
-    weights = torch.einsum("oim,mra->raio", w_mv, st.coeff)  # (r, dim, in, out)
-    out = component_matmul(x, weights, st.gather)  # (T, out, dim)
+    to_blocks, _ = _block_major(st, in_mv)
+    _, from_blocks_out = _block_major(st, out_mv)
+    # block weights [k, (p, i), (q, o)] = sum_m W[o, i, m] B_m[block_k[q], block_k[p]]
+    weights = [torch.einsum("oim,mkqp->kpiqo", w_mv, basis).reshape(k, p * in_mv, p * out_mv)
+               for (k, p), basis in zip(st.groups, st.block_bases)]
+    # under autocast the einsum ran in the autocast dtype: the GEMMs run there, as F.linear's would
+    x = x.to(weights[0].dtype)
+    out = block_matmul(x, weights, to_blocks, from_blocks_out).view(n, out_mv, dim)
     # scalars and biases enter the multivector outputs along the invariant components only
     s = scalars.reshape(-1, scalars.shape[-1]).to(x.dtype) if scalars is not None and scalars.shape[-1] else None
     ys = None
@@ -226,7 +295,7 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
     if w_mv2s is None:
         return out, out.new_zeros(*lead, 0)
     u = torch.einsum("pik,kc->pic", w_mv2s, st.fun_basis).reshape(w_mv2s.shape[0], -1)
-    feats = x.index_select(-1, st.fun).reshape(n, -1)
+    feats = mv.reshape(n, in_mv, dim).index_select(-1, st.fun).reshape(n, -1)
     if w_s is not None and s is not None:
         feats = torch.cat([feats, s], -1)
         u = torch.cat([u, w_s], 1)
@@ -237,7 +306,7 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
 LINEAR_KERNELS = {"dense": dense_linear, "sparse": sparse_linear}
 
 
-def select_linear_kernel(name: str, tokens: int, device: torch.device):
+def select_linear_kernel(name: str, tokens: int, device: torch.device, block_size: int = 2):
     """The kernel function for ``name`` at this size and device.
 
     Parameters
@@ -246,6 +315,8 @@ def select_linear_kernel(name: str, tokens: int, device: torch.device):
     tokens : int
         Product of the leading axes of the input.
     device : torch.device
+    block_size : int
+        Largest block of :class:`SparseStructure` (components per block).
 
     Returns
     -------
@@ -258,8 +329,10 @@ def select_linear_kernel(name: str, tokens: int, device: torch.device):
         For an unknown name, listing the valid ones.
     """
     if name == "auto":
-        # the ~15 small ops of the sparse kernel only pay off with enough tokens; GPUs: one GEMM wins
-        name = "sparse" if device.type == "cpu" and tokens >= SPARSE_MIN_TOKENS else "dense"
+        # measured on 2 CPU cores (python -m experiments.benchmark): with blocks of one component (G(3,0,0))
+        # the per-block GEMMs are too thin to beat one dense GEMM; from 2 (G(3,0,1)) sparse wins from
+        # ~64 tokens, with 4 (G(4,1,0)) by 2x; on GPUs the one dense GEMM was the faster choice
+        name = "sparse" if device.type == "cpu" and tokens >= SPARSE_MIN_TOKENS and block_size >= 2 else "dense"
     try:
         return LINEAR_KERNELS[name]
     except KeyError:
@@ -283,4 +356,9 @@ def equi_linear(alg, mv, scalars, w_mv, w_s2mv=None, w_mv2s=None, w_s=None, b_mv
     ``(mv (..., out_mv, dim), scalars (..., out_s))``
     """
     tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
-    return select_linear_kernel(kernel, tokens, mv.device)(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s)
+    block_size = 2
+    if kernel == "auto":
+        groups = alg.tensors(w_mv.device, w_mv.dtype).derived(sparse_structure).groups
+        block_size = max(p for _, p in groups)
+    fn = select_linear_kernel(kernel, tokens, mv.device, block_size)
+    return fn(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s)

@@ -49,6 +49,7 @@ def test_auto_choice_and_unknown_names():
     assert select_linear_kernel("auto", SPARSE_MIN_TOKENS, cpu) is sparse_linear
     assert select_linear_kernel("auto", SPARSE_MIN_TOKENS - 1, cpu) is dense_linear
     assert select_linear_kernel("auto", 10**6, gpu) is dense_linear
+    assert select_linear_kernel("auto", 10**6, cpu, block_size=1) is dense_linear  # G(3,0,0): thin blocks
     with pytest.raises(ValueError, match=r"unknown linear kernel 'fast'; valid: \['auto', 'dense', 'sparse'\]"):
         EquiLinear("pga", 1, 1, kernel="fast")
     with pytest.raises(ValueError, match="unknown bilinear kernel 'fast'"):
@@ -67,18 +68,62 @@ def test_kernels_are_set_network_wide_and_kernel_data_is_cached(alg):
     t = alg.tensors("cpu", torch.float32)
     assert t.derived(sparse_structure) is t.derived(sparse_structure)
     st = t.derived(sparse_structure)
-    # the gathered coefficients reproduce the maps: B_m[a, gather[r, a]] summed over slots
-    rebuilt = torch.zeros_like(t.linear_basis)
-    for r in range(st.gather.shape[0]):
-        rebuilt[:, torch.arange(alg.dim), st.gather[r]] += st.coeff[:, r]
+    # the blocks partition the components and hold every nonzero of the maps
+    assert sorted(st.order.tolist()) == list(range(alg.dim))
+    assert torch.equal(st.order[st.position], torch.arange(alg.dim))
+    rebuilt, offset = torch.zeros_like(t.linear_basis), 0
+    for (k, p), blocks in zip(st.groups, st.block_bases):
+        members = st.order[offset : offset + k * p].view(k, p)
+        rebuilt[:, members[:, :, None], members[:, None, :]] = blocks
+        offset += k * p
     torch.testing.assert_close(rebuilt, t.linear_basis)
+
+
+class _BlockAlgebra:
+    """An algebra stand-in whose maps have blocks of three sizes ({0}, {1, 4}, {2, 3, 5}) in scrambled
+    component order: every shipped algebra has equal blocks, so this is what exercises several groups."""
+
+    dim = 6
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        g = torch.Generator().manual_seed(0)
+        basis = torch.zeros(3, 6, 6, dtype=torch.float64)
+        for block in ([0], [1, 4], [2, 3, 5]):
+            idx = torch.tensor(block)
+            basis[:, idx[:, None], idx[None, :]] = torch.randn(3, len(block), len(block), generator=g, dtype=torch.float64)
+        self.t = SimpleNamespace(linear_basis=basis, device=torch.device("cpu"),
+                                 invariant_basis=torch.eye(6, dtype=torch.float64)[[0, 4]] * 2,
+                                 invariant_functionals=torch.eye(6, dtype=torch.float64)[[0]])
+        self.t.derived = lambda build: build(self.t)
+
+    def tensors(self, device, dtype):
+        return self.t
+
+
+def test_sparse_kernel_with_blocks_of_several_sizes_equals_dense():
+    """Several groups of blocks (one batched GEMM each) and a scrambled block order: the sparse kernel equals
+    the dense matrix, values and gradients (float64, 1e-12)."""
+    alg = _BlockAlgebra()
+    st = sparse_structure(alg.t)
+    assert st.groups == ((1, 1), (1, 2), (1, 3))
+    w = [randn(4, 3, 3), randn(4, 2, 2), randn(5, 3, 1), randn(5, 2), randn(4, 2), randn(5)]
+    w = [x.requires_grad_() for x in w]
+    x, s = randn(7, 3, 6).requires_grad_(), randn(7, 2).requires_grad_()
+    results = []
+    for kernel in (dense_linear, sparse_linear):
+        mv, out = kernel(alg, x, s, *w)
+        results.append((mv, out, torch.autograd.grad(mv.square().sum() + out.sin().sum(), [x, s, *w])))
+    for a, b in zip(results[0][:2] + tuple(results[0][2]), results[1][:2] + tuple(results[1][2])):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_custom_operators_pass_opcheck():
     """The opaque kernels (what the compiler sees): fake kernels, autograd and schema agree with the real ones."""
     from algebras import get_algebra
     from gatr.kernels.bilinear import outer_gemm, product_matrices
-    from gatr.kernels.linear import component_matmul, component_matmul_backward
+    from gatr.kernels.linear import _block_major, block_matmul, block_matmul_backward
 
     alg = get_algebra("projective")
     t = alg.tensors("cpu", torch.float64)
@@ -86,10 +131,12 @@ def test_custom_operators_pass_opcheck():
     x, y = randn(6, 2, 16).requires_grad_(), randn(6, 2, 16).requires_grad_()
     torch.library.opcheck(outer_gemm, (x, y, m["forward"], m["grad_left"], m["grad_right"]))
     st = t.derived(sparse_structure)
-    xs = randn(7, 3, 16)[:, :, :].transpose(0, 1).contiguous().transpose(0, 1).requires_grad_()  # non-contiguous
-    w = randn(st.gather.shape[0], 16, 3, 5).requires_grad_()
-    torch.library.opcheck(component_matmul, (xs, w, st.gather))
-    torch.library.opcheck(component_matmul_backward, (randn(7, 5, 16), xs.detach(), w.detach(), st.gather))
+    xs = randn(3 * 16, 7).t().requires_grad_()  # non-contiguous token rows
+    ws = [randn(k, p * 3, p * 5).requires_grad_() for k, p in st.groups]
+    (to_in, from_in), (to_out, from_out) = _block_major(st, 3), _block_major(st, 5)
+    torch.library.opcheck(block_matmul, (xs, ws, to_in, from_out))
+    torch.library.opcheck(block_matmul_backward, (randn(7, 5 * 16), xs.detach(), [w.detach() for w in ws], to_in,
+                                                  from_in, to_out))
 
 
 def _user_algebra():
