@@ -153,66 +153,104 @@ def _columns(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def _block_products(xb: torch.Tensor, weights: list[torch.Tensor], transpose: bool = False) -> torch.Tensor:
     """``(T, blocks * p * a)`` block-major rows times each group's ``(k, p * a, p * b)`` block weights (or
-    their transposes) -> ``(T, blocks * p * b)`` block-major rows."""
-    parts, offset = [], 0
+    their transposes) -> ``(T, blocks * p * b)`` block-major rows.
+
+    Every group is one ``bmm`` that reads its blocks in place (strided) and writes them in place, so
+    the rows are never transposed into a block-major copy.
+    """
+    cols = sum(w.shape[0] * w.shape[1 if transpose else 2] for w in weights)
+    out = xb.new_empty(xb.shape[0], cols)
+    offset_in = offset_out = 0
     for w in weights:
-        k, rows = w.shape[0], w.shape[2 if transpose else 1]
-        xg = xb[:, offset : offset + k * rows].unflatten(1, (k, rows)).transpose(0, 1)  # (k, T, rows): strided
-        y = torch.bmm(xg, w.transpose(1, 2) if transpose else w)
-        parts.append(y.transpose(0, 1).reshape(xb.shape[0], -1))
-        offset += k * rows
-    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+        k, rows, width = (w.shape[0], w.shape[2], w.shape[1]) if transpose else w.shape
+        xg = xb[:, offset_in : offset_in + k * rows].unflatten(1, (k, rows)).transpose(0, 1)  # (k, T, rows)
+        yg = out[:, offset_out : offset_out + k * width].unflatten(1, (k, width)).transpose(0, 1)
+        torch.bmm(xg, w.transpose(1, 2) if transpose else w, out=yg)
+        offset_in, offset_out = offset_in + k * rows, offset_out + k * width
+    return out
 
 
-@torch.library.custom_op("gatr::block_matmul", mutates_args=())
-def block_matmul(x: torch.Tensor, weights: list[torch.Tensor], to_blocks: torch.Tensor,
-                 from_blocks_out: torch.Tensor) -> torch.Tensor:
-    """The multivector part of the sparse kernel as one opaque operator: permute the token rows to block
-    order, one batched GEMM per group of equal blocks, permute back.
+@torch.library.custom_op("gatr::permute_columns", mutates_args=())
+def permute_columns(x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """``x[:, index]`` for a permutation ``index`` of the columns, as one opaque operator whose gradient is
+    the inverse permutation (a gather again, not the scatter-add of a general gather).
 
     Parameters
     ----------
-    x : Tensor, shape (T, in * dim)
-        Token rows ``(channel, component)``.
+    x : Tensor, shape (T, n)
+    index, inverse : Tensor of long, shape (n,)
+        A permutation and its inverse.
+
+    Returns
+    -------
+    Tensor, shape (T, n), contiguous
+    """
+    return _columns(x, index)
+
+
+@permute_columns.register_fake
+def _(x, index, inverse):
+    return x.new_empty(x.shape)
+
+
+def _permute_columns_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1], inputs[2])
+
+
+def _permute_columns_backward(ctx, grad):
+    index, inverse = ctx.saved_tensors
+    return permute_columns(grad, inverse, index), None, None
+
+
+permute_columns.register_autograd(_permute_columns_backward, setup_context=_permute_columns_setup)
+
+
+@torch.library.custom_op("gatr::block_matmul", mutates_args=())
+def block_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_blocks_out: torch.Tensor) -> torch.Tensor:
+    """The multivector part of the sparse kernel as one opaque operator: one batched GEMM per group of
+    equal blocks on block-major rows, then the output permuted back to ``(channel, component)`` rows.
+
+    Parameters
+    ----------
+    xb : Tensor, shape (T, in * dim)
+        Block-major token rows ``(component in block order, channel)`` (:func:`permute_columns`).
     weights : list of Tensor, shape (k, p * in, p * out)
         Per group of blocks, the blocks' weights ``[k, (p, i), (q, o)]``.
-    to_blocks, from_blocks_out : Tensor of long
-        :func:`_block_major` of the input channels (first) and of the output channels (second).
+    from_blocks_out : Tensor of long
+        The second permutation of :func:`_block_major` for the output channels.
 
     Returns
     -------
     Tensor, shape (T, out * dim), contiguous
     """
-    return _columns(_block_products(_columns(x, to_blocks), weights), from_blocks_out)
+    return _columns(_block_products(xb, weights), from_blocks_out)
 
 
 @block_matmul.register_fake
-def _(x, weights, to_blocks, from_blocks_out):
-    return x.new_empty(x.shape[0], from_blocks_out.numel())
+def _(xb, weights, from_blocks_out):
+    return xb.new_empty(xb.shape[0], from_blocks_out.numel())
 
 
 @torch.library.custom_op("gatr::block_matmul_backward", mutates_args=())
-def block_matmul_backward(grad: torch.Tensor, x: torch.Tensor, weights: list[torch.Tensor], to_blocks: torch.Tensor,
-                          from_blocks: torch.Tensor, to_blocks_out: torch.Tensor) -> list[torch.Tensor]:
-    """Gradients of :func:`block_matmul` (one opaque operator): ``[dx, *dweights]``.
+def block_matmul_backward(grad: torch.Tensor, xb: torch.Tensor, weights: list[torch.Tensor],
+                          to_blocks_out: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of :func:`block_matmul` (one opaque operator): ``[dxb, *dweights]``.
 
     Parameters
     ----------
     grad : Tensor, shape (T, out * dim)
-    x, weights, to_blocks
+    xb, weights
         The inputs of :func:`block_matmul`.
-    from_blocks, to_blocks_out : Tensor of long
-        The inverse permutations: of ``to_blocks`` and of the forward's ``from_blocks_out``.
+    to_blocks_out : Tensor of long
+        The inverse of the forward's ``from_blocks_out``.
 
     Returns
     -------
     list of Tensor
-        ``dx (T, in * dim)``, then ``dweights`` shaped like ``weights``.
+        ``dxb (T, in * dim)`` (block-major, like ``xb``), then ``dweights`` shaped like ``weights``.
     """
-    xb = _columns(x, to_blocks)
-    gb = _columns(grad.to(x.dtype), to_blocks_out)
-    dx = _columns(_block_products(gb, weights, transpose=True), from_blocks)
-    grads, offset_x, offset_g = [dx], 0, 0
+    gb = _columns(grad.to(xb.dtype), to_blocks_out)
+    grads, offset_x, offset_g = [_block_products(gb, weights, transpose=True)], 0, 0
     for w in weights:
         k, rows, cols = w.shape
         xg = xb[:, offset_x : offset_x + k * rows].unflatten(1, (k, rows)).transpose(0, 1)
@@ -223,21 +261,20 @@ def block_matmul_backward(grad: torch.Tensor, x: torch.Tensor, weights: list[tor
 
 
 @block_matmul_backward.register_fake
-def _(grad, x, weights, to_blocks, from_blocks, to_blocks_out):
-    return [x.new_empty(x.shape), *(w.new_empty(w.shape) for w in weights)]
+def _(grad, xb, weights, to_blocks_out):
+    return [xb.new_empty(xb.shape), *(w.new_empty(w.shape) for w in weights)]
 
 
 def _block_matmul_setup(ctx, inputs, output):
-    x, weights, to_blocks, from_blocks_out = inputs
-    ctx.n_weights = len(weights)
-    ctx.save_for_backward(x, to_blocks, from_blocks_out, *weights)
+    xb, weights, from_blocks_out = inputs
+    ctx.save_for_backward(xb, from_blocks_out, *weights)
 
 
 def _block_matmul_backward(ctx, grad):
-    x, to_blocks, from_blocks_out, *weights = ctx.saved_tensors
-    # the inverse permutations: argsort of a permutation (a few hundred entries)
-    grads = block_matmul_backward(grad, x, weights, to_blocks, torch.argsort(to_blocks), torch.argsort(from_blocks_out))
-    return grads[0], grads[1:], None, None
+    xb, from_blocks_out, *weights = ctx.saved_tensors
+    # the inverse permutation: argsort of a permutation (a few hundred entries)
+    grads = block_matmul_backward(grad, xb, weights, torch.argsort(from_blocks_out))
+    return grads[0], grads[1:], None
 
 
 block_matmul.register_autograd(_block_matmul_backward, setup_context=_block_matmul_setup)
@@ -271,14 +308,15 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
     x = mv.reshape(-1, in_mv * dim)
     n = x.shape[0]
     st = alg.tensors(w_mv.device, w_mv.dtype).derived(sparse_structure)
-    to_blocks, _ = _block_major(st, in_mv)
+    to_blocks, from_blocks = _block_major(st, in_mv)
     _, from_blocks_out = _block_major(st, out_mv)
     # block weights [k, (p, i), (q, o)] = sum_m W[o, i, m] B_m[block_k[q], block_k[p]]
     weights = [torch.einsum("oim,mkqp->kpiqo", w_mv, basis).reshape(k, p * in_mv, p * out_mv)
                for (k, p), basis in zip(st.groups, st.block_bases)]
     # under autocast the einsum ran in the autocast dtype: the GEMMs run there, as F.linear's would
     x = x.to(weights[0].dtype)
-    out = block_matmul(x, weights, to_blocks, from_blocks_out).view(n, out_mv, dim)
+    xb = permute_columns(x, to_blocks, from_blocks)  # (T, (component in block order, in))
+    out = block_matmul(xb, weights, from_blocks_out).view(n, out_mv, dim)
     # scalars and biases enter the multivector outputs along the invariant components only
     s = scalars.reshape(-1, scalars.shape[-1]).to(x.dtype) if scalars is not None and scalars.shape[-1] else None
     ys = None

@@ -123,7 +123,7 @@ def test_custom_operators_pass_opcheck():
     """The opaque kernels (what the compiler sees): fake kernels, autograd and schema agree with the real ones."""
     from algebras import get_algebra
     from gatr.kernels.bilinear import outer_gemm, product_matrices
-    from gatr.kernels.linear import _block_major, block_matmul, block_matmul_backward
+    from gatr.kernels.linear import _block_major, block_matmul, block_matmul_backward, permute_columns
 
     alg = get_algebra("projective")
     t = alg.tensors("cpu", torch.float64)
@@ -134,9 +134,9 @@ def test_custom_operators_pass_opcheck():
     xs = randn(3 * 16, 7).t().requires_grad_()  # non-contiguous token rows
     ws = [randn(k, p * 3, p * 5).requires_grad_() for k, p in st.groups]
     (to_in, from_in), (to_out, from_out) = _block_major(st, 3), _block_major(st, 5)
-    torch.library.opcheck(block_matmul, (xs, ws, to_in, from_out))
-    torch.library.opcheck(block_matmul_backward, (randn(7, 5 * 16), xs.detach(), [w.detach() for w in ws], to_in,
-                                                  from_in, to_out))
+    torch.library.opcheck(permute_columns, (xs, to_in, from_in))
+    torch.library.opcheck(block_matmul, (xs, ws, from_out))
+    torch.library.opcheck(block_matmul_backward, (randn(7, 5 * 16), xs.detach(), [w.detach() for w in ws], to_out))
 
 
 def _user_algebra():
