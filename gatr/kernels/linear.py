@@ -151,23 +151,28 @@ def _columns(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, index.expand(x.shape[0], -1))
 
 
-def _block_products(xb: torch.Tensor, weights: list[torch.Tensor], transpose: bool = False) -> torch.Tensor:
+def _block_products(xb: torch.Tensor, weights: list[torch.Tensor], transpose: bool = False,
+                    in_place: bool = True) -> torch.Tensor:
     """``(T, blocks * p * a)`` block-major rows times each group's ``(k, p * a, p * b)`` block weights (or
     their transposes) -> ``(T, blocks * p * b)`` block-major rows.
 
-    Every group is one ``bmm`` that reads its blocks in place (strided) and writes them in place, so
-    the rows are never transposed into a block-major copy.
+    Every group is one ``bmm`` that reads its blocks in place (strided). With ``in_place`` it also writes
+    them in place (``out=`` a strided view: no transpose copy, but not differentiable); without, it
+    copies, so autograd can differentiate it (gradients of gradients).
     """
     cols = sum(w.shape[0] * w.shape[1 if transpose else 2] for w in weights)
-    out = xb.new_empty(xb.shape[0], cols)
-    offset_in = offset_out = 0
+    out = xb.new_empty(xb.shape[0], cols) if in_place else None
+    parts, offset_in, offset_out = [], 0, 0
     for w in weights:
         k, rows, width = (w.shape[0], w.shape[2], w.shape[1]) if transpose else w.shape
         xg = xb[:, offset_in : offset_in + k * rows].unflatten(1, (k, rows)).transpose(0, 1)  # (k, T, rows)
-        yg = out[:, offset_out : offset_out + k * width].unflatten(1, (k, width)).transpose(0, 1)
-        torch.bmm(xg, w.transpose(1, 2) if transpose else w, out=yg)
+        wg = w.transpose(1, 2) if transpose else w
+        if in_place:
+            torch.bmm(xg, wg, out=out[:, offset_out : offset_out + k * width].unflatten(1, (k, width)).transpose(0, 1))
+        else:
+            parts.append(torch.bmm(xg, wg).transpose(0, 1).reshape(xb.shape[0], k * width))
         offset_in, offset_out = offset_in + k * rows, offset_out + k * width
-    return out
+    return out if in_place else torch.cat(parts, 1)
 
 
 @torch.library.custom_op("gatr::permute_columns", mutates_args=())
@@ -231,6 +236,19 @@ def _(xb, weights, from_blocks_out):
     return xb.new_empty(xb.shape[0], from_blocks_out.numel())
 
 
+def _block_matmul_grads(grad, xb, weights, to_blocks_out, in_place: bool = True) -> list[torch.Tensor]:
+    """``[dxb, *dweights]`` of :func:`block_matmul`; ``in_place=False`` keeps every step differentiable."""
+    gb = _columns(grad.to(xb.dtype), to_blocks_out)
+    grads, offset_x, offset_g = [_block_products(gb, weights, transpose=True, in_place=in_place)], 0, 0
+    for w in weights:
+        k, rows, cols = w.shape
+        xg = xb[:, offset_x : offset_x + k * rows].unflatten(1, (k, rows)).transpose(0, 1)
+        gg = gb[:, offset_g : offset_g + k * cols].unflatten(1, (k, cols)).transpose(0, 1)
+        grads.append(torch.bmm(xg.transpose(1, 2), gg).to(w.dtype))
+        offset_x, offset_g = offset_x + k * rows, offset_g + k * cols
+    return grads
+
+
 @torch.library.custom_op("gatr::block_matmul_backward", mutates_args=())
 def block_matmul_backward(grad: torch.Tensor, xb: torch.Tensor, weights: list[torch.Tensor],
                           to_blocks_out: torch.Tensor) -> list[torch.Tensor]:
@@ -249,15 +267,7 @@ def block_matmul_backward(grad: torch.Tensor, xb: torch.Tensor, weights: list[to
     list of Tensor
         ``dxb (T, in * dim)`` (block-major, like ``xb``), then ``dweights`` shaped like ``weights``.
     """
-    gb = _columns(grad.to(xb.dtype), to_blocks_out)
-    grads, offset_x, offset_g = [_block_products(gb, weights, transpose=True)], 0, 0
-    for w in weights:
-        k, rows, cols = w.shape
-        xg = xb[:, offset_x : offset_x + k * rows].unflatten(1, (k, rows)).transpose(0, 1)
-        gg = gb[:, offset_g : offset_g + k * cols].unflatten(1, (k, cols)).transpose(0, 1)
-        grads.append(torch.bmm(xg.transpose(1, 2), gg).to(w.dtype))
-        offset_x, offset_g = offset_x + k * rows, offset_g + k * cols
-    return grads
+    return _block_matmul_grads(grad, xb, weights, to_blocks_out)
 
 
 @block_matmul_backward.register_fake
@@ -273,7 +283,11 @@ def _block_matmul_setup(ctx, inputs, output):
 def _block_matmul_backward(ctx, grad):
     xb, from_blocks_out, *weights = ctx.saved_tensors
     # the inverse permutation: argsort of a permutation (a few hundred entries)
-    grads = block_matmul_backward(grad, xb, weights, torch.argsort(from_blocks_out))
+    to_blocks_out = torch.argsort(from_blocks_out)
+    if torch.is_grad_enabled():  # create_graph=True (e.g. forces from an energy): differentiable ops
+        grads = _block_matmul_grads(grad, xb, weights, to_blocks_out, in_place=False)
+    else:
+        grads = block_matmul_backward(grad, xb, weights, to_blocks_out)
     return grads[0], grads[1:], None
 
 
