@@ -115,12 +115,25 @@ def build_entries(args, device) -> list[Entry]:
         return Entry(label + (" compiled" if compiled else ""), net, inputs, _mv_loss,
                      net.nominal_flops_per_token(n)), compiled
 
+    from experiments.peers import LGATrNet, lgatr_available
+
     names = args.algebras or available_algebras()
     match = canonical_name(args.match or ("projective" if "projective" in names else names[0]))
+    with_lgatr = not args.no_lgatr and lgatr_available()
+    lorentz = None
+    if with_lgatr:
+        try:
+            lorentz = get_algebra(args.lorentz_algebra or ("spacetime" if "spacetime" in available_algebras()
+                                                           else "examples.spacetime.gatr_spacetime:spacetime"))
+        except ValueError as err:
+            print(f"# ours on Cl(1,3) skipped: {err}", file=sys.stderr)
+    lorentz_label = f"ours Cl(1,3) [{lorentz.group.name}]" if lorentz is not None else None
     todo = []
     for name in names:
+        algebra = get_algebra(name)
+        label = lorentz_label if algebra is lorentz else f"ours {algebra.name}"  # timed once, named for lgatr
         for compiled in args.modes:
-            todo.append(gatr_entry(f"ours {get_algebra(name).name}", name, compiled == "compiled"))
+            todo.append(gatr_entry(label, name, compiled == "compiled"))
             if canonical_name(name) == match and target is None:
                 target = todo[-1][0].flops
     if not args.no_transformer and target is not None:
@@ -137,17 +150,10 @@ def build_entries(args, device) -> list[Entry]:
         todo.append((Entry("reference GATr v1.4 (projective)", ref, (torch.randn(b, n, 1, 16, device=device),
                                                                        torch.randn(b, n, 1, device=device)), _mv_loss),
                      False))
-    from experiments.peers import LGATrNet, lgatr_available
-
-    if not args.no_lgatr and lgatr_available():
-        try:
-            lorentz = args.lorentz_algebra or ("spacetime" if "spacetime" in available_algebras()
-                                               else "examples.spacetime.gatr_spacetime:spacetime")
+    if with_lgatr:
+        if lorentz is not None and not any(get_algebra(name) is lorentz for name in names):
             for compiled in args.modes:
-                todo.append(gatr_entry(f"ours Cl(1,3) [{get_algebra(lorentz).group.name}]", lorentz,
-                                       compiled == "compiled"))
-        except ValueError as err:
-            print(f"# ours on Cl(1,3) skipped: {err}", file=sys.stderr)
+                todo.append(gatr_entry(lorentz_label, lorentz, compiled == "compiled"))
         for compiled in args.modes:
             torch.manual_seed(0)
             net = LGATrNet(mv, s, blocks, heads).to(device)
