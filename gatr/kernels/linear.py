@@ -151,6 +151,11 @@ def _columns(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, index.expand(x.shape[0], -1))
 
 
+def _group_view(rows: torch.Tensor, offset: int, blocks: int, width: int) -> torch.Tensor:
+    """The ``(blocks, T, width)`` strided view of one group's blocks in block-major ``(T, ...)`` rows."""
+    return rows[:, offset : offset + blocks * width].unflatten(1, (blocks, width)).transpose(0, 1)
+
+
 def _block_products(xb: torch.Tensor, weights: list[torch.Tensor], transpose: bool = False,
                     in_place: bool = True) -> torch.Tensor:
     """``(T, blocks * p * a)`` block-major rows times each group's ``(k, p * a, p * b)`` block weights (or
@@ -165,10 +170,10 @@ def _block_products(xb: torch.Tensor, weights: list[torch.Tensor], transpose: bo
     parts, offset_in, offset_out = [], 0, 0
     for w in weights:
         k, rows, width = (w.shape[0], w.shape[2], w.shape[1]) if transpose else w.shape
-        xg = xb[:, offset_in : offset_in + k * rows].unflatten(1, (k, rows)).transpose(0, 1)  # (k, T, rows)
+        xg = _group_view(xb, offset_in, k, rows)  # (k, T, rows)
         wg = w.transpose(1, 2) if transpose else w
         if in_place:
-            torch.bmm(xg, wg, out=out[:, offset_out : offset_out + k * width].unflatten(1, (k, width)).transpose(0, 1))
+            torch.bmm(xg, wg, out=_group_view(out, offset_out, k, width))
         else:
             parts.append(torch.bmm(xg, wg).transpose(0, 1).reshape(xb.shape[0], k * width))
         offset_in, offset_out = offset_in + k * rows, offset_out + k * width
@@ -242,8 +247,7 @@ def _block_matmul_grads(grad, xb, weights, to_blocks_out, in_place: bool = True)
     grads, offset_x, offset_g = [_block_products(gb, weights, transpose=True, in_place=in_place)], 0, 0
     for w in weights:
         k, rows, cols = w.shape
-        xg = xb[:, offset_x : offset_x + k * rows].unflatten(1, (k, rows)).transpose(0, 1)
-        gg = gb[:, offset_g : offset_g + k * cols].unflatten(1, (k, cols)).transpose(0, 1)
+        xg, gg = _group_view(xb, offset_x, k, rows), _group_view(gb, offset_g, k, cols)
         grads.append(torch.bmm(xg.transpose(1, 2), gg).to(w.dtype))
         offset_x, offset_g = offset_x + k * rows, offset_g + k * cols
     return grads
