@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import torch
 
+from .block_layout import XorBilinear, block_layout
+
 #: Elements of one chunk of outer products: about 4 MB in float32 on CPUs, where the chunk should
 #: stay in cache; on GPUs one large GEMM beats many small launches, so chunks are far larger.
 CHUNK_ELEMENTS = 2**20
@@ -218,8 +220,32 @@ def sparse_bilinear(alg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return _MonomialProduct.apply(x, y, *tables.forward, *tables.grad_left, *tables.grad_right)
 
 
+def xor_bilinear(alg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The xor-shift kernel (:class:`gatr.kernels.block_layout.XorBilinear`) on ``(N, nb, dim)`` operands,
+    permuted to label order and back; :func:`dense_bilinear` where the algebra has no block layout.
+
+    :class:`~gatr.layers.GeometricBilinear` runs the shifts on operands already in the block layout
+    (no permutation); this form is the primitive's, for other callers and tests.
+
+    Parameters
+    ----------
+    alg : NetworkAlgebra
+    x, y : Tensor, shape (N, nb, dim)
+
+    Returns
+    -------
+    Tensor, shape (N, nb, dim)
+    """
+    layout = alg.tensors(x.device, x.dtype).derived(block_layout)
+    if layout is None:
+        return dense_bilinear(alg, x, y)
+    to_labels = lambda a: a.index_select(2, layout.order).transpose(1, 2).unsqueeze(-1)  # noqa: E731
+    z = XorBilinear.apply(layout, to_labels(x), to_labels(y)).squeeze(-1)  # (N, dim, nb) in label order
+    return z.index_select(1, torch.argsort(layout.order)).transpose(1, 2).contiguous()
+
+
 #: The kernels by name (``"auto"`` is resolved by :func:`select_bilinear_kernel`).
-BILINEAR_KERNELS = {"dense": dense_bilinear, "sparse": sparse_bilinear}
+BILINEAR_KERNELS = {"dense": dense_bilinear, "sparse": sparse_bilinear, "xor": xor_bilinear}
 
 
 def select_bilinear_kernel(name: str, device: torch.device):

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..primitives.linear import equi_bias, equi_matrix
+from .block_layout import block_layout, connected_blocks
 
 #: Token count (product of the leading axes) from which ``"auto"`` runs the sparse kernel on CPUs.
 SPARSE_MIN_TOKENS = 64
@@ -88,25 +89,6 @@ class SparseStructure(NamedTuple):
     fun_basis: torch.Tensor
 
 
-def _blocks(support: torch.Tensor) -> list[list[int]]:
-    """Connected components of the bipartite graph ``a -- b`` where ``support[a, b]`` (union-find)."""
-    dim = support.shape[0]
-    root = list(range(dim))
-
-    def find(a):
-        while root[a] != a:
-            root[a] = root[root[a]]
-            a = root[a]
-        return a
-
-    for a, b in torch.nonzero(support | support.t()).tolist():
-        root[find(a)] = find(b)
-    blocks: dict[int, list[int]] = {}
-    for a in range(dim):
-        blocks.setdefault(find(a), []).append(a)
-    return sorted(blocks.values(), key=lambda b: (len(b), b[0]))
-
-
 def sparse_structure(t) -> SparseStructure:
     """:class:`SparseStructure` from the algebra's tensors (cached through ``t.derived``).
 
@@ -120,7 +102,11 @@ def sparse_structure(t) -> SparseStructure:
     SparseStructure
     """
     basis = t.linear_basis  # (m, a, b)
-    blocks = _blocks((basis != 0).any(0).cpu())
+    layout = t.derived(block_layout)
+    if layout is not None:  # the label order: blocks are aligned ranges of labels, bilinears xor shifts
+        blocks = layout.order.view(-1, 1 << layout.block_bits).tolist()
+    else:
+        blocks = connected_blocks((basis != 0).any(0).cpu())
     groups, block_bases, order = [], [], []
     for size in sorted({len(b) for b in blocks}):
         members = torch.tensor([b for b in blocks if len(b) == size], device=t.device)  # (k, p)
@@ -216,9 +202,10 @@ permute_columns.register_autograd(_permute_columns_backward, setup_context=_perm
 
 
 @torch.library.custom_op("gatr::block_matmul", mutates_args=())
-def block_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_blocks_out: torch.Tensor) -> torch.Tensor:
+def block_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_blocks_out: torch.Tensor | None) -> torch.Tensor:
     """The multivector part of the sparse kernel as one opaque operator: one batched GEMM per group of
-    equal blocks on block-major rows, then the output permuted back to ``(channel, component)`` rows.
+    equal blocks on block-major rows, then (unless ``from_blocks_out`` is None) the output permuted back
+    to ``(channel, component)`` rows.
 
     Parameters
     ----------
@@ -226,24 +213,26 @@ def block_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_blocks_out:
         Block-major token rows ``(component in block order, channel)`` (:func:`permute_columns`).
     weights : list of Tensor, shape (k, p * in, p * out)
         Per group of blocks, the blocks' weights ``[k, (p, i), (q, o)]``.
-    from_blocks_out : Tensor of long
-        The second permutation of :func:`_block_major` for the output channels.
+    from_blocks_out : Tensor of long, or None
+        The second permutation of :func:`_block_major` for the output channels; None keeps the output
+        block-major (the block layout of :mod:`gatr.kernels.block_layout`).
 
     Returns
     -------
     Tensor, shape (T, out * dim), contiguous
     """
-    return _columns(_block_products(xb, weights), from_blocks_out)
+    out = _block_products(xb, weights)
+    return out if from_blocks_out is None else _columns(out, from_blocks_out)
 
 
 @block_matmul.register_fake
 def _(xb, weights, from_blocks_out):
-    return xb.new_empty(xb.shape[0], from_blocks_out.numel())
+    return xb.new_empty(xb.shape[0], sum(w.shape[0] * w.shape[2] for w in weights))
 
 
 def _block_matmul_grads(grad, xb, weights, to_blocks_out, in_place: bool = True) -> list[torch.Tensor]:
     """``[dxb, *dweights]`` of :func:`block_matmul`; ``in_place=False`` keeps every step differentiable."""
-    gb = _columns(grad.to(xb.dtype), to_blocks_out)
+    gb = grad.to(xb.dtype).contiguous() if to_blocks_out is None else _columns(grad.to(xb.dtype), to_blocks_out)
     grads, offset_x, offset_g = [_block_products(gb, weights, transpose=True, in_place=in_place)], 0, 0
     for w in weights:
         k, rows, cols = w.shape
@@ -255,7 +244,7 @@ def _block_matmul_grads(grad, xb, weights, to_blocks_out, in_place: bool = True)
 
 @torch.library.custom_op("gatr::block_matmul_backward", mutates_args=())
 def block_matmul_backward(grad: torch.Tensor, xb: torch.Tensor, weights: list[torch.Tensor],
-                          to_blocks_out: torch.Tensor) -> list[torch.Tensor]:
+                          to_blocks_out: torch.Tensor | None) -> list[torch.Tensor]:
     """Gradients of :func:`block_matmul` (one opaque operator): ``[dxb, *dweights]``.
 
     Parameters
@@ -263,8 +252,8 @@ def block_matmul_backward(grad: torch.Tensor, xb: torch.Tensor, weights: list[to
     grad : Tensor, shape (T, out * dim)
     xb, weights
         The inputs of :func:`block_matmul`.
-    to_blocks_out : Tensor of long
-        The inverse of the forward's ``from_blocks_out``.
+    to_blocks_out : Tensor of long, or None
+        The inverse of the forward's ``from_blocks_out`` (None: the output was block-major).
 
     Returns
     -------
@@ -281,13 +270,14 @@ def _(grad, xb, weights, to_blocks_out):
 
 def _block_matmul_setup(ctx, inputs, output):
     xb, weights, from_blocks_out = inputs
-    ctx.save_for_backward(xb, from_blocks_out, *weights)
+    ctx.permuted = from_blocks_out is not None
+    ctx.save_for_backward(xb, *weights, *((from_blocks_out,) if ctx.permuted else ()))
 
 
 def _block_matmul_backward(ctx, grad):
-    xb, from_blocks_out, *weights = ctx.saved_tensors
+    xb, *weights = ctx.saved_tensors
     # the inverse permutation: argsort of a permutation (a few hundred entries)
-    to_blocks_out = torch.argsort(from_blocks_out)
+    to_blocks_out = torch.argsort(weights.pop()) if ctx.permuted else None
     if torch.is_grad_enabled():  # create_graph=True (e.g. forces from an energy): differentiable ops
         grads = _block_matmul_grads(grad, xb, weights, to_blocks_out, in_place=False)
     else:
@@ -298,26 +288,32 @@ def _block_matmul_backward(ctx, grad):
 block_matmul.register_autograd(_block_matmul_backward, setup_context=_block_matmul_setup)
 
 
-def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
+def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s, blocks_in: bool = False,
+                  blocks_out: bool = False):
     """The map of :func:`dense_linear` as one batched GEMM over the blocks of :class:`SparseStructure`.
 
     Tokens are permuted to block-major order (one gather), every block runs its own dense
     ``(T, p * in) @ (p * in, p * out)`` map (``dim * p * in * out`` multiply-adds per token instead of the
     dense ``dim^2 * in * out``: 1/8 in every shipped algebra), and one gather restores the blade order.
     Scalars enter (and leave) through the few components the invariant basis (functionals) touch.
+    In the block layout (:mod:`gatr.kernels.block_layout`) inputs and outputs are already block-major,
+    and the gathers are skipped.
 
     Parameters
     ----------
     alg : NetworkAlgebra
-    mv : Tensor, shape (..., in_mv, dim)
+    mv : Tensor, shape (..., in_mv, dim), or (..., dim, in_mv) in block order with ``blocks_in``
     scalars : Tensor, shape (..., in_s), or None
     w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s : Tensor or None
         The weights of :func:`gatr.primitives.linear.equi_matrix` and the biases of
         :func:`gatr.primitives.linear.equi_bias`.
+    blocks_in, blocks_out : bool
+        Multivector inputs / outputs in the block layout: ``(..., dim, channels)`` with the components in
+        the order ``SparseStructure.order``.
 
     Returns
     -------
-    mv : Tensor, shape (..., out_mv, dim)
+    mv : Tensor, shape (..., out_mv, dim), or (..., dim, out_mv) with ``blocks_out``
     scalars : Tensor, shape (..., out_s)
     """
     dim = alg.dim
@@ -333,8 +329,9 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
                for (k, p), basis in zip(st.groups, st.block_bases)]
     # under autocast the einsum ran in the autocast dtype: the GEMMs run there, as F.linear's would
     x = x.to(weights[0].dtype)
-    xb = permute_columns(x, to_blocks, from_blocks)  # (T, (component in block order, in))
-    out = block_matmul(xb, weights, from_blocks_out).view(n, out_mv, dim)
+    xb = x.contiguous() if blocks_in else permute_columns(x, to_blocks, from_blocks)  # (T, (block order, in))
+    out = block_matmul(xb, weights, None if blocks_out else from_blocks_out)
+    out = out.view(n, dim, out_mv) if blocks_out else out.view(n, out_mv, dim)
     # scalars and biases enter the multivector outputs along the invariant components only
     s = scalars.reshape(-1, scalars.shape[-1]).to(x.dtype) if scalars is not None and scalars.shape[-1] else None
     ys = None
@@ -345,13 +342,19 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s):
             ys = s @ v if bias is None else torch.addmm(bias, s, v)
         elif bias is not None:
             ys = bias.expand(n, -1)
-    if ys is not None:
+    if ys is not None and blocks_out:  # rows (component in block order, channel)
+        out.index_add_(1, st.position[st.inv], ys.view(n, -1, out_mv))
+    elif ys is not None:
         out.index_add_(2, st.inv, ys.view(n, -1, out_mv).transpose(1, 2))
-    out = out.view(*lead, out_mv, dim)
+    out = out.view(*lead, *out.shape[1:])
     if w_mv2s is None:
         return out, out.new_zeros(*lead, 0)
-    u = torch.einsum("pik,kc->pic", w_mv2s, st.fun_basis).reshape(w_mv2s.shape[0], -1)
-    feats = mv.reshape(n, in_mv, dim).index_select(-1, st.fun).reshape(n, -1)
+    if blocks_in:  # features ordered (functional component, channel)
+        u = torch.einsum("pik,kc->pci", w_mv2s, st.fun_basis).reshape(w_mv2s.shape[0], -1)
+        feats = mv.reshape(n, dim, in_mv).index_select(1, st.position[st.fun]).reshape(n, -1)
+    else:
+        u = torch.einsum("pik,kc->pic", w_mv2s, st.fun_basis).reshape(w_mv2s.shape[0], -1)
+        feats = mv.reshape(n, in_mv, dim).index_select(-1, st.fun).reshape(n, -1)
     if w_s is not None and s is not None:
         feats = torch.cat([feats, s], -1)
         u = torch.cat([u, w_s], 1)
@@ -412,9 +415,30 @@ def equi_linear(alg, mv, scalars, w_mv, w_s2mv=None, w_mv2s=None, w_s=None, b_mv
     ``(mv (..., out_mv, dim), scalars (..., out_s))``
     """
     tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
+    fn = resolve_linear_kernel(alg, kernel, tokens, mv.device, w_mv.dtype)
+    return fn(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s)
+
+
+def resolve_linear_kernel(alg, kernel: str, tokens: int, device: torch.device, dtype: torch.dtype):
+    """:func:`select_linear_kernel` with the algebra's largest block (read only for ``"auto"``).
+
+    Parameters
+    ----------
+    alg : NetworkAlgebra
+    kernel : {"auto", "dense", "sparse"}
+    tokens : int
+        Product of the leading axes of the input.
+    device : torch.device
+    dtype : torch.dtype
+        Dtype of the weights (whose cached constants are read).
+
+    Returns
+    -------
+    callable
+        A function of :data:`LINEAR_KERNELS`.
+    """
     block_size = 2
     if kernel == "auto":
-        groups = alg.tensors(w_mv.device, w_mv.dtype).derived(sparse_structure).groups
+        groups = alg.tensors(device, dtype).derived(sparse_structure).groups
         block_size = max(p for _, p in groups)
-    fn = select_linear_kernel(kernel, tokens, mv.device, block_size)
-    return fn(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s)
+    return select_linear_kernel(kernel, tokens, device, block_size)

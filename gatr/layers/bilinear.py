@@ -7,6 +7,8 @@ import torch
 from algebras import get_algebra
 
 from ..kernels.bilinear import select_bilinear_kernel
+from ..kernels.block_layout import XorBilinear, block_layout
+from ..kernels.linear import resolve_linear_kernel, sparse_linear
 from ..primitives.bilinear import bilinear_products
 from ._checks import check_inputs
 from .base import EquiModule
@@ -104,14 +106,65 @@ class GeometricBilinear(EquiModule):
             if reference_mv is not None and reference_mv.shape[-1] != self.algebra.dim:
                 raise ValueError(f"reference_mv must have last axis {self.algebra.dim}, got {tuple(reference_mv.shape)}")
         h, nb = self.hidden_mv_channels, self.num_bilinears
-        ops, _ = self.operands(mv, scalars)
-        ops = ops.unflatten(-2, (2, h, nb))  # (..., items, 2, h, nb, dim)
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv)
+        if self._block_path(mv, reference_mv):
+            return self._forward_blocks(mv, scalars, reference_mv)
+        ops, _ = self.operands(mv, scalars)
+        ops = ops.unflatten(-2, (2, h, nb))  # (..., items, 2, h, nb, dim)
         # reference (..., items|1, 1, dim) broadcasts over the operands' (..., items, h) axes
         products = bilinear_products(self.algebra, ops[..., 0, :, :, :], ops[..., 1, :, :, :], reference_mv,
                                      kernel=self.kernel)
         return self.output(products.flatten(-3, -2), scalars)
+
+    def _block_path(self, mv: torch.Tensor, reference_mv: torch.Tensor) -> bool:
+        """Whether this call runs in the block layout (:meth:`_forward_blocks`).
+
+        Kernel ``"xor"`` always does where the algebra has a block layout; ``"auto"`` does under
+        ``torch.compile`` on CPUs where the operand map runs sparse (it fuses the shifts into one loop;
+        run eagerly, they are many small operations and the table GEMM is faster).
+        """
+        if self.kernel not in ("auto", "xor") or reference_mv.dim() > mv.dim():
+            return False
+        if self.algebra.tensors(mv.device, mv.dtype).derived(block_layout) is None:
+            return False
+        if self.kernel == "xor":
+            return True
+        tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
+        return (torch.compiler.is_compiling() and mv.device.type == "cpu"
+                and resolve_linear_kernel(self.algebra, self.operands.kernel, tokens, mv.device, mv.dtype)
+                is sparse_linear)
+
+    def _forward_blocks(self, mv: torch.Tensor, scalars: torch.Tensor | None, reference_mv: torch.Tensor):
+        """:meth:`forward` in the block layout: the operand map emits block-major rows, the products are
+        xor shifts on them (:class:`~gatr.kernels.block_layout.XorBilinear`) and the output map reads them,
+        with no permutation of the components in between.
+
+        The operand channels are taken as ``(left/right, bilinear, hidden)`` (a permutation of the
+        parameters' ``(left/right, hidden, bilinear)``), so each bilinear's operands are contiguous.
+        """
+        h, nb, dim = self.hidden_mv_channels, self.num_bilinears, self.algebra.dim
+        lead = mv.shape[:-2]
+        layout = self.algebra.tensors(mv.device, mv.dtype).derived(block_layout)
+        # new operand channel (s, b, c) is parameter channel (s, c, b); new product channel (b, c) is (c, b)
+        ops_channels = torch.arange(2 * h * nb, device=mv.device).view(2, h, nb).transpose(1, 2).reshape(-1)
+        product_channels = torch.arange(h * nb, device=mv.device).view(h, nb).t().reshape(-1)
+        o, p = self.operands, self.output
+        pick = lambda w, axis, index: None if w is None else w.index_select(axis, index)  # noqa: E731
+        ops, _ = sparse_linear(self.algebra, mv, scalars, pick(o.weight_mv, 0, ops_channels),
+                               pick(o.weight_s2mv, 0, ops_channels), None, None, pick(o.bias_mv, 0, ops_channels),
+                               None, blocks_out=True)
+        ops = ops.reshape(-1, dim, 2, nb, h)  # (T, component in label order, left/right, bilinear, hidden)
+        products = XorBilinear.apply(layout, ops[:, :, 0], ops[:, :, 1])  # (T, dim, nb, h)
+        component, has_reference, any_reference = self.algebra.tensors(mv.device, mv.dtype).bilinear_references
+        if any_reference:  # reference (..., items|1, 1, dim): one factor per token and bilinear
+            r = reference_mv.to(products.dtype).index_select(-1, component)[..., 0, :]
+            r = torch.where(has_reference, r, torch.ones_like(r)).broadcast_to(*lead, nb)
+            products = products * r.reshape(-1, 1, nb, 1)
+        return sparse_linear(self.algebra, products.view(*lead, dim, nb * h), scalars,
+                             pick(p.weight_mv, 1, product_channels), p.weight_s2mv,
+                             pick(p.weight_mv2s, 1, product_channels), p.weight_s, p.bias_mv, p.bias_s,
+                             blocks_in=True)
 
     def own_flops_per_token(self, num_items: int) -> int:
         """``2 nnz(T_b)`` per product, ``hidden_mv_channels`` products per bilinear (:mod:`gatr.flops`).

@@ -35,15 +35,20 @@ def _outputs_and_grads(net, run, x, s, kwargs):
     return [mv.detach(), out.detach()], grads
 
 
-@pytest.mark.parametrize("masked,kernels", [(False, "auto"), (True, "auto"), (True, "sparse")])
+@pytest.mark.parametrize("masked,kernels", [(False, ("auto", "auto")), (True, ("auto", "auto")),
+                                            (True, ("sparse", "sparse")), (True, ("sparse", "auto"))])
 def test_fullgraph_compile_equals_eager_with_zero_graph_breaks(alg, masked, kernels):
-    """Every kernel traces: tiny inputs take the dense linear kernel under "auto", so "sparse" is forced once."""
+    """Every kernel traces: tiny inputs take the dense linear kernel under "auto", so "sparse" is forced; with
+    it, "auto" bilinears run eagerly on the table path and compiled in the block layout (xor shifts)."""
     torch.manual_seed(0)
-    net = tiny_net(alg) if kernels == "auto" else tiny_net(alg, linear_kernel=kernels, bilinear_kernel=kernels)
+    net = tiny_net(alg, linear_kernel=kernels[0], bilinear_kernel=kernels[1])
     x, s, kwargs = _inputs(alg, masked)
     explained = dynamo.explain(net)(x, s, **kwargs)
     assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
     assert explained.graph_count == 1
+    traced = explained.graphs[0].code
+    # "auto" bilinears on the sparse linear kernel run in the block layout once compiled: no table GEMM
+    assert ("outer_gemm" in traced) is (kernels == ("auto", "auto")), "bilinear execution path"
     dynamo.reset()
     # fullgraph=True raises on any break; aot_eager traces the backward too, without C++ code generation
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager")

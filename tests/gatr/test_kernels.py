@@ -166,24 +166,47 @@ def _user_algebra():
 
 @pytest.mark.parametrize("which", ["fixture", "user"])
 def test_sparse_bilinear_equals_the_table_product(alg, which):
-    """The gather (monomial) kernel equals sum_ij x_i y_j T[i, j, k] to 1e-12 in float64, gradients too, for
-    every backend and a user-registered signature; a bilinear layer on it stays equivariant."""
-    from gatr.kernels.bilinear import dense_bilinear, sparse_bilinear
+    """The gather (monomial) and xor-shift kernels equal sum_ij x_i y_j T[i, j, k] to 1e-12 in float64, gradients
+    too, for every backend and a user-registered signature; a bilinear layer on them stays equivariant."""
+    from gatr.kernels.bilinear import dense_bilinear, sparse_bilinear, xor_bilinear
+    from gatr.kernels.block_layout import block_layout
 
     alg = alg if which == "fixture" else _user_algebra()
-    tables = alg.tensors("cpu", torch.float64).bilinear_tables
+    t = alg.tensors("cpu", torch.float64)
+    assert t.derived(block_layout) is not None  # so xor_bilinear runs its own path, not the dense fallback
+    tables = t.bilinear_tables
     x, y = randn(9, tables.shape[0], alg.dim).requires_grad_(), randn(9, tables.shape[0], alg.dim).requires_grad_()
     expected = torch.einsum("nbi,nbj,bijk->nbk", x, y, tables)
-    for kernel in (sparse_bilinear, dense_bilinear):
+    for kernel in (sparse_bilinear, xor_bilinear, dense_bilinear):
         z = kernel(alg, x, y)
         torch.testing.assert_close(z, expected, rtol=1e-12, atol=1e-12)
         grads = torch.autograd.grad(z.square().sum(), [x, y])
         reference = torch.autograd.grad(expected.square().sum(), [x, y], retain_graph=True)
         for g, r in zip(grads, reference):
             torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
-    layer = GeometricBilinear(alg, 3, 4, 2, 3, kernel="sparse").double()
     ref = torch.zeros(B, 1, 1, alg.dim, dtype=torch.float64)
     ref[..., -1] = 1.0
     ref = ref + 0.3 * randn(B, 1, 1, alg.dim)
-    assert_equivariant(alg, lambda a, s, r: layer(a, s, reference_mv=r), [randn(B, N, 3, alg.dim)],
-                       [randn(B, N, 2), ref], transform_reference=1)
+    for kernel in ("sparse", "xor"):
+        layer = GeometricBilinear(alg, 3, 4, 2, 3, kernel=kernel).double()
+        assert_equivariant(alg, lambda a, s, r: layer(a, s, reference_mv=r), [randn(B, N, 3, alg.dim)],
+                           [randn(B, N, 2), ref], transform_reference=1)
+
+
+@pytest.mark.parametrize("reference", ["default", "given"])
+def test_bilinear_layer_in_the_block_layout_equals_the_table_path(alg, reference):
+    """GeometricBilinear with kernel "xor" runs in the block layout (operands emitted block-major, products
+    as xor shifts, the output map reading them, parameter channels permuted): values and the gradients of
+    inputs and parameters equal the table path's to 1e-12 (float64), with and without a given reference."""
+    layer = GeometricBilinear(alg, 5, 6, 3, 4).double()
+    mv, s = randn(2, 7, 5, alg.dim).requires_grad_(), randn(2, 7, 3).requires_grad_()
+    ref = randn(2, 1, 1, alg.dim) if reference == "given" else None
+    results = []
+    for kernel in ("dense", "xor"):
+        layer.kernel = kernel
+        assert layer._block_path(mv, ref if ref is not None else mv) is (kernel == "xor")
+        out_mv, out_s = layer(mv, s, reference_mv=ref)
+        grads = torch.autograd.grad(out_mv.square().sum() + out_s.sin().sum(), [mv, s, *layer.parameters()])
+        results.append([out_mv, out_s, *grads])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
