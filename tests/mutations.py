@@ -148,6 +148,13 @@ MUTATIONS = (
              "forward permutation instead of its inverse (forward values stay right)", "gatr/kernels/linear.py",
              "to_blocks_out = torch.argsort(from_blocks_out)", "to_blocks_out = from_blocks_out",
              ("tests/gatr/test_kernels.py",)),
+    Mutation("xor-grad-left", "the xor-shift bilinear's left gradient from the table of the old operand order "
+             "(forward values stay right)", "gatr/kernels/block_layout.py",
+             "for axes in ((1, 2, 3), (2, 3, 1), (1, 3, 2))]", "for axes in ((1, 2, 3), (3, 2, 1), (1, 3, 2))]",
+             ("tests/gatr/test_kernels.py",)),
+    Mutation("block-channels", "the block-layout bilinear layer reading its operand channels unpermuted",
+             "gatr/layers/bilinear.py", "view(2, h, nb).transpose(1, 2).reshape(-1)", "view(2, nb, h).reshape(-1)",
+             ("tests/gatr/test_kernels.py",)),
     Mutation("no-plugins", "installed plug-in algebras (entry points) never loaded", "algebras/registry.py",
              "    for ep in entry_points(group=ENTRY_POINT_GROUP):", "    for ep in ():",
              (E + "test_plugin_example.py",)),

@@ -2,18 +2,21 @@
 
 Each primitive has kernels chosen by name (``"auto"`` picks one for the size and device); tests and
 benchmarks select them explicitly (``EquiLinear(..., kernel="sparse")``, ``GATrConfig.linear_kernel``).
+:mod:`.block_layout` is the component order in which the sparse linear maps and the xor-shift bilinears
+meet without permutations (``GeometricBilinear`` under ``torch.compile``).
 """
 
 import torch
 
 from .bilinear import BILINEAR_KERNELS, monomial_tables, product_matrices, select_bilinear_kernel
+from .block_layout import block_layout
 from .linear import LINEAR_KERNELS, SPARSE_MIN_TOKENS, equi_linear, select_linear_kernel, sparse_structure
 
 __all__ = ["BILINEAR_KERNELS", "KERNEL_DATA", "LINEAR_KERNELS", "SPARSE_MIN_TOKENS", "equi_linear", "prepare",
            "select_bilinear_kernel", "select_linear_kernel"]
 
 #: Builders of the kernels' cached data (``AlgebraTensors.derived``), run ahead of any forward by :func:`prepare`.
-KERNEL_DATA = (sparse_structure, product_matrices, monomial_tables)
+KERNEL_DATA = (block_layout, sparse_structure, product_matrices, monomial_tables)
 
 
 #: Float dtypes whose constants :func:`prepare` builds (weights, autocast operands, float64 checks).

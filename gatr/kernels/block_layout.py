@@ -7,8 +7,8 @@ they share a null vector). Every monomial bilinear built from products and compl
 outer, inner, join, ...) therefore pairs left blade ``i`` with right blade ``j = k xor d(i)`` for output
 ``k``, with one shift ``d(i)`` per ``i``; so do their gradients. The blocks of the equivariant maps
 (:func:`~gatr.kernels.linear.sparse_structure`) are the cosets ``a xor H`` of a subgroup ``H`` of
-bitmasks in every shipped algebra (G(3,0,1): ``H = {0, e0}``; G(4,1,0): ``{0, e4, e5, e45}``; Cl(1,3)
-with SO+(1,3): ``{0, e0123}``). A GF(2)-linear relabelling of the bitmasks that sends ``H`` to the low
+bitmasks in every shipped algebra (basis vectors counted from 0; G(3,0,1): ``H = {0, e0}``; G(4,1,0):
+``{0, e3, e4, e34}``; Cl(1,3) with SO+(1,3): ``{0, e0123}``). A GF(2)-linear relabelling of the bitmasks that sends ``H`` to the low
 bits keeps the xor structure (the label of ``A xor B`` is the xor of the labels) and makes every block
 an aligned, contiguous range of labels. In label order a bilinear is ``dim`` broadcast multiplies of
 ``x_i`` with ``y`` permuted by the constant shift ``d(i)``: ``dim^2`` multiply-adds per product instead

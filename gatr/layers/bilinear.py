@@ -54,7 +54,9 @@ class GeometricBilinear(EquiModule):
     hidden_mv_channels : int, optional
         Operand channels per bilinear; default ``max(1, out_mv_channels // n_bilinears)``.
     kernel : str
-        Execution kernel of the products (:data:`gatr.kernels.BILINEAR_KERNELS` or ``"auto"``).
+        Execution kernel of the products (:data:`gatr.kernels.BILINEAR_KERNELS` or ``"auto"``). With
+        ``"xor"`` (and with ``"auto"`` under ``torch.compile`` on CPUs where the linear maps run sparse)
+        the whole layer runs in the block layout (:meth:`_forward_blocks`).
     """
 
     def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
@@ -126,6 +128,8 @@ class GeometricBilinear(EquiModule):
         """
         if self.kernel not in ("auto", "xor") or reference_mv.dim() > mv.dim():
             return False
+        if reference_mv.dim() >= 2 and reference_mv.shape[-2] != 1:
+            return False  # a reference per operand channel: the table path broadcasts it
         if self.algebra.tensors(mv.device, mv.dtype).derived(block_layout) is None:
             return False
         if self.kernel == "xor":
@@ -158,8 +162,8 @@ class GeometricBilinear(EquiModule):
         products = XorBilinear.apply(layout, ops[:, :, 0], ops[:, :, 1])  # (T, dim, nb, h)
         component, has_reference, any_reference = self.algebra.tensors(mv.device, mv.dtype).bilinear_references
         if any_reference:  # reference (..., items|1, 1, dim): one factor per token and bilinear
-            r = reference_mv.to(products.dtype).index_select(-1, component)[..., 0, :]
-            r = torch.where(has_reference, r, torch.ones_like(r)).broadcast_to(*lead, nb)
+            r = reference_mv.to(products.dtype).index_select(-1, component)
+            r = torch.where(has_reference, r, torch.ones_like(r)).broadcast_to(*lead, 1, nb)
             products = products * r.reshape(-1, 1, nb, 1)
         return sparse_linear(self.algebra, products.view(*lead, dim, nb * h), scalars,
                              pick(p.weight_mv, 1, product_channels), p.weight_s2mv,

@@ -4,6 +4,8 @@ are checked, ``"auto"`` picks by size and device, and kernel data is cached with
 import pytest
 import torch
 
+from algebras import get_algebra
+
 from gatr import EquiLinear, GATr, GeometricBilinear
 from gatr.kernels import BILINEAR_KERNELS, LINEAR_KERNELS, SPARSE_MIN_TOKENS, select_linear_kernel
 from gatr.kernels.linear import dense_linear, sparse_linear, sparse_structure
@@ -193,18 +195,34 @@ def test_sparse_bilinear_equals_the_table_product(alg, which):
                            [randn(B, N, 2), ref], transform_reference=1)
 
 
-@pytest.mark.parametrize("reference", ["default", "given"])
+def test_xor_bilinear_gives_gradients_of_gradients():
+    """Its backward is xor products again, run as differentiable operations: second derivatives hold
+    (``gradgradcheck``, float64) on a degenerate and a mixed-signature algebra."""
+    from gatr.kernels.bilinear import xor_bilinear
+
+    for name in ("projective", "conformal"):
+        alg = get_algebra(name)
+        nb = alg.tensors("cpu", torch.float64).bilinear_tables.shape[0]
+        x, y = randn(3, nb, alg.dim).requires_grad_(), randn(3, nb, alg.dim).requires_grad_()
+        assert torch.autograd.gradgradcheck(lambda a, b: xor_bilinear(alg, a, b), (x, y))
+
+
+@pytest.mark.parametrize("reference", ["default", "batch", "item", "shared", "channel"])
 def test_bilinear_layer_in_the_block_layout_equals_the_table_path(alg, reference):
     """GeometricBilinear with kernel "xor" runs in the block layout (operands emitted block-major, products
     as xor shifts, the output map reading them, parameter channels permuted): values and the gradients of
-    inputs and parameters equal the table path's to 1e-12 (float64), with and without a given reference."""
+    inputs and parameters equal the table path's to 1e-12 (float64), for a default reference and references
+    per batch entry, per item and shared; one per operand channel keeps the table path."""
     layer = GeometricBilinear(alg, 5, 6, 3, 4).double()
     mv, s = randn(2, 7, 5, alg.dim).requires_grad_(), randn(2, 7, 3).requires_grad_()
-    ref = randn(2, 1, 1, alg.dim) if reference == "given" else None
+    shapes = {"default": None, "batch": (2, 1, 1), "item": (2, 7, 1), "shared": (),
+              "channel": (2, 7, layer.hidden_mv_channels)}
+    ref = None if shapes[reference] is None else randn(*shapes[reference], alg.dim)
     results = []
     for kernel in ("dense", "xor"):
         layer.kernel = kernel
-        assert layer._block_path(mv, ref if ref is not None else mv) is (kernel == "xor")
+        blocks = kernel == "xor" and reference != "channel"
+        assert layer._block_path(mv, ref if ref is not None else mv[..., :1, :]) is blocks
         out_mv, out_s = layer(mv, s, reference_mv=ref)
         grads = torch.autograd.grad(out_mv.square().sum() + out_s.sin().sum(), [mv, s, *layer.parameters()])
         results.append([out_mv, out_s, *grads])
