@@ -9,7 +9,7 @@
   (``dim / p`` times fewer multiply-adds than dense); scalars enter (and leave) only through the few
   components the invariant basis (functionals) touch.
 * ``"auto"``: sparse on CPUs from :data:`SPARSE_MIN_TOKENS` tokens when blocks have 2 or more
-  components, dense otherwise (measured; see :func:`select_linear_kernel`).
+  components or under ``torch.compile``, dense otherwise (measured; see :func:`select_linear_kernel`).
 
 Every kernel returns ``(mv (..., out_mv, dim), scalars (..., out_s))``; the results agree to rounding.
 """
@@ -388,10 +388,12 @@ def select_linear_kernel(name: str, tokens: int, device: torch.device, block_siz
         For an unknown name, listing the valid ones.
     """
     if name == "auto":
-        # measured on 2 CPU cores (python -m experiments.benchmark): with blocks of one component (G(3,0,0))
-        # the per-block GEMMs are too thin to beat one dense GEMM; from 2 (G(3,0,1)) sparse wins from
-        # ~64 tokens, with 4 (G(4,1,0)) by 2x; on GPUs the one dense GEMM was the faster choice
-        name = "sparse" if device.type == "cpu" and tokens >= SPARSE_MIN_TOKENS and block_size >= 2 else "dense"
+        # measured on 2 CPU cores (python -m experiments.benchmark): eagerly, with blocks of one component
+        # (G(3,0,0)) the per-block GEMMs are too thin to beat one dense GEMM; from 2 (G(3,0,1)) sparse wins
+        # from ~64 tokens, with 4 (G(4,1,0)) by 2x. Compiled, sparse wins for G(3,0,0) too (whole network
+        # 1.7x, with the bilinear layers in the block layout). On GPUs the one dense GEMM was faster.
+        sparse_blocks = block_size >= 2 or torch.compiler.is_compiling()
+        name = "sparse" if device.type == "cpu" and tokens >= SPARSE_MIN_TOKENS and sparse_blocks else "dense"
     try:
         return LINEAR_KERNELS[name]
     except KeyError:

@@ -71,6 +71,10 @@ def test_auto_choice_and_unknown_names():
     assert select_linear_kernel("auto", SPARSE_MIN_TOKENS - 1, cpu) is dense_linear
     assert select_linear_kernel("auto", 10**6, gpu) is dense_linear
     assert select_linear_kernel("auto", 10**6, cpu, block_size=1) is dense_linear  # G(3,0,0): thin blocks
+    # ... unless compiled, where the sparse map (and the bilinears' block layout) measured faster for them too
+    picked = torch.compile(lambda: select_linear_kernel("auto", 10**6, cpu, block_size=1) is sparse_linear,
+                           fullgraph=True, backend="eager")
+    assert picked()
     with pytest.raises(ValueError, match=r"unknown linear kernel 'fast'; valid: \['auto', 'dense', 'sparse'\]"):
         EquiLinear("pga", 1, 1, kernel="fast")
     with pytest.raises(ValueError, match="unknown bilinear kernel 'fast'"):
