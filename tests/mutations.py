@@ -146,7 +146,7 @@ MUTATIONS = (
              "if isinstance(module, EquiModule):", ("tests/gatr/test_gatr.py",)),
     Mutation("sparse-grad-perm", "the sparse linear kernel's backward permuting the output gradient with the "
              "forward permutation instead of its inverse (forward values stay right)", "gatr/kernels/linear.py",
-             "to_blocks_out = torch.argsort(from_blocks_out)", "to_blocks_out = from_blocks_out",
+             "to_blocks_out = torch.argsort(weights.pop())", "to_blocks_out = weights.pop()",
              ("tests/gatr/test_kernels.py",)),
     Mutation("xor-grad-left", "the xor-shift bilinear's left gradient from the table of the old operand order "
              "(forward values stay right)", "gatr/kernels/block_layout.py",
