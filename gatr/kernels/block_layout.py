@@ -66,7 +66,18 @@ class BlockLayout(NamedTuple):
 
 
 def connected_blocks(support: torch.Tensor) -> list[list[int]]:
-    """Connected components of the bipartite graph ``a -- b`` where ``support[a, b]`` (union-find)."""
+    """Connected components of the graph ``a -- b`` where ``support[a, b]`` (union-find).
+
+    Parameters
+    ----------
+    support : Tensor of bool, shape (dim, dim)
+        Where some map has a non-zero entry.
+
+    Returns
+    -------
+    list of list of int
+        The components' members, ascending; the components ordered by size, then first member.
+    """
     dim = support.shape[0]
     root = list(range(dim))
 
@@ -220,17 +231,53 @@ class XorBilinear(torch.autograd.Function):
     """:func:`xor_products` with gradients that are xor-shift products again (``grad_left``,
     ``grad_right``), so a compiled backward is as compact as the forward.
 
-    Call ``XorBilinear.apply(layout, x, y)`` with ``x, y (T, dim, n_bilinears, h)`` in label order.
+    Call ``XorBilinear.apply(layout, x, y)``.
+
+    Parameters
+    ----------
+    layout : BlockLayout
+    x, y : Tensor, shape (T, dim, n_bilinears, h)
+        Operands in label order.
+
+    Returns
+    -------
+    Tensor, shape (T, dim, n_bilinears, h)
+        The products (:attr:`BlockLayout.forward`).
     """
 
     @staticmethod
     def forward(ctx, layout: BlockLayout, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The products; saves the operands for the gradients.
+
+        Parameters
+        ----------
+        ctx : autograd context
+        layout : BlockLayout
+        x, y : Tensor, shape (T, dim, n_bilinears, h)
+
+        Returns
+        -------
+        Tensor, shape (T, dim, n_bilinears, h)
+        """
         ctx.layout = layout
         ctx.save_for_backward(x, y)
         return xor_products(layout.forward, x, y)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        """``dL/dx = grad_left(y, g)`` and ``dL/dy = grad_right(x, g)``: differentiable operations again,
+        so gradients of gradients hold.
+
+        Parameters
+        ----------
+        ctx : autograd context
+        grad : Tensor, shape (T, dim, n_bilinears, h)
+
+        Returns
+        -------
+        tuple of (None, Tensor or None, Tensor or None)
+            No gradient for the layout, then those of ``x`` and ``y``.
+        """
         x, y = ctx.saved_tensors
         layout = ctx.layout
         g = grad.to(x.dtype)
