@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import torch
 
-from .block_layout import XorBilinear, block_layout
+from .block_layout import XorBilinear, block_layout, monomial_partners
 
 #: Elements of one chunk of outer products: about 4 MB in float32 on CPUs, where the chunk should
 #: stay in cache; on GPUs one large GEMM beats many small launches, so chunks are far larger.
@@ -165,13 +165,11 @@ def monomial_tables(t) -> MonomialTables | None:
         None if some ``(i, k)`` (or ``(j, k)``) has two partners (the table is not monomial).
     """
     tables = t.bilinear_tables  # (nb, i, j, k)
-    nonzero = tables != 0
-    if bool((nonzero.sum(2) > 1).any()) or bool((nonzero.sum(1) > 1).any()):
+    left = monomial_partners(tables)  # the partner j of left blade i for output k, (nb, i, k)
+    right = monomial_partners(tables.transpose(1, 2))  # the partner i of right blade j for output k
+    if left is None or right is None:
         return None
-    j_of = nonzero.to(torch.int64).argmax(2)  # (nb, i, k): the partner of left blade i for output k
-    s_ik = torch.gather(tables, 2, j_of.unsqueeze(2)).squeeze(2)
-    i_of = nonzero.to(torch.int64).argmax(1)  # (nb, j, k): the partner of right blade j for output k
-    s_jk = torch.gather(tables, 1, i_of.unsqueeze(1)).squeeze(1)
+    (s_ik, j_of), (s_jk, i_of) = left, right
     transposed = lambda a: a.transpose(1, 2).contiguous()  # noqa: E731
     return MonomialTables((s_ik, j_of), (transposed(s_ik), transposed(j_of)), (transposed(s_jk), transposed(i_of)))
 

@@ -169,13 +169,32 @@ def block_layout(t) -> BlockLayout | None:
     return BlockLayout(order_t, bits, len(generators), *forms)
 
 
-def _xor_form(tables: torch.Tensor) -> XorForm | None:
-    """:class:`XorForm` of tables ``(nb, i, j, k)`` in label order, or None if one is not a signed xor shift."""
+def monomial_partners(tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The one right blade each left blade meets per output, if the tables are monomial.
+
+    Parameters
+    ----------
+    tables : Tensor, shape (nb, i, j, k)
+
+    Returns
+    -------
+    (signs, partner) or None
+        ``partner[b, i, k]`` is the ``j`` with ``tables[b, i, j, k] != 0`` (0 where there is none) and
+        ``signs[b, i, k]`` that entry, both ``(nb, i, k)``; None if some ``(b, i, k)`` has two such ``j``.
+    """
     nonzero = tables != 0
     if bool((nonzero.sum(2) > 1).any()):
-        return None  # not monomial
-    partner = nonzero.to(torch.int64).argmax(2)  # (nb, i, k)
-    signs = torch.gather(tables, 2, partner.unsqueeze(2)).squeeze(2)
+        return None
+    partner = nonzero.to(torch.int64).argmax(2)
+    return torch.gather(tables, 2, partner.unsqueeze(2)).squeeze(2), partner
+
+
+def _xor_form(tables: torch.Tensor) -> XorForm | None:
+    """:class:`XorForm` of tables ``(nb, i, j, k)`` in label order, or None if one is not a signed xor shift."""
+    found = monomial_partners(tables)
+    if found is None:
+        return None
+    signs, partner = found
     shifts = []
     for b in range(tables.shape[0]):
         row = []

@@ -322,15 +322,13 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s, blocks
     x = mv.reshape(-1, in_mv * dim)
     n = x.shape[0]
     st = alg.tensors(w_mv.device, w_mv.dtype).derived(sparse_structure)
-    to_blocks, from_blocks = _block_major(st, in_mv)
-    _, from_blocks_out = _block_major(st, out_mv)
     # block weights [k, (p, i), (q, o)] = sum_m W[o, i, m] B_m[block_k[q], block_k[p]]
     weights = [torch.einsum("oim,mkqp->kpiqo", w_mv, basis).reshape(k, p * in_mv, p * out_mv)
                for (k, p), basis in zip(st.groups, st.block_bases)]
     # under autocast the einsum ran in the autocast dtype: the GEMMs run there, as F.linear's would
     x = x.to(weights[0].dtype)
-    xb = x.contiguous() if blocks_in else permute_columns(x, to_blocks, from_blocks)  # (T, (block order, in))
-    out = block_matmul(xb, weights, None if blocks_out else from_blocks_out)
+    xb = x.contiguous() if blocks_in else permute_columns(x, *_block_major(st, in_mv))  # (T, (block order, in))
+    out = block_matmul(xb, weights, None if blocks_out else _block_major(st, out_mv)[1])
     out = out.view(n, dim, out_mv) if blocks_out else out.view(n, out_mv, dim)
     # scalars and biases enter the multivector outputs along the invariant components only
     s = scalars.reshape(-1, scalars.shape[-1]).to(x.dtype) if scalars is not None and scalars.shape[-1] else None
