@@ -14,6 +14,8 @@ from typing import Callable, TypeVar
 import numpy as np
 import torch
 
+from .components import ComponentIndex, component_index
+
 T = TypeVar("T")
 
 
@@ -91,9 +93,15 @@ class AlgebraTensors:
         return self._tensor(self.algebra.grade_metric_array())
 
     @cached_property
-    def nondegenerate(self) -> torch.Tensor:
-        """``(F,)`` long: blades with non-zero metric (the attention features)."""
-        return self._tensor(np.flatnonzero(self.algebra.arrays["metric"] != 0), torch.long)
+    def nondegenerate(self) -> ComponentIndex:
+        """The blades with non-zero metric (the attention features), as a :class:`ComponentIndex`."""
+        index = self._tensor(np.flatnonzero(self.algebra.arrays["metric"] != 0), torch.long)
+        return component_index(index, self.algebra.dim)
+
+    @cached_property
+    def nondegenerate_metric(self) -> torch.Tensor:
+        """``(F,)``: the metric ``<e_A~ e_A>_0`` of the :attr:`nondegenerate` blades."""
+        return self._tensor(self.algebra.arrays["metric"][self.algebra.arrays["metric"] != 0])
 
     @cached_property
     def linear_basis(self) -> torch.Tensor:

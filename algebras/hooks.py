@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from . import components
+
 
 class Bilinear(NamedTuple):
     """An equivariant bilinear map ``z_k = sum_ij x_i y_j table[i, j, k]``.
@@ -120,7 +122,7 @@ class NetworkHooks:
             ``F`` is :attr:`attention_feature_dim`.
         """
         t = self.tensors_like(self.check(x))
-        return x.index_select(-1, t.nondegenerate) * t.metric.index_select(-1, t.nondegenerate)
+        return components.select(x, t.nondegenerate) * t.nondegenerate_metric
 
     def key_features(self, x: torch.Tensor) -> torch.Tensor:
         """The key side of :meth:`query_features`: the components on blades of non-zero metric.
@@ -135,7 +137,7 @@ class NetworkHooks:
         Tensor, shape (..., F)
             ``F`` is :attr:`attention_feature_dim`.
         """
-        return self.check(x).index_select(-1, self.tensors_like(x).nondegenerate)
+        return components.select(self.check(x), self.tensors_like(x).nondegenerate)
 
     # ------------------------------------------------------------------ bilinears
     @cached_property

@@ -229,6 +229,12 @@ class DistanceProjectiveAlgebra(ProjectiveAlgebra):
 
     def __init__(self, group: str = "E(3)", name: str = "projective-distance"):
         super().__init__(group, name)
+        # the point blades are adjacent (e_012, e_013, e_023): read as a slice, whose gradient needs no
+        # scatter-add; their order and signs drop out of the distance terms (queries and keys agree)
+        first = min(self._point_blades)
+        if sorted(self._point_blades) != list(range(first, first + 3)):
+            raise AssertionError(f"point blades {self._point_blades} are not adjacent")
+        self._coords = slice(first, first + 3)
 
     @property
     def attention_feature_dim(self) -> int:
@@ -237,8 +243,7 @@ class DistanceProjectiveAlgebra(ProjectiveAlgebra):
 
     def _distance_parts(self, x):
         weight = x[..., self._weight_blade : self._weight_blade + 1]
-        coords = x[..., self._point_blades]  # signs drop out of the distance
-        return weight, coords
+        return weight, x[..., self._coords]
 
     def query_features(self, x):
         """Query features: the projective ones, then ``(-|c|^2, -w^2, 2 w c)``.
