@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 import torch
 
+from algebras.components import ComponentIndex, component_index, select
+
 
 class XorForm(NamedTuple):
     """One bilinear map per slice as signed xor shifts: ``z[k] = sum_i signs[b, i, k] x[i] y[k xor shifts[b][i]]``.
@@ -55,6 +57,10 @@ class BlockLayout(NamedTuple):
         The products ``z_k = sum_ij T[i, j, k] x_i y_j`` and their gradients ``dL/dx_i = sum_jk T[i, j, k]
         y_j g_k`` (operands ``y, g``) and ``dL/dy_j = sum_ik T[i, j, k] x_i g_k`` (operands ``x, g``): the
         tables with permuted axes are again signed xor shifts.
+    to_labels, to_components : ComponentIndex
+        The permutations from blade order to label order (``order``) and back, as selections whose
+        gradients are gathers (:mod:`algebras.components`). Label 0 is the scalar, so the scalar stays
+        component 0 in both orders.
     """
 
     order: torch.Tensor
@@ -63,6 +69,8 @@ class BlockLayout(NamedTuple):
     forward: XorForm
     grad_left: XorForm
     grad_right: XorForm
+    to_labels: ComponentIndex
+    to_components: ComponentIndex
 
 
 def connected_blocks(support: torch.Tensor) -> list[list[int]]:
@@ -159,6 +167,8 @@ def block_layout(t) -> BlockLayout | None:
     if label is None:
         return None
     order = [component[m] for m in sorted(range(dim), key=lambda m: label[m])]
+    if order[0] != 0:  # label 0 is mask 0; the layers read the scalar as component 0 in either order
+        return None
     order_t = torch.tensor(order, device=t.device)
     tables = t.bilinear_tables[:, order_t][:, :, order_t][:, :, :, order_t]  # (nb, i, j, k) in label order
     # the gradients shift the incoming gradient, never a forward operand: the compiler would otherwise share
@@ -166,7 +176,43 @@ def block_layout(t) -> BlockLayout | None:
     forms = [_xor_form(tables.permute(0, *axes)) for axes in ((1, 2, 3), (2, 3, 1), (1, 3, 2))]
     if any(f is None for f in forms):
         return None
-    return BlockLayout(order_t, bits, len(generators), *forms)
+    position = torch.argsort(order_t)
+    return BlockLayout(order_t, bits, len(generators), *forms, component_index(order_t, dim),
+                       component_index(position, dim))
+
+
+def to_blocks(layout: BlockLayout, mv: torch.Tensor) -> torch.Tensor:
+    """Multivectors from the usual ``(..., channels, dim)`` to the block layout ``(..., dim, channels)``.
+
+    Parameters
+    ----------
+    layout : BlockLayout
+    mv : Tensor, shape (..., channels, dim)
+        Components in blade order.
+
+    Returns
+    -------
+    Tensor, shape (..., dim, channels)
+        Components in label order (a strided view of the permuted components: not contiguous).
+    """
+    return select(mv, layout.to_labels, -1).transpose(-1, -2)
+
+
+def from_blocks(layout: BlockLayout, mv: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`to_blocks`.
+
+    Parameters
+    ----------
+    layout : BlockLayout
+    mv : Tensor, shape (..., dim, channels)
+        Components in label order.
+
+    Returns
+    -------
+    Tensor, shape (..., channels, dim)
+        Components in blade order.
+    """
+    return select(mv.transpose(-1, -2), layout.to_components, -1)
 
 
 def monomial_partners(tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

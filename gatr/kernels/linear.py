@@ -21,8 +21,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from algebras.components import ComponentIndex, component_index, select, spread
+
 from ..primitives.linear import equi_bias, equi_matrix
-from .block_layout import block_layout, connected_blocks
+from .block_layout import block_layout, connected_blocks, from_blocks, to_blocks
 
 #: Token count (product of the leading axes) from which ``"auto"`` runs the sparse kernel on CPUs.
 SPARSE_MIN_TOKENS = 64
@@ -71,8 +73,10 @@ class SparseStructure(NamedTuple):
         ``(blocks, block_size)`` per group of equally sized blocks, in the order of ``order``.
     block_bases : tuple of Tensor, shape (n_maps, blocks, block_size, block_size)
         Per group, ``B_m`` restricted to each block: ``[m, k, q, p] = B_m[block_k[q], block_k[p]]``.
-    inv, fun : Tensor of long
-        The components the invariant multivectors / functionals touch.
+    inv, fun : ComponentIndex
+        The components the invariant multivectors / functionals touch (:mod:`algebras.components`).
+    inv_blocks, fun_blocks : ComponentIndex
+        The same components by their positions in ``order``.
     inv_basis : Tensor, shape (k, n_inv)
         The invariant multivectors on those components.
     fun_basis : Tensor, shape (k', n_fun)
@@ -83,8 +87,10 @@ class SparseStructure(NamedTuple):
     position: torch.Tensor
     groups: tuple
     block_bases: tuple
-    inv: torch.Tensor
-    fun: torch.Tensor
+    inv: ComponentIndex
+    fun: ComponentIndex
+    inv_blocks: ComponentIndex
+    fun_blocks: ComponentIndex
     inv_basis: torch.Tensor
     fun_basis: torch.Tensor
 
@@ -118,8 +124,11 @@ def sparse_structure(t) -> SparseStructure:
     position[order] = torch.arange(order.numel(), device=t.device)
     inv = torch.nonzero(t.invariant_basis.abs().sum(0) > 0).flatten()
     fun = torch.nonzero(t.invariant_functionals.abs().sum(0) > 0).flatten()
-    return SparseStructure(order, position, tuple(groups), tuple(block_bases), inv, fun,
-                           t.invariant_basis[:, inv], t.invariant_functionals[:, fun])
+    dim = order.numel()
+    return SparseStructure(order, position, tuple(groups), tuple(block_bases), component_index(inv, dim),
+                           component_index(fun, dim), component_index(position[inv], dim),
+                           component_index(position[fun], dim), t.invariant_basis[:, inv],
+                           t.invariant_functionals[:, fun])
 
 
 def _block_major(st: SparseStructure, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,19 +349,23 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s, blocks
             ys = s @ v if bias is None else torch.addmm(bias, s, v)
         elif bias is not None:
             ys = bias.expand(n, -1)
-    if ys is not None and blocks_out:  # rows (component in block order, channel)
-        out.index_add_(1, st.position[st.inv], ys.view(n, -1, out_mv))
+    if ys is not None and torch.compiler.is_compiling():
+        # compiled, an in-place index_add becomes atomic adds; spread is a gather fused into one add
+        ys = ys.view(n, -1, out_mv)
+        out = out + (spread(ys, st.inv_blocks, 1) if blocks_out else spread(ys.transpose(1, 2), st.inv, 2))
+    elif ys is not None and blocks_out:  # rows (component in block order, channel)
+        out.index_add_(1, st.inv_blocks.index, ys.view(n, -1, out_mv))
     elif ys is not None:
-        out.index_add_(2, st.inv, ys.view(n, -1, out_mv).transpose(1, 2))
+        out.index_add_(2, st.inv.index, ys.view(n, -1, out_mv).transpose(1, 2))
     out = out.view(*lead, *out.shape[1:])
     if w_mv2s is None:
         return out, out.new_zeros(*lead, 0)
     if blocks_in:  # features ordered (functional component, channel)
         u = torch.einsum("pik,kc->pci", w_mv2s, st.fun_basis).reshape(w_mv2s.shape[0], -1)
-        feats = mv.reshape(n, dim, in_mv).index_select(1, st.position[st.fun]).reshape(n, -1)
+        feats = select(mv.reshape(n, dim, in_mv), st.fun_blocks, 1).reshape(n, -1)
     else:
         u = torch.einsum("pik,kc->pic", w_mv2s, st.fun_basis).reshape(w_mv2s.shape[0], -1)
-        feats = mv.reshape(n, in_mv, dim).index_select(-1, st.fun).reshape(n, -1)
+        feats = select(mv.reshape(n, in_mv, dim), st.fun, 2).reshape(n, -1)
     if w_s is not None and s is not None:
         feats = torch.cat([feats, s], -1)
         u = torch.cat([u, w_s], 1)
@@ -399,24 +412,32 @@ def select_linear_kernel(name: str, tokens: int, device: torch.device, block_siz
 
 
 def equi_linear(alg, mv, scalars, w_mv, w_s2mv=None, w_mv2s=None, w_s=None, b_mv=None, b_s=None,
-                kernel: str = "auto"):
+                kernel: str = "auto", blocks_in: bool = False, blocks_out: bool = False):
     """Apply the equivariant linear map with the named kernel.
 
     Parameters
     ----------
     alg : NetworkAlgebra
-    mv : Tensor ``(..., in_mv, dim)``
+    mv : Tensor ``(..., in_mv, dim)``, or ``(..., dim, in_mv)`` in the block layout with ``blocks_in``
     scalars : Tensor ``(..., in_s)`` or None
     w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s : weights, see :func:`gatr.primitives.linear.equi_matrix`
     kernel : {"auto", "dense", "sparse"}
+    blocks_in, blocks_out : bool
+        Multivector inputs / outputs in the block layout (:mod:`gatr.kernels.block_layout`; the algebra
+        must have one). The sparse kernel reads and writes it directly; the dense one permutes.
 
     Returns
     -------
-    ``(mv (..., out_mv, dim), scalars (..., out_s))``
+    ``(mv (..., out_mv, dim), scalars (..., out_s))``; ``mv`` is ``(..., dim, out_mv)`` with ``blocks_out``.
     """
-    tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
+    channels = mv.shape[-1] if blocks_in else mv.shape[-2]
+    tokens = mv.numel() // max(1, alg.dim * channels)
     fn = resolve_linear_kernel(alg, kernel, tokens, mv.device, w_mv.dtype)
-    return fn(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s)
+    if fn is sparse_linear:
+        return fn(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s, blocks_in=blocks_in, blocks_out=blocks_out)
+    layout = alg.tensors(mv.device, w_mv.dtype).derived(block_layout) if blocks_in or blocks_out else None
+    out, s = fn(alg, from_blocks(layout, mv) if blocks_in else mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s)
+    return (to_blocks(layout, out) if blocks_out else out), s
 
 
 def resolve_linear_kernel(alg, kernel: str, tokens: int, device: torch.device, dtype: torch.dtype):

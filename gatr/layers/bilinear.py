@@ -7,7 +7,7 @@ import torch
 from algebras import get_algebra
 
 from ..kernels.bilinear import select_bilinear_kernel
-from ..kernels.block_layout import XorBilinear, block_layout
+from ..kernels.block_layout import XorBilinear, block_layout, from_blocks, to_blocks
 from ..kernels.linear import resolve_linear_kernel, sparse_linear
 from ..primitives.bilinear import bilinear_products
 from ._checks import check_inputs
@@ -82,13 +82,14 @@ class GeometricBilinear(EquiModule):
             if self.operands.weight_s2mv is not None:
                 self.operands.weight_s2mv.mul_(scale.reshape(-1, 1, 1))
 
-    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, reference_mv: torch.Tensor | None = None):
+    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, reference_mv: torch.Tensor | None = None,
+                blocks: bool = False):
         """Every bilinear of the algebra on learned operands, then one EquiLinear to the outputs.
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, in_mv_channels, dim)
-            Multivector inputs.
+            Multivector inputs; ``(..., items, dim, in_mv_channels)`` with ``blocks``.
         scalars : Tensor, shape (..., items, in_s_channels), optional
             Scalar inputs (they enter the operands and the output map); None only when
             ``in_s_channels == 0``.
@@ -96,22 +97,31 @@ class GeometricBilinear(EquiModule):
             Scales the bilinears that have a reference component (the projective join); must
             broadcast against ``(..., items, 1, dim)``, e.g. ``(batch, 1, 1, dim)``. Default:
             :func:`reference_from_inputs` of ``mv`` (no padding mask).
+        blocks : bool
+            Multivectors in and out in the block layout (:mod:`gatr.kernels.block_layout`; not checked).
+            ``reference_mv`` stays in blade order.
 
         Returns
         -------
         mv : Tensor, shape (..., items, out_mv_channels, dim)
+            ``(..., items, dim, out_mv_channels)`` with ``blocks``.
         scalars : Tensor, shape (..., items, out_s_channels)
             Always a tensor (0 channels wide when ``out_s_channels == 0``).
         """
-        if self.validate_inputs:
+        if self.validate_inputs and not blocks:
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
-            if reference_mv is not None and reference_mv.shape[-1] != self.algebra.dim:
-                raise ValueError(f"reference_mv must have last axis {self.algebra.dim}, got {tuple(reference_mv.shape)}")
+        if self.validate_inputs and reference_mv is not None and reference_mv.shape[-1] != self.algebra.dim:
+            raise ValueError(f"reference_mv must have last axis {self.algebra.dim}, got {tuple(reference_mv.shape)}")
+        layout = self.algebra.tensors(mv.device, mv.dtype).derived(block_layout) if blocks else None
+        if reference_mv is None:  # the mean over items and channels, in blade order
+            reference_mv = (from_blocks(layout, mv.mean(dim=(-3, -1), keepdim=True)) if blocks
+                            else reference_from_inputs(mv))
+        if self._block_path(mv, reference_mv, blocks):
+            return self._forward_blocks(mv, scalars, reference_mv, blocks)
+        if blocks:  # a reference per channel (or a table kernel): the table path, in blade order
+            out, s = self.forward(from_blocks(layout, mv), scalars, reference_mv)
+            return to_blocks(layout, out), s
         h, nb = self.hidden_mv_channels, self.num_bilinears
-        if reference_mv is None:
-            reference_mv = reference_from_inputs(mv)
-        if self._block_path(mv, reference_mv):
-            return self._forward_blocks(mv, scalars, reference_mv)
         ops, _ = self.operands(mv, scalars)
         ops = ops.unflatten(-2, (2, h, nb))  # (..., items, 2, h, nb, dim)
         # reference (..., items|1, 1, dim) broadcasts over the operands' (..., items, h) axes
@@ -119,12 +129,13 @@ class GeometricBilinear(EquiModule):
                                      kernel=self.kernel)
         return self.output(products.flatten(-3, -2), scalars)
 
-    def _block_path(self, mv: torch.Tensor, reference_mv: torch.Tensor) -> bool:
+    def _block_path(self, mv: torch.Tensor, reference_mv: torch.Tensor, blocks: bool = False) -> bool:
         """Whether this call runs in the block layout (:meth:`_forward_blocks`).
 
-        Kernel ``"xor"`` always does where the algebra has a block layout; ``"auto"`` does under
-        ``torch.compile`` on CPUs where the operand map runs sparse (it fuses the shifts into one loop;
-        run eagerly, they are many small operations and the table GEMM is faster).
+        Kernel ``"xor"`` always does where the algebra has a block layout, and ``"auto"`` does on inputs
+        already in the block layout; on blade-ordered inputs ``"auto"`` does under ``torch.compile`` on
+        CPUs where the operand map runs sparse (it fuses the shifts into one loop; run eagerly, they are
+        many small operations and the table GEMM is faster).
         """
         if self.kernel not in ("auto", "xor") or reference_mv.dim() > mv.dim():
             return False
@@ -132,17 +143,19 @@ class GeometricBilinear(EquiModule):
             return False  # a reference per operand channel: the table path broadcasts it
         if self.algebra.tensors(mv.device, mv.dtype).derived(block_layout) is None:
             return False
-        if self.kernel == "xor":
+        if self.kernel == "xor" or blocks:
             return True
         tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
         return (torch.compiler.is_compiling() and mv.device.type == "cpu"
                 and resolve_linear_kernel(self.algebra, self.operands.kernel, tokens, mv.device, mv.dtype)
                 is sparse_linear)
 
-    def _forward_blocks(self, mv: torch.Tensor, scalars: torch.Tensor | None, reference_mv: torch.Tensor):
+    def _forward_blocks(self, mv: torch.Tensor, scalars: torch.Tensor | None, reference_mv: torch.Tensor,
+                        blocks: bool = False):
         """:meth:`forward` in the block layout: the operand map emits block-major rows, the products are
         xor shifts on them (:class:`~gatr.kernels.block_layout.XorBilinear`) and the output map reads them,
-        with no permutation of the components in between.
+        with no permutation of the components in between (nor at all with ``blocks``: inputs and outputs
+        in the block layout too).
 
         The operand channels are taken as ``(left/right, bilinear, hidden)`` (a permutation of the
         parameters' ``(left/right, hidden, bilinear)``), so each bilinear's operands are contiguous.
@@ -157,7 +170,7 @@ class GeometricBilinear(EquiModule):
         pick = lambda w, axis, index: None if w is None else w.index_select(axis, index)  # noqa: E731
         ops, _ = sparse_linear(self.algebra, mv, scalars, pick(o.weight_mv, 0, ops_channels),
                                pick(o.weight_s2mv, 0, ops_channels), None, None, pick(o.bias_mv, 0, ops_channels),
-                               None, blocks_out=True)
+                               None, blocks_in=blocks, blocks_out=True)
         ops = ops.reshape(-1, dim, 2, nb, h)  # (T, component in label order, left/right, bilinear, hidden)
         products = XorBilinear.apply(layout, ops[:, :, 0], ops[:, :, 1])  # (T, dim, nb, h)
         component, has_reference, any_reference = self.algebra.tensors(mv.device, mv.dtype).bilinear_references
@@ -168,7 +181,7 @@ class GeometricBilinear(EquiModule):
         return sparse_linear(self.algebra, products.view(*lead, dim, nb * h), scalars,
                              pick(p.weight_mv, 1, product_channels), p.weight_s2mv,
                              pick(p.weight_mv2s, 1, product_channels), p.weight_s, p.bias_mv, p.bias_s,
-                             blocks_in=True)
+                             blocks_in=True, blocks_out=blocks)
 
     def own_flops_per_token(self, num_items: int) -> int:
         """``2 nnz(T_b)`` per product, ``hidden_mv_channels`` products per bilinear (:mod:`gatr.flops`).

@@ -16,25 +16,28 @@ from .nonlinearity import ScalarGatedNonlinearity
 from .norm import EquiLayerNorm
 
 
-def mv_dropout(mv: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+def mv_dropout(mv: torch.Tensor, p: float, training: bool, blocks: bool = False) -> torch.Tensor:
     """Dropout of whole multivectors (one mask entry per channel), so it stays equivariant.
 
     Parameters
     ----------
     mv : Tensor, shape (..., channels, dim)
-        Multivectors.
+        Multivectors; ``(..., dim, channels)`` with ``blocks``.
     p : float
         Probability of zeroing a multivector; kept ones are scaled by ``1 / (1 - p)``.
     training : bool
         Apply only when True (``mv`` is returned unchanged otherwise, or when ``p == 0``).
+    blocks : bool
+        ``mv`` is in the block layout (:mod:`gatr.kernels.block_layout`).
 
     Returns
     -------
-    Tensor, shape (..., channels, dim)
+    Tensor, shaped like ``mv``
     """
     if not training or p == 0.0:
         return mv
-    keep = torch.rand(mv.shape[:-1] + (1,), device=mv.device) >= p
+    shape = mv.shape[:-2] + (1, mv.shape[-1]) if blocks else mv.shape[:-1] + (1,)
+    keep = torch.rand(shape, device=mv.device) >= p
     return mv * keep.to(mv.dtype) / (1.0 - p)
 
 
@@ -59,26 +62,28 @@ class GeometricMLP(EquiModule):
         self.linear = EquiLinear(algebra, 2 * mv_channels, mv_channels, 2 * s_channels, s_channels)
         self.nest_children()
 
-    def forward(self, mv, scalars=None, reference_mv=None):
+    def forward(self, mv, scalars=None, reference_mv=None, blocks: bool = False):
         """Bilinear, gated nonlinearity, linear; shapes are preserved.
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, mv_channels, dim)
-            Multivector inputs.
+            Multivector inputs; ``(..., items, dim, mv_channels)`` with ``blocks``.
         scalars : Tensor, shape (..., items, s_channels), optional
             None only when ``s_channels == 0``.
         reference_mv : Tensor, shape (..., dim), optional
             Passed to :meth:`GeometricBilinear.forward`.
+        blocks : bool
+            Multivectors in and out in the block layout (:mod:`gatr.kernels.block_layout`).
 
         Returns
         -------
-        mv : Tensor, shape (..., items, mv_channels, dim)
+        mv : Tensor, shaped like the input
         scalars : Tensor, shape (..., items, s_channels)
         """
-        mv, scalars = self.bilinear(mv, scalars, reference_mv=reference_mv)
-        mv, scalars = self.nonlinearity(mv, scalars)
-        return self.linear(mv, scalars)
+        mv, scalars = self.bilinear(mv, scalars, reference_mv=reference_mv, blocks=blocks)
+        mv, scalars = self.nonlinearity(mv, scalars, blocks=blocks)
+        return self.linear(mv, scalars, blocks_in=blocks, blocks_out=blocks)
 
 
 class GATrBlock(EquiModule):
@@ -116,19 +121,20 @@ class GATrBlock(EquiModule):
         self.mlp = GeometricMLP(self.algebra, mv_channels, s_channels, activation)
         self.nest_children()
 
-    def _residual(self, mv, scalars, update):
+    def _residual(self, mv, scalars, update, blocks=False):
         d_mv, d_s = update
-        d_mv = mv_dropout(d_mv, self.dropout, self.training)
+        d_mv = mv_dropout(d_mv, self.dropout, self.training, blocks)
         d_s = nn.functional.dropout(d_s, self.dropout, self.training)
         return mv + d_mv, (scalars + d_s if scalars is not None else d_s)
 
-    def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None, reference_mv=None):
+    def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None, reference_mv=None,
+                blocks: bool = False):
         """``x = x + Attention(Norm(x)); x = x + MLP(Norm(x))``.
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, mv_channels, dim)
-            Multivector inputs.
+            Multivector inputs; ``(..., items, dim, mv_channels)`` with ``blocks``.
         scalars : Tensor, shape (..., items, s_channels), optional
             None only when ``s_channels == 0``.
         attention_mask : Tensor, optional
@@ -138,16 +144,20 @@ class GATrBlock(EquiModule):
             True for real items.
         reference_mv : Tensor, shape (..., dim), optional
             For the MLP's reference-scaled bilinears (see :class:`GeometricBilinear`).
+        blocks : bool
+            Multivectors in and out in the block layout (:mod:`gatr.kernels.block_layout`; not checked):
+            every sub-layer then runs in it, with no permutation of the components.
 
         Returns
         -------
-        mv : Tensor, shape (..., items, mv_channels, dim)
+        mv : Tensor, shaped like the input
         scalars : Tensor, shape (..., items, s_channels)
             Always a tensor (0 channels wide when ``s_channels == 0``).
         """
-        if self.validate_inputs:
+        if self.validate_inputs and not blocks:
             scalars = check_inputs(self, mv, scalars, self.mv_channels, self.s_channels)
-        h_mv, h_s = self.norm(mv, scalars)
-        mv, scalars = self._residual(mv, scalars, self.attention(h_mv, h_s, attention_mask, key_padding_mask))
-        h_mv, h_s = self.norm(mv, scalars)
-        return self._residual(mv, scalars, self.mlp(h_mv, h_s, reference_mv=reference_mv))
+        h_mv, h_s = self.norm(mv, scalars, blocks=blocks)
+        update = self.attention(h_mv, h_s, attention_mask, key_padding_mask, blocks=blocks)
+        mv, scalars = self._residual(mv, scalars, update, blocks)
+        h_mv, h_s = self.norm(mv, scalars, blocks=blocks)
+        return self._residual(mv, scalars, self.mlp(h_mv, h_s, reference_mv=reference_mv, blocks=blocks), blocks)

@@ -90,26 +90,33 @@ class EquiLinear(EquiModule):
         return (equi_matrix(self.algebra, self.weight_mv, self.weight_s2mv, self.weight_mv2s, self.weight_s),
                 equi_bias(self.algebra, self.bias_mv, self.bias_s))
 
-    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
+    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, blocks_in: bool = False,
+                blocks_out: bool = False):
         """Apply the equivariant linear map with this layer's kernel.
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, in_mv_channels, dim)
-            Multivector inputs.
+            Multivector inputs; ``(..., items, dim, in_mv_channels)`` with ``blocks_in``.
         scalars : Tensor, shape (..., items, in_s_channels), optional
             Scalar inputs; None only when ``in_s_channels == 0``.
+        blocks_in, blocks_out : bool
+            Multivectors in / out in the block layout (:mod:`gatr.kernels.block_layout`), the execution
+            layout of :class:`~gatr.nets.GATr` under ``torch.compile`` (block-layout inputs are not
+            checked).
 
         Returns
         -------
         mv : Tensor, shape (..., items, out_mv_channels, dim)
+            ``(..., items, dim, out_mv_channels)`` with ``blocks_out``.
         scalars : Tensor, shape (..., items, out_s_channels)
             Always a tensor (0 channels wide when ``out_s_channels == 0``).
         """
-        if self.validate_inputs:
+        if self.validate_inputs and not blocks_in:
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
         return equi_linear(self.algebra, mv, scalars, self.weight_mv, self.weight_s2mv, self.weight_mv2s,
-                           self.weight_s, self.bias_mv, self.bias_s, kernel=self.kernel)
+                           self.weight_s, self.bias_mv, self.bias_s, kernel=self.kernel, blocks_in=blocks_in,
+                           blocks_out=blocks_out)
 
     def own_flops_per_token(self, num_items: int) -> int:
         """Counted as its dense matrix (:mod:`gatr.flops`), whatever kernel runs it.

@@ -21,24 +21,26 @@ class ScalarGatedNonlinearity(EquiModule):
         get_activation(activation)
         self.activation = activation
 
-    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None):
+    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, blocks: bool = False):
         """``(act(<mv>_0) * mv, act(scalars))``.
 
         Parameters
         ----------
         mv : Tensor, shape (..., channels, dim)
-            Multivectors.
+            Multivectors; ``(..., dim, channels)`` with ``blocks``.
         scalars : Tensor, shape (..., s_channels), optional
             None is treated as 0 channels.
+        blocks : bool
+            ``mv`` is in the block layout (:mod:`gatr.kernels.block_layout`).
 
         Returns
         -------
-        mv : Tensor, shape (..., channels, dim)
+        mv : Tensor, shaped like the input
         scalars : Tensor, shape (..., s_channels)
         """
         if scalars is None:
             scalars = mv.new_zeros(*mv.shape[:-2], 0)
-        return gated_nonlinearity(mv, scalars, self.activation)
+        return gated_nonlinearity(mv, scalars, self.activation, blocks)
 
     def extra_repr(self) -> str:
         return self.activation

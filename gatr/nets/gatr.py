@@ -14,6 +14,8 @@ from algebras import get_algebra
 
 from ..flops import training_flops
 from ..kernels import select_bilinear_kernel, select_linear_kernel
+from ..kernels.block_layout import block_layout
+from ..kernels.linear import resolve_linear_kernel, sparse_linear
 from ..layers import EquiLinear, GATrBlock, reference_from_inputs
 from ..layers._checks import check_inputs, check_mask_shape
 from ..layers.base import EquiModule
@@ -220,14 +222,34 @@ class GATr(EquiModule):
             scalars = self._check(mv, scalars, attention_mask, key_padding_mask, reference_mv)
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv, key_padding_mask)
-        h_mv, h_s = self.linear_in(mv, scalars)
+        blocks = self._block_layout(mv)
+        h_mv, h_s = self.linear_in(mv, scalars, blocks_out=blocks)
         for block in self.blocks:
             args = (h_mv, h_s, attention_mask, key_padding_mask, reference_mv)
             if self.config.checkpoint and torch.is_grad_enabled():
-                h_mv, h_s = torch_checkpoint(block, *args, use_reentrant=False)
+                h_mv, h_s = torch_checkpoint(block, *args, blocks=blocks, use_reentrant=False)
             else:
-                h_mv, h_s = block(*args)
-        return self.linear_out(h_mv, h_s)
+                h_mv, h_s = block(*args, blocks=blocks)
+        return self.linear_out(h_mv, h_s, blocks_in=blocks)
+
+    def _block_layout(self, mv: torch.Tensor) -> bool:
+        """Whether the hidden multivectors run in the block layout (:mod:`gatr.kernels.block_layout`).
+
+        Between ``linear_in`` and ``linear_out`` they are then ``(..., items, dim, channels)`` in label
+        order, where the sparse linear maps, the xor-shift bilinears, the norms, the gates and the
+        attention all work without permuting components. Taken with bilinear kernel ``"xor"``, and with
+        ``"auto"`` under ``torch.compile`` on CPUs where the linear maps run sparse (measured: the
+        permutations it saves cost more than its longer compiled graph there; eagerly it does not pay).
+        """
+        kernel = self.config.bilinear_kernel
+        if kernel not in ("auto", "xor") or self.algebra.tensors(mv.device, mv.dtype).derived(block_layout) is None:
+            return False
+        if kernel == "xor":
+            return True
+        tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
+        return (torch.compiler.is_compiling() and mv.device.type == "cpu"
+                and resolve_linear_kernel(self.algebra, self.config.linear_kernel, tokens, mv.device, mv.dtype)
+                is sparse_linear)
 
     def nominal_flops_per_token(self, num_items: int) -> float:
         """Forward + backward FLOPs per token (item), summed from the layers' own counts (:mod:`gatr.flops`).

@@ -42,7 +42,7 @@ def get_activation(name: str):
     return ACTIVATIONS[name]
 
 
-def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str = "gelu"):
+def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str = "gelu", blocks: bool = False):
     """Scalar-gated nonlinearity: ``act(<x>_0) * x`` per multivector, ``act(s)`` on scalars.
 
     Equivariant because the scalar component ``<x>_0`` is invariant.
@@ -53,11 +53,13 @@ def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str 
     scalars : Tensor ``(..., s_channels)``
     activation : str
         A name of :data:`ACTIVATIONS`.
+    blocks : bool
+        ``mv`` is in the block layout ``(..., dim, channels)`` (the scalar is its first row there too).
 
     Returns
     -------
-    mv : Tensor ``(..., channels, dim)``
+    mv : Tensor, shaped like the input
     scalars : Tensor ``(..., s_channels)``
     """
     act = get_activation(activation)
-    return act(mv[..., :1]) * mv, act(scalars)
+    return act(mv[..., :1, :] if blocks else mv[..., :1]) * mv, act(scalars)

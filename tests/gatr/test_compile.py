@@ -47,8 +47,11 @@ def test_fullgraph_compile_equals_eager_with_zero_graph_breaks(alg, masked, kern
     assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
     assert explained.graph_count == 1
     traced = explained.graphs[0].code
-    # "auto" bilinears on the sparse linear kernel run in the block layout once compiled: no table GEMM
+    # "auto" bilinears on the sparse linear kernel run in the block layout once compiled: no table GEMM, and
+    # the hidden stream stays in it from linear_in to linear_out, so no component permutation in between
     assert ("outer_gemm" in traced) is (kernels == ("auto", "auto")), "bilinear execution path"
+    if kernels == ("sparse", "auto"):
+        assert traced.count("permute_columns") == 1 and "block_matmul" in traced, "hidden stream layout"
     dynamo.reset()
     # fullgraph=True raises on any break; aot_eager traces the backward too, without C++ code generation
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager")

@@ -18,9 +18,11 @@ def small_net(alg, **kw):
     return GATr(alg, **args)
 
 
-@pytest.mark.parametrize("kernel", ["dense", "sparse"])
-def test_gatr_equivariant_with_masks(alg, kernel):
-    net = small_net(alg, linear_kernel=kernel, multi_query=True).double()
+@pytest.mark.parametrize("kernels", [("dense", "auto"), ("sparse", "auto"), ("sparse", "xor")])
+def test_gatr_equivariant_with_masks(alg, kernels):
+    """Eagerly "auto" bilinears run on the table path; "xor" runs the hidden stream in the block layout."""
+    net = small_net(alg, linear_kernel=kernels[0], bilinear_kernel=kernels[1], multi_query=True).double()
+    assert net._block_layout(randn(1, 1, 2, alg.dim)) is (kernels[1] == "xor")
     ref = reference_pseudoscalar(alg, 4)
     kpm = torch.ones(4, 6, dtype=torch.bool)
     kpm[:, 4:] = False
@@ -215,3 +217,33 @@ def test_inputs_are_checked_once_at_the_network_boundary(alg, monkeypatch):
     GATrBlock(alg, 4, 4, num_heads=2)(torch.randn(2, 5, 4, alg.dim), torch.randn(2, 5, 4))
     assert calls == ["GATrBlock"]
 
+
+
+@pytest.mark.parametrize("linear", ["sparse", "dense"])
+def test_block_layout_network_equals_blade_order(alg, linear):
+    """The hidden stream in the block layout (bilinear kernel "xor": every layer reads and writes
+    ``(..., dim, channels)`` in label order) computes what the blade-ordered network does: outputs and the
+    gradients of inputs and parameters to 1e-12 (float64), with masks, multi-query attention, a default
+    reference and gradient checkpointing."""
+    net = small_net(alg, linear_kernel=linear, multi_query=True, checkpoint=True).double()
+    kpm = torch.ones(3, 6, dtype=torch.bool)
+    kpm[1, 4:] = False
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    mv, s = randn(3, 6, 2, alg.dim).requires_grad_(), randn(3, 6, 2).requires_grad_()
+    results = []
+    for bilinear in ("dense", "xor"):
+        net.set_kernels(bilinear=bilinear)
+        out_mv, out_s = net(mv, s, attention_mask=causal, key_padding_mask=kpm)
+        grads = torch.autograd.grad(out_mv.square().sum() + out_s.sin().sum(), [mv, s, *net.parameters()])
+        results.append([out_mv, out_s, *grads])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_dropout_in_the_block_layout_drops_whole_multivectors():
+    from gatr.layers.block import mv_dropout
+
+    x = torch.ones(50, 16, 8)  # (items, dim, channels) in the block layout
+    y = mv_dropout(x, 0.5, True, blocks=True)
+    kept = y[:, 0, :] != 0  # one decision per (item, channel), shared by all 16 components
+    assert torch.equal((y != 0), kept[:, None, :].expand_as(y)) and 0 < kept.float().mean() < 1
