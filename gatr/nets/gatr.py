@@ -49,7 +49,9 @@ class GATrConfig:
     activation : str
         Gate of the scalar-gated nonlinearity (:data:`gatr.primitives.ACTIVATIONS`).
     linear_kernel, bilinear_kernel : str
-        Execution kernels (:mod:`gatr.kernels`), ``"auto"`` by default.
+        Execution kernels (:mod:`gatr.kernels`), ``"auto"`` by default. With bilinear kernel ``"xor"``
+        (and ``"auto"`` under ``torch.compile`` on CPUs where the linear maps run sparse) the hidden
+        multivectors run in the block layout (:meth:`GATr._block_layout`).
     compile : bool
         Run the blocks through ``torch.compile(fullgraph=True)`` (inputs are still checked eagerly, with
         the same errors); the module, its state dict and its config are unchanged.
