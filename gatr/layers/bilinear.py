@@ -167,7 +167,8 @@ class GeometricBilinear(EquiModule):
         ops_channels = torch.arange(2 * h * nb, device=mv.device).view(2, h, nb).transpose(1, 2).reshape(-1)
         product_channels = torch.arange(h * nb, device=mv.device).view(h, nb).t().reshape(-1)
         o, p = self.operands, self.output
-        pick = lambda w, axis, index: None if w is None else w.index_select(axis, index)  # noqa: E731
+        # with one bilinear both orders agree: no permutation (whose gradient would be a scatter-add)
+        pick = lambda w, axis, index: w if w is None or nb == 1 else w.index_select(axis, index)  # noqa: E731
         ops, _ = sparse_linear(self.algebra, mv, scalars, pick(o.weight_mv, 0, ops_channels),
                                pick(o.weight_s2mv, 0, ops_channels), None, None, pick(o.bias_mv, 0, ops_channels),
                                None, blocks_in=blocks, blocks_out=True)
