@@ -463,3 +463,31 @@ def resolve_linear_kernel(alg, kernel: str, tokens: int, device: torch.device, d
         groups = alg.tensors(device, dtype).derived(sparse_structure).groups
         block_size = max(p for _, p in groups)
     return select_linear_kernel(kernel, tokens, device, block_size)
+
+
+def uses_block_layout(alg, bilinear_kernel: str, linear_kernel: str, mv: torch.Tensor) -> bool:
+    """Whether bilinears with ``bilinear_kernel`` run in the block layout (:mod:`gatr.kernels.block_layout`) on ``mv``.
+
+    Kernel ``"xor"`` always does where the algebra has a block layout; ``"auto"`` does under
+    ``torch.compile`` on CPUs where ``linear_kernel`` resolves to the sparse map (the compiler fuses the
+    shifts into one loop and the block-major rows need no permutation; run eagerly, the shifts are many
+    small operations and the table GEMM is faster).
+
+    Parameters
+    ----------
+    alg : NetworkAlgebra
+    bilinear_kernel, linear_kernel : str
+    mv : Tensor, shape (..., channels, dim)
+        Blade-ordered multivectors the layer is called on (their tokens, device and dtype decide).
+
+    Returns
+    -------
+    bool
+    """
+    if bilinear_kernel not in ("auto", "xor") or alg.tensors(mv.device, mv.dtype).derived(block_layout) is None:
+        return False
+    if bilinear_kernel == "xor":
+        return True
+    tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
+    return (torch.compiler.is_compiling() and mv.device.type == "cpu"
+            and resolve_linear_kernel(alg, linear_kernel, tokens, mv.device, mv.dtype) is sparse_linear)

@@ -8,7 +8,7 @@ from algebras import get_algebra
 
 from ..kernels.bilinear import select_bilinear_kernel
 from ..kernels.block_layout import XorBilinear, block_layout, from_blocks, to_blocks
-from ..kernels.linear import resolve_linear_kernel, sparse_linear
+from ..kernels.linear import sparse_linear, uses_block_layout
 from ..primitives.bilinear import bilinear_products
 from ._checks import check_inputs
 from .base import EquiModule
@@ -137,18 +137,12 @@ class GeometricBilinear(EquiModule):
         CPUs where the operand map runs sparse (it fuses the shifts into one loop; run eagerly, they are
         many small operations and the table GEMM is faster).
         """
-        if self.kernel not in ("auto", "xor") or reference_mv.dim() > mv.dim():
-            return False
-        if reference_mv.dim() >= 2 and reference_mv.shape[-2] != 1:
+        if reference_mv.dim() > mv.dim() or (reference_mv.dim() >= 2 and reference_mv.shape[-2] != 1):
             return False  # a reference per operand channel: the table path broadcasts it
-        if self.algebra.tensors(mv.device, mv.dtype).derived(block_layout) is None:
-            return False
-        if self.kernel == "xor" or blocks:
-            return True
-        tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
-        return (torch.compiler.is_compiling() and mv.device.type == "cpu"
-                and resolve_linear_kernel(self.algebra, self.operands.kernel, tokens, mv.device, mv.dtype)
-                is sparse_linear)
+        if blocks:  # inputs already in the block layout: any kernel that can run there does
+            return (self.kernel in ("auto", "xor")
+                    and self.algebra.tensors(mv.device, mv.dtype).derived(block_layout) is not None)
+        return uses_block_layout(self.algebra, self.kernel, self.operands.kernel, mv)
 
     def _forward_blocks(self, mv: torch.Tensor, scalars: torch.Tensor | None, reference_mv: torch.Tensor,
                         blocks: bool = False):

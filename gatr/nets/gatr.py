@@ -14,8 +14,7 @@ from algebras import get_algebra
 
 from ..flops import training_flops
 from ..kernels import select_bilinear_kernel, select_linear_kernel
-from ..kernels.block_layout import block_layout
-from ..kernels.linear import resolve_linear_kernel, sparse_linear
+from ..kernels.linear import uses_block_layout
 from ..layers import EquiLinear, GATrBlock, reference_from_inputs
 from ..layers._checks import check_inputs, check_mask_shape
 from ..layers.base import EquiModule
@@ -243,15 +242,7 @@ class GATr(EquiModule):
         ``"auto"`` under ``torch.compile`` on CPUs where the linear maps run sparse (measured: the
         permutations it saves cost more than its longer compiled graph there; eagerly it does not pay).
         """
-        kernel = self.config.bilinear_kernel
-        if kernel not in ("auto", "xor") or self.algebra.tensors(mv.device, mv.dtype).derived(block_layout) is None:
-            return False
-        if kernel == "xor":
-            return True
-        tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2])
-        return (torch.compiler.is_compiling() and mv.device.type == "cpu"
-                and resolve_linear_kernel(self.algebra, self.config.linear_kernel, tokens, mv.device, mv.dtype)
-                is sparse_linear)
+        return uses_block_layout(self.algebra, self.config.bilinear_kernel, self.config.linear_kernel, mv)
 
     def nominal_flops_per_token(self, num_items: int) -> float:
         """Forward + backward FLOPs per token (item), summed from the layers' own counts (:mod:`gatr.flops`).
