@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
 
@@ -129,9 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "list":
             cfg = _config(args)
-            specs = cfg.expand()
+            specs = cfg.expand(collections.defaultdict(lambda: "pilot") if cfg.pilot is not None else None)
             mine = shard_specs(specs, parse_shard(args.shard))
             print(f"# study {cfg.name!r}: {len(specs)} runs" + (f", shard {args.shard}: {len(mine)}" if args.shard else ""))
+            if cfg.pilot is not None:
+                from .pilot import pilot_round
+
+                first = pilot_round(cfg, "/nonexistent")
+                print(f"# learning-rate pilot first: {len(first)} runs (more where an optimum sits at an edge), "
+                      f"{sum(estimate_flops(s) for s in first):.3g} FLOPs; the grid's lr is the pilot's choice")
             print(f"{'run_id':64s} {'est. FLOPs':>11s}")
             total = 0.0
             for s in mine:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,12 +65,15 @@ SPEC_KEYS = (
 )
 GRID_AXES = ("width", "depth", "steps", "train_trajectories", "seed")
 
-TOP_KEYS = ("name", "description", "families", "model_sizes", "steps", "train_trajectories",
-            "seeds", "data_sweep", "fixed", "data")
-REQUIRED_TOP_KEYS = ("families", "model_sizes", "steps", "train_trajectories")
-FAMILY_KEYS = ("name", "family", "algebra", "augment", "hparams", "model_sizes", "steps")
+TOP_KEYS = ("name", "description", "families", "model_sizes", "steps", "budgets", "min_steps", "train_trajectories",
+            "seeds", "data_sweep", "fixed", "data", "pilot")
+REQUIRED_TOP_KEYS = ("families", "model_sizes", "train_trajectories")
+FAMILY_KEYS = ("name", "family", "algebra", "augment", "hparams", "model_sizes", "steps", "budgets")
 SIZE_KEYS = ("width", "depth")
-SWEEP_KEYS = ("train_trajectories", "width", "depth", "steps", "families", "seeds")
+SWEEP_KEYS = ("train_trajectories", "width", "depth", "steps", "budget", "families", "seeds")
+PILOT_KEYS = ("lrs", "budget", "steps", "seed", "extend")
+#: fewest optimiser steps of a run placed by a compute budget (smaller models at small budgets are dropped)
+DEFAULT_MIN_STEPS = 100
 DATA_KEYS = ("num_trajectories", "bodies", "horizon", "seed", "workers", "sim")
 #: ``horizon`` (prediction horizon in frames) is a training/dataset setting: it goes into every run spec
 #: (with ``bodies``); ``sim`` holds extra simulator settings passed to the generator (``frames``, ...).
@@ -191,6 +195,54 @@ def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
     out["hparams"] = dict(hp)
     out["model_sizes"] = _model_sizes(entry["model_sizes"], f"{where}.model_sizes") if "model_sizes" in entry else None
     out["steps"] = _int_list(entry["steps"], f"{where}.steps") if "steps" in entry else None
+    out["budgets"] = _budget_list(entry["budgets"], f"{where}.budgets") if "budgets" in entry else None
+    if out["steps"] and out["budgets"]:
+        raise ConfigError(f"{where}: give steps or budgets, not both")
+    return out
+
+
+def _budget(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ConfigError(f"{where}: expected a positive number of training FLOPs (e.g. 1.0e12), got {v!r}")
+    return float(v)
+
+
+def _budget_list(v: Any, where: str) -> list[float]:
+    if not isinstance(v, list) or not v:
+        raise ConfigError(f"{where}: expected a non-empty list of training FLOPs, got {v!r}")
+    return [_budget(x, f"{where}[{i}]") for i, x in enumerate(v)]
+
+
+def _validate_pilot(p: Any, families: list[dict]) -> dict | None:
+    """The learning-rate pilot: per (family, size), lr candidates run at one budget on seed ``seed``;
+    the lowest validation loss wins, and an optimum at an edge of the grid extends it (``extend`` times)."""
+    if p is None:
+        return None
+    _check_keys(p, PILOT_KEYS, "pilot")
+    lrs = p.get("lrs")
+    if not isinstance(lrs, dict) or not lrs:
+        raise ConfigError("pilot.lrs: expected a mapping of family name (or model family) -> list of learning rates")
+    out_lrs = {}
+    for k, v in lrs.items():
+        if not isinstance(v, list) or len(v) < 2 or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                                         or not x > 0 for x in v):
+            raise ConfigError(f"pilot.lrs.{k}: expected at least 2 positive learning rates, got {v!r}")
+        out_lrs[str(k)] = sorted(float(x) for x in v)
+    for f in families:
+        if f["name"] not in out_lrs and f["family"] not in out_lrs:
+            raise ConfigError(f"pilot.lrs: no learning rates for family {f['name']!r}; give them under "
+                              f"{f['name']!r} or {f['family']!r}")
+    if ("budget" in p) == ("steps" in p):
+        raise ConfigError("pilot: give exactly one of budget (training FLOPs per pilot run, or 'middle': each "
+                          "size's middle budget) or steps")
+    out = {"lrs": out_lrs, "seed": _pos_int(p.get("seed", 0), "pilot.seed", allow_zero=True),
+           "extend": _pos_int(p.get("extend", 2), "pilot.extend", allow_zero=True)}
+    if p.get("budget") == "middle":
+        out["budget"] = "middle"
+    elif "budget" in p:
+        out["budget"] = _budget(p["budget"], "pilot.budget")
+    else:
+        out["steps"] = _pos_int(p["steps"], "pilot.steps")
     return out
 
 
@@ -208,6 +260,9 @@ class StudyConfig:
     data: dict
     data_sweep: dict | None = None
     description: str = ""
+    budgets: list[float] | None = None
+    min_steps: int = DEFAULT_MIN_STEPS
+    pilot: dict | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ construction
@@ -236,7 +291,15 @@ class StudyConfig:
         if dup:
             raise ConfigError(f"families: duplicate family names {sorted(dup)}; give each a unique 'name'")
         model_sizes = _model_sizes(d["model_sizes"], "model_sizes")
-        steps = _int_list(d["steps"], "steps")
+        if "steps" in d and "budgets" in d:
+            raise ConfigError("study config: give steps or budgets, not both")
+        steps = _int_list(d["steps"], "steps") if "steps" in d else []
+        budgets = _budget_list(d["budgets"], "budgets") if "budgets" in d else None
+        for i, f in enumerate(families):
+            if not (f["steps"] or f["budgets"] or steps or budgets):
+                raise ConfigError(f"families[{i}]: no steps or budgets (give them for the family or at the top level)")
+        min_steps = _pos_int(d.get("min_steps", DEFAULT_MIN_STEPS), "min_steps")
+        pilot = _validate_pilot(d.get("pilot"), families)
         ntraj = _int_list(d["train_trajectories"], "train_trajectories")
         seeds = _int_list(d.get("seeds", [0]), "seeds", allow_zero=True)
         data = dict(DATA_DEFAULTS)
@@ -271,6 +334,10 @@ class StudyConfig:
             for k in ("width", "depth", "steps"):
                 if k in sweep:
                     _pos_int(sweep[k], f"data_sweep.{k}")
+            if "steps" in sweep and "budget" in sweep:
+                raise ConfigError("data_sweep: give steps or budget, not both")
+            if "budget" in sweep:
+                sweep["budget"] = _budget(sweep["budget"], "data_sweep.budget")
             if "seeds" in sweep:
                 sweep["seeds"] = _int_list(sweep["seeds"], "data_sweep.seeds", allow_zero=True)
             sf = sweep.get("families")
@@ -287,11 +354,33 @@ class StudyConfig:
         return cls(name=str(name), families=families, model_sizes=model_sizes, steps=steps,
                    train_trajectories=ntraj, seeds=seeds, fixed=dict(fixed), data=data,
                    data_sweep=sweep, description=str(d.get("description", "") or ""),
-                   raw=copy.deepcopy(d))
+                   budgets=budgets, min_steps=min_steps, pilot=pilot, raw=copy.deepcopy(d))
 
     def family_axes(self, fam: dict) -> tuple[list[dict], list[int]]:
-        """A family's model sizes and step counts (its own, or the top-level ones)."""
-        return fam.get("model_sizes") or self.model_sizes, fam.get("steps") or self.steps
+        """A family's model sizes and step counts (its own, or the top-level ones; with budgets, every
+        size's step counts)."""
+        sizes = fam.get("model_sizes") or self.model_sizes
+        return sizes, sorted({st for size in sizes for st, _ in self.size_runs(fam, size)})
+
+    def family_budgets(self, fam: dict) -> list[float] | None:
+        """A family's compute budgets (training FLOPs), or None when it is placed by step counts."""
+        if fam.get("steps"):
+            return None
+        return fam.get("budgets") or self.budgets
+
+    def budget_steps(self, fam: dict, size: dict, budget: float) -> int:
+        """Optimiser steps that spend ``budget`` nominal training FLOPs with ``size`` (rounded)."""
+        spec = self._spec(fam, size["width"], size["depth"], 1, max(self.train_trajectories), 0)
+        return max(1, round(budget / estimate_flops(spec)))
+
+    def size_runs(self, fam: dict, size: dict) -> list[tuple[int, float | None]]:
+        """``(steps, budget)`` of one model size of a family: its step counts (budget None), or the
+        budgets it reaches in at least ``min_steps`` steps."""
+        budgets = self.family_budgets(fam)
+        if budgets is None:
+            return [(st, None) for st in (fam.get("steps") or self.steps)]
+        runs = [(self.budget_steps(fam, size, b), b) for b in budgets]
+        return [(st, b) for st, b in runs if st >= self.min_steps]
 
     def to_dict(self) -> dict:
         """The validated config as a plain dict (can be fed back to :meth:`from_dict`)."""
@@ -307,20 +396,35 @@ class StudyConfig:
                     e[k] = copy.deepcopy(f[k])
             fams.append(e)
         d = {"name": self.name, "description": self.description, "families": fams,
-             "model_sizes": [dict(s) for s in self.model_sizes], "steps": list(self.steps),
+             "model_sizes": [dict(s) for s in self.model_sizes],
              "train_trajectories": list(self.train_trajectories), "seeds": list(self.seeds),
              "fixed": dict(self.fixed), "data": dict(self.data)}
+        if self.steps:
+            d["steps"] = list(self.steps)
         if self.data_sweep is not None:
             d["data_sweep"] = copy.deepcopy(self.data_sweep)
+        for f, e in zip(self.families, fams):
+            if f.get("budgets"):
+                e["budgets"] = list(f["budgets"])
+        if self.budgets is not None:
+            d["budgets"] = list(self.budgets)
+            d["min_steps"] = self.min_steps
+        if self.pilot is not None:
+            d["pilot"] = copy.deepcopy(self.pilot)
         return d
 
     # ------------------------------------------------------------------ expansion
-    def _spec(self, fam: dict, width: int, depth: int, steps: int, ntraj: int, seed: int) -> dict:
+    def _spec(self, fam: dict, width: int, depth: int, steps: int, ntraj: int, seed: int,
+              budget: float | None = None, lrs: dict | None = None) -> dict:
         spec = {"name": fam["name"], "family": fam["family"], "algebra": fam["algebra"],
                 "augment": fam["augment"], "width": width, "depth": depth, "steps": steps,
                 "train_trajectories": ntraj, "seed": seed}
+        if budget is not None:
+            spec["budget"] = budget
         extra = dict(self.fixed)
         extra.update(fam["hparams"])
+        if lrs is not None:  # the pilot's choice for this (family, size)
+            extra["lr"] = lrs[pilot_key(fam["name"], width, depth)]
         extra.setdefault("bodies", self.data["bodies"])
         if self.data.get("horizon") is not None:
             extra.setdefault("horizon", self.data["horizon"])
@@ -328,9 +432,13 @@ class StudyConfig:
             spec[k] = extra[k]
         return spec
 
-    def expand(self) -> list[dict]:
+    def expand(self, lrs: dict | None = None) -> list[dict]:
         """All run specs, deterministic order, without duplicates. Each has ``run_id`` removed;
-        use :func:`run_id` for the id."""
+        use :func:`run_id` for the id. A study with a pilot needs its choice of learning rates
+        (``lrs``: :func:`pilot_key` -> lr, from :func:`experiments.scaling.pilot.pilot_choice`)."""
+        if self.pilot is not None and lrs is None:
+            raise ConfigError("this study chooses its learning rates in a pilot stage: expand(lrs) needs the "
+                              "pilot's choice (experiments.scaling.pilot)")
         specs: list[dict] = []
         seen: set[str] = set()
 
@@ -341,12 +449,12 @@ class StudyConfig:
                 specs.append(spec)
 
         for fam in self.families:
-            sizes, steps = self.family_axes(fam)
+            sizes = fam.get("model_sizes") or self.model_sizes
             for size in sizes:
-                for st in steps:
+                for st, budget in self.size_runs(fam, size):
                     for n in self.train_trajectories:
                         for seed in self.seeds:
-                            add(self._spec(fam, size["width"], size["depth"], st, n, seed))
+                            add(self._spec(fam, size["width"], size["depth"], st, n, seed, budget, lrs))
         if self.data_sweep is not None:
             sw = self.data_sweep
             for fam in self.families:
@@ -354,11 +462,55 @@ class StudyConfig:
                     continue
                 sizes, steps = self.family_axes(fam)
                 largest = max(sizes, key=lambda s: (s["width"] * s["depth"], s["width"]))
-                width, depth = sw.get("width", largest["width"]), sw.get("depth", largest["depth"])
+                size = {"width": sw.get("width", largest["width"]), "depth": sw.get("depth", largest["depth"])}
+                budget = sw.get("budget")
+                st = self.budget_steps(fam, size, budget) if budget is not None else sw.get("steps", max(steps))
                 for n in sw["train_trajectories"]:
                     for seed in sw.get("seeds", self.seeds):
-                        add(self._spec(fam, width, depth, sw.get("steps", max(steps)), n, seed))
+                        add(self._spec(fam, size["width"], size["depth"], st, n, seed, budget, lrs))
         return specs
+
+    def pilot_sizes(self) -> list[tuple[dict, dict]]:
+        """(family, size) pairs whose learning rate the pilot chooses: every size of the main grid and
+        the data sweep."""
+        out, seen = [], set()
+        for fam in self.families:
+            sizes = list(fam.get("model_sizes") or self.model_sizes)
+            sw = self.data_sweep
+            if sw is not None and fam["name"] in sw["families"] and "width" in sw:
+                sizes.append({"width": sw["width"], "depth": sw["depth"]})
+            for size in sizes:
+                key = pilot_key(fam["name"], size["width"], size["depth"])
+                if key not in seen:
+                    seen.add(key)
+                    out.append((fam, size))
+        return out
+
+    def pilot_spec(self, fam: dict, size: dict, lr: float) -> dict:
+        """The pilot run of one (family, size) at learning rate ``lr`` (main training-set size)."""
+        p = self.pilot
+        budget = p.get("budget")
+        if budget == "middle":  # the middle of the budgets this size trains at
+            runs = sorted(self.size_runs(fam, size), key=lambda r: r[0])
+            if not runs or runs[0][1] is None:
+                raise ConfigError("pilot.budget 'middle' needs families placed by budgets")
+            budget = runs[len(runs) // 2][1]
+        steps = self.budget_steps(fam, size, budget) if budget is not None else p["steps"]
+        spec = self._spec(fam, size["width"], size["depth"], max(steps, self.min_steps),
+                          max(self.train_trajectories), p["seed"], budget)
+        spec["lr"] = float(lr)
+        spec["stage"] = "pilot"
+        return spec
+
+    def pilot_grid(self, fam: dict) -> list[float]:
+        """The pilot's learning-rate candidates of a family (by its name, else its model family)."""
+        lrs = self.pilot["lrs"]
+        return list(lrs.get(fam["name"]) or lrs[fam["family"]])
+
+
+def pilot_key(name: str, width: int, depth: int) -> str:
+    """Key of a (family, size) in a pilot's choice of learning rates."""
+    return f"{name}_w{width}_d{depth}"
 
 
 # ----------------------------------------------------------------------------- ids, shards, presets

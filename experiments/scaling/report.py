@@ -288,7 +288,12 @@ def analyze(out_dir: str | Path, n_boot: int = 500, seed: int = 0, progress: boo
     if isinstance(study, dict) and "config" in study:  # runs of another grid (an older study) stay out
         from .grid import load_config, run_id
 
-        grid = {run_id(spec) for spec in load_config(config=study["config"]).expand()}
+        cfg = load_config(config=study["config"])
+        lrs = study.get("pilot_lrs")
+        if cfg.pilot is not None and lrs is None:
+            raise ConfigError(f"{out_dir}: the study's learning-rate pilot has not finished (no pilot_lrs in "
+                              "study.json): nothing of its grid to analyse yet")
+        grid = {run_id(spec) for spec in cfg.expand(lrs)}
         outside = sorted(r["run_id"] for r in results if r.get("run_id") not in grid)
         results = [r for r in results if r.get("run_id") in grid]
     analysis = analyze_results(results, n_boot=n_boot, seed=seed)

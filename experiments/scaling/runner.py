@@ -54,6 +54,9 @@ import socket
 import sys
 import time
 import traceback
+import hashlib
+import re
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from dataclasses import dataclass
@@ -110,7 +113,7 @@ _HOST: dict | None = None
 
 def _host_info() -> dict:
     info = {"hostname": socket.gethostname(), "platform": platform.platform(),
-            "python": platform.python_version(), "cpu_count": os.cpu_count()}
+            "python": platform.python_version(), "cpu_count": os.cpu_count(), "cpu": _cpu_model()}
     try:
         import torch
 
@@ -122,6 +125,49 @@ def _host_info() -> dict:
     except Exception:  # noqa: BLE001
         pass
     return info
+
+
+_CODE: dict | None = None
+
+
+def code_info() -> dict:
+    """The code that produced a result: the git commit of this checkout (and whether it had
+    uncommitted changes) and the versions of the packages that decide the numbers."""
+    global _CODE
+    if _CODE is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        root = Path(__file__).resolve().parents[2]
+        info: dict[str, Any] = {"git_commit": None, "git_dirty": None}
+        try:
+            info["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                                text=True, timeout=10, check=True).stdout.strip()
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "algebras",
+                                     "gatr", "experiments"], cwd=root, capture_output=True, text=True, timeout=10,
+                                    check=True).stdout
+            info["git_dirty"] = bool(status.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+        versions = {}
+        for pkg in ("gatr-algebras", "torch", "lightning", "numpy", "scipy", "mujoco"):
+            try:
+                versions[pkg] = version(pkg)
+            except (PackageNotFoundError, ValueError):
+                versions[pkg] = None
+        info["versions"] = versions
+        _CODE = info
+    return dict(_CODE)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _now() -> str:
@@ -275,19 +321,29 @@ def execute_run(spec: dict, data_dir: Path, run_dir: Path, train_fn: Callable, r
 def _execute_locked(spec: dict, rid: str, data_dir: Path, run_dir: Path, train_fn: Callable) -> dict:
     (run_dir / "result.json").unlink(missing_ok=True)
     write_json(run_dir / "spec.json", {"run_id": rid, "spec": spec, "started": _now()})
-    record: dict[str, Any] = {"run_id": rid, "status": None, "spec": spec, "seed": spec.get("seed"),
-                              "timestamp_start": _now()}
-    t0 = time.time()
+    start, t0 = _now(), time.time()
     try:
         out = train_fn(dict(spec), Path(data_dir), Path(run_dir))
+    except Exception as e:  # noqa: BLE001 - a failed run is recorded, never dropped
+        return _write_record(run_dir, spec, start, t0, error=e)
+    return _write_record(run_dir, spec, start, t0, out=out)
+
+
+def _write_record(run_dir: Path, spec: dict, start: str, t0: float, out: Any = None,
+                  error: BaseException | None = None) -> dict:
+    """Build a run's result record from the train function's output (or its error) and write it."""
+    record: dict[str, Any] = {"run_id": run_id(spec), "status": None, "spec": spec, "seed": spec.get("seed"),
+                              "timestamp_start": start}
+    try:
+        if error is not None:
+            raise error
         if not isinstance(out, dict):
             raise TypeError(f"train_fn returned {type(out).__name__}, expected a dict")
         missing = [k for k in REQUIRED_RESULT_KEYS if k not in out]
         if missing:
             raise KeyError(f"train_fn result lacks required keys {missing}; got {sorted(out)}")
-        wall = time.time() - t0
         metrics = {k: v for k, v in out.items() if k not in ("run_id", "status", "spec")}
-        metrics.setdefault("wall_time_s", wall)
+        metrics.setdefault("wall_time_s", time.time() - t0)
         metrics.setdefault("flops_per_step", None)
         for k in ("train_flops", "flops_per_step", "val_loss", "test_loss", "test_e3_loss", "wall_time_s"):
             if metrics.get(k) is not None:
@@ -296,12 +352,77 @@ def _execute_locked(spec: dict, rid: str, data_dir: Path, run_dir: Path, train_f
         record.update(metrics)
         record["status"] = "ok"
     except Exception as e:  # noqa: BLE001 - a failed run is recorded, never dropped
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         record.update({"status": "failed", "error_type": type(e).__name__, "error_message": str(e),
-                       "traceback": traceback.format_exc(), "wall_time_s": time.time() - t0})
+                       "traceback": tb, "wall_time_s": time.time() - t0})
     record["host"] = host_info()
+    record["code"] = code_info()
     record["timestamp"] = _now()
-    write_json(run_dir / "result.json", record)
+    write_json(Path(run_dir) / "result.json", record)
     return record
+
+
+def branches_fn(train_fn: Callable) -> Callable | None:
+    """The train function's WSD branch trainer (``train_fn.branches``), if it offers one."""
+    fn = getattr(train_fn, "branches", None)
+    return fn if callable(fn) else None
+
+
+def trunk_id(spec: dict) -> str:
+    """Directory name of the WSD trunk shared by the runs that differ from ``spec`` only in budget."""
+    from experiments.training.run import branch_key
+
+    readable = re.sub(r"[^A-Za-z0-9._+-]", "_", f"{spec['name']}_w{spec['width']}_d{spec['depth']}"
+                                                 f"_n{spec['train_trajectories']}_seed{spec['seed']}")
+    return f"{readable}-{hashlib.sha1(branch_key(spec).encode()).hexdigest()[:8]}"
+
+
+def execute_group(specs: list[dict], data_dir: Path, out_dir: Path, train_fn: Callable, redo: bool = False) -> list[dict]:
+    """Train WSD runs that differ only in their budget as one trunk with cooldown branches
+    (``train_fn.branches``); each run's ``result.json`` is written as its branch finishes.
+
+    The trunk's lock (``OUT/trunks/<id>/.lock``) plays the per-run lock's part: a group held by a
+    live process is returned as "skipped"; runs finished meanwhile are kept (unless ``redo``).
+    When all runs are finished the trunk's checkpoints are deleted."""
+    out_dir = Path(out_dir)
+    trunk_dir = out_dir / "trunks" / trunk_id(specs[0])
+    trunk_dir.mkdir(parents=True, exist_ok=True)
+    holder = try_lock(trunk_dir / ".lock")
+    if holder is not None:
+        return [{"run_id": run_id(s), "status": "skipped", "spec": s, "reason": f"running in {holder}"} for s in specs]
+    records = []
+    try:
+        todo = []
+        for spec in specs:
+            rdir = out_dir / "runs" / run_id(spec)
+            if not redo and is_done(rdir, spec):
+                records.append({**read_json(rdir / "result.json"), "status": "ok", "reused": True})
+            else:
+                rdir.mkdir(parents=True, exist_ok=True)
+                (rdir / "result.json").unlink(missing_ok=True)
+                write_json(rdir / "spec.json", {"run_id": run_id(spec), "spec": spec, "started": _now(),
+                                                "trunk": trunk_dir.name})
+                todo.append(spec)
+        start, t0 = _now(), time.time()
+        served = set()
+        try:
+            rdirs = [out_dir / "runs" / run_id(s) for s in todo]
+            for spec, out in branches_fn(train_fn)(todo, Path(data_dir), rdirs, trunk_dir):
+                rec = _write_record(out_dir / "runs" / run_id(spec), spec, start, t0, out=out)
+                records.append(rec)
+                served.add(run_id(spec))
+                _log(f"[scaling] {run_id(spec)} {rec['status']} (branch of {trunk_dir.name})")
+                start, t0 = _now(), time.time()
+        except Exception as e:  # noqa: BLE001 - the rest of the group fails with the trunk's error
+            for spec in todo:
+                if run_id(spec) not in served:
+                    records.append(_write_record(out_dir / "runs" / run_id(spec), spec, start, t0, error=e))
+        if all(r.get("status") == "ok" for r in records):
+            for ckpt in trunk_dir.glob("step-*.ckpt"):
+                ckpt.unlink()
+        return records
+    finally:
+        (trunk_dir / ".lock").unlink(missing_ok=True)
 
 
 def is_done(run_dir: Path, spec: dict) -> bool:
@@ -368,26 +489,37 @@ def study_config(config: StudyConfig | dict | str | Path) -> StudyConfig:
 def plan_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shard: str | tuple | None = None,
                train_fn: str | Callable = DEFAULT_TRAIN_FN,
                generate_fn: str | Callable | None = DEFAULT_GENERATE_FN,
-               progress: bool = True, force: bool = False) -> StudyPlan:
+               progress: bool = True, force: bool = False, jobs: int = 1) -> StudyPlan:
     """Prepare (this shard of) a study in ``out_dir`` and list the runs left to train.
 
     Refuses a directory holding another study's config, records ``study.json``, resolves ``train_fn``
     (a bad dotted path fails here, before any data are generated), generates the data once
-    (:func:`ensure_data`) and splits this shard's runs into finished ones (status "ok", same spec:
+    (:func:`ensure_data`), runs the learning-rate pilot of a study that has one (here, with ``jobs``
+    worker processes; :mod:`experiments.scaling.pilot`) and splits this shard's runs into finished ones (status "ok", same spec:
     kept unless ``force``) and the ``todo`` list. Every launcher executes ``todo`` with
     :func:`run_one` and ends with :func:`record_runs`.
     """
     cfg = study_config(config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    specs = cfg.expand()
     shard = parse_shard(shard)
-    mine = shard_specs(specs, shard)
     check_same_study(out_dir, cfg)
-    write_json(out_dir / "study.json", {"config": cfg.to_dict(), "num_runs": len(specs)})
     fn = resolve(train_fn)  # fail early on a bad dotted path, before generating data
+    write_json(out_dir / "study.json", {"config": cfg.to_dict()})
     data_dir = ensure_data(cfg, out_dir, generate_fn, progress=progress)
+    lrs = None
+    if cfg.pilot is not None:
+        from .pilot import run_pilot
 
+        def execute(specs: list[dict], pdir: Path) -> None:
+            sub = StudyPlan(cfg, pdir, Path(data_dir), None, len(specs), specs, specs, [], fn)
+            for _ in _execute_all(sub, train_fn, jobs, redo=False):
+                pass
+
+        lrs = run_pilot(cfg, out_dir, execute, progress=progress)
+    specs = cfg.expand(lrs)
+    mine = shard_specs(specs, shard)
+    write_json(out_dir / "study.json", {"config": cfg.to_dict(), "num_runs": len(specs), "pilot_lrs": lrs})
     todo, done = [], []
     for spec in mine:
         rdir = out_dir / "runs" / run_id(spec)
@@ -427,12 +559,43 @@ def run_one(spec: dict, data_dir: str | Path, out_dir: str | Path, train_fn: str
     return execute_run(spec, Path(data_dir), Path(out_dir) / "runs" / run_id(spec), resolve(train_fn), redo)
 
 
+def run_group(specs: list[dict], data_dir: str | Path, out_dir: str | Path, train_fn: str | Callable,
+              redo: bool = False) -> list[tuple[dict, dict]]:
+    """Execute one job of a study (a single run, or WSD runs sharing a trunk) wherever it lands.
+
+    Returns
+    -------
+    list of (spec, record)
+        One per spec, as :func:`execute_run` / :func:`execute_group` write them.
+    """
+    fn = resolve(train_fn)
+    if len(specs) == 1 and (branches_fn(fn) is None or specs[0].get("scheduler") != "wsd"):
+        return [(specs[0], run_one(specs[0], data_dir, out_dir, fn, redo))]
+    records = execute_group(specs, Path(data_dir), Path(out_dir), fn, redo)
+    by_id = {r["run_id"]: r for r in records}
+    return [(s, by_id[run_id(s)]) for s in specs]
+
+
+def study_jobs(todo: list[dict], train_fn: Callable) -> list[list[dict]]:
+    """The runs to train grouped into jobs: WSD runs that differ only in budget share one job (one
+    trunk) when the train function offers branches; every other run is a job of its own."""
+    from experiments.training.run import branch_key
+
+    if branches_fn(train_fn) is None:
+        return [[s] for s in todo]
+    groups: dict = {}
+    for k, s in enumerate(todo):
+        key = branch_key(s) if s.get("scheduler") == "wsd" else f"single-{k}"
+        groups.setdefault(key, []).append(s)
+    return list(groups.values())
+
+
 def _execute_all(plan: StudyPlan, train_fn: str | Callable, jobs: int, redo: bool = False):
     """Yield ``(spec, record)`` as runs finish: in order, or from ``jobs`` worker processes."""
-    todo, data_dir, out_dir = plan.todo, plan.data_dir, plan.out_dir
-    if jobs == 1 or len(todo) <= 1:
-        for spec in todo:
-            yield spec, run_one(spec, data_dir, out_dir, plan.train_fn, redo)
+    units, data_dir, out_dir = study_jobs(plan.todo, plan.train_fn), plan.data_dir, plan.out_dir
+    if jobs == 1 or len(units) <= 1:
+        for unit in units:
+            yield from run_group(unit, data_dir, out_dir, plan.train_fn, redo)
         return
     from concurrent.futures import as_completed
 
@@ -443,11 +606,12 @@ def _execute_all(plan: StudyPlan, train_fn: str | Callable, jobs: int, redo: boo
     # Workers import the train function themselves (a dotted path pickles; so does a module-level
     # function); "spawn" keeps them independent of the parent's torch threads.
     worker_fn = train_fn if isinstance(train_fn, str) else plan.train_fn
-    ordered = sorted(todo, key=estimate_flops, reverse=True)  # longest first balances the workers
+    cost = lambda unit: max(estimate_flops(s) for s in unit) * (1 + 0.2 * (len(unit) - 1))  # noqa: E731
+    ordered = sorted(units, key=cost, reverse=True)  # longest first balances the workers
     with worker_pool(jobs) as pool:  # workers exit if this process is killed
-        futures = {pool.submit(run_one, spec, data_dir, out_dir, worker_fn, redo): spec for spec in ordered}
+        futures = [pool.submit(run_group, unit, data_dir, out_dir, worker_fn, redo) for unit in ordered]
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            yield from future.result()
 
 
 def record_runs(plan: StudyPlan, finished, progress: bool = True) -> list[dict]:
@@ -545,5 +709,5 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    plan = plan_study(config, out_dir, shard, train_fn, generate_fn, progress=progress, force=force)
+    plan = plan_study(config, out_dir, shard, train_fn, generate_fn, progress=progress, force=force, jobs=jobs)
     return record_runs(plan, _execute_all(plan, train_fn, jobs, redo=force), progress=progress)

@@ -11,7 +11,7 @@ Command line: ``python -m experiments.train fit --config experiments/configs/gat
 from .data import TrainingDataModule
 from .module import BodyDynamicsModule, keypoint_mse, valid_algebras, valid_families, validate_family_algebra
 from .evaluation import score, window_errors
-from .run import train_run
+from .run import train_branches, train_run
 
-__all__ = ["BodyDynamicsModule", "TrainingDataModule", "train_run", "window_errors", "score", "keypoint_mse",
+__all__ = ["BodyDynamicsModule", "TrainingDataModule", "train_run", "train_branches", "window_errors", "score", "keypoint_mse",
            "valid_algebras", "valid_families", "validate_family_algebra"]

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-__all__ = ["ParameterChecksum", "parameter_checksum", "FinalModelCheckpoint"]
+__all__ = ["ParameterChecksum", "parameter_checksum", "FinalModelCheckpoint", "SaveAtStep"]
 
 
 class FinalModelCheckpoint(ModelCheckpoint):
@@ -74,3 +74,20 @@ class ParameterChecksum(L.Callback):
                 "checksum": parameter_checksum(pl_module),
                 "train_loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(info))
+
+
+class SaveAtStep(L.Callback):
+    """Checkpoint to ``path`` (atomically) in ``on_train_batch_end`` of optimiser step ``step``.
+
+    Saved there, not at the end of training, so that resuming from it continues the epoch's data
+    order exactly (see :class:`FinalModelCheckpoint`); the WSD trunk's branch points use it.
+    """
+
+    def __init__(self, path: str | os.PathLike, step: int):
+        self.path, self.step = Path(path), int(step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and trainer.is_global_zero:
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            trainer.save_checkpoint(tmp)
+            os.replace(tmp, self.path)

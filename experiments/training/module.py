@@ -46,11 +46,17 @@ __all__ = [
     "valid_algebras",
     "validate_family_algebra",
     "SCHEDULERS",
+    "wsd_cooldown_start",
 ]
 
-SCHEDULERS = ("cosine", "linear", "constant")
+SCHEDULERS = ("cosine", "linear", "constant", "wsd")
 #: hyper-parameters that change how the model runs, not what it computes: resuming may change them
 EXECUTION_SETTINGS = ("compile",)
+
+
+def wsd_cooldown_start(total_steps: int, cooldown_fraction: float) -> int:
+    """First optimiser step of a WSD run's cooldown: ``total - max(1, round(fraction * total))``."""
+    return int(total_steps) - max(1, round(float(cooldown_fraction) * int(total_steps)))
 
 
 def keypoint_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -133,9 +139,13 @@ class BodyDynamicsModule(L.LightningModule):
     weight_decay : AdamW weight decay
     betas : AdamW betas
     warmup_steps : linear warm-up from 0 to ``lr``
-    scheduler : after warm-up: "cosine" (to ``min_lr_ratio * lr``), "linear" (to the same) or
-        "constant"
+    scheduler : after warm-up: "cosine" (to ``min_lr_ratio * lr``), "linear" (to the same),
+        "constant", or "wsd" (warmup-stable-decay: constant, then a (1 - sqrt) cooldown to the same over
+        the last ``cooldown_fraction`` of the run; Hägele et al. 2024, arXiv 2405.18392). A WSD run to
+        ``T`` steps equals, up to its cooldown start, every longer WSD run with the same warm-up, so
+        one run can serve many budgets (:func:`experiments.training.run.train_branches`)
     min_lr_ratio : final learning rate as a fraction of ``lr``
+    cooldown_fraction : for "wsd": the cooldown's share of ``total_steps`` (rounded, at least one step)
     total_steps : length of the schedule in optimiser steps; default: the trainer's
         ``estimated_stepping_batches`` (``max_steps`` when set)
     seed : seed of the augmentation stream (combined with rank and step, so resuming from a
@@ -161,6 +171,7 @@ class BodyDynamicsModule(L.LightningModule):
         warmup_steps: int = 100,
         scheduler: str = "cosine",
         min_lr_ratio: float = 0.0,
+        cooldown_fraction: float = 0.2,
         total_steps: int | None = None,
         seed: int = 0,
         model_kwargs: dict | None = None,
@@ -178,6 +189,8 @@ class BodyDynamicsModule(L.LightningModule):
         for name, value in numbers.items():
             if not all(math.isfinite(float(v)) for v in (value if isinstance(value, tuple) else (value,))):
                 raise ValueError(f"{name} must be finite, got {value}")
+        if not 0 < float(cooldown_fraction) <= 1:
+            raise ValueError(f"cooldown_fraction must be in (0, 1], got {cooldown_fraction}")
         if warmup_steps < 0 or lr <= 0 or weight_decay < 0 or not 0 <= min_lr_ratio <= 1:
             raise ValueError(f"need warmup_steps >= 0, lr > 0, weight_decay >= 0, 0 <= min_lr_ratio <= 1; got "
                              f"warmup_steps={warmup_steps}, lr={lr}, weight_decay={weight_decay}, "
@@ -297,8 +310,11 @@ class BodyDynamicsModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("hyper_parameters") or {}
+        exempt = set(EXECUTION_SETTINGS)
+        if self._same_schedule_until(saved, int(checkpoint.get("global_step", 0))):
+            exempt.add("total_steps")  # a WSD cooldown branch: both schedules agree up to the checkpoint
         changed = {k: (saved[k], v) for k, v in self.hparams.items()
-                   if k in saved and k not in EXECUTION_SETTINGS and _differs(saved[k], v)}
+                   if k in saved and k not in exempt and _differs(saved[k], v)}
         if changed:  # resuming restores weights, optimiser and schedule: new settings would be dropped silently
             detail = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in sorted(changed.items()))
             raise ValueError(f"the checkpoint was trained with other model settings ({detail}); resume with the "
@@ -307,6 +323,17 @@ class BodyDynamicsModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optimiser
 
+    def _same_schedule_until(self, saved: dict, step: int) -> bool:
+        """Whether a checkpoint at ``step`` of a WSD run with ``saved`` settings is a branch point of this
+        run: both are WSD with the same warm-up, and neither has started its cooldown before ``step``."""
+        h = self.hparams
+        if h.scheduler != "wsd" or saved.get("scheduler") != "wsd" or saved.get("total_steps") is None \
+                or h.total_steps is None:
+            return False
+        same = all(not _differs(saved.get(k), h[k]) for k in ("warmup_steps", "cooldown_fraction"))
+        return same and step <= min(wsd_cooldown_start(int(saved["total_steps"]), h.cooldown_fraction),
+                                    wsd_cooldown_start(int(h.total_steps), h.cooldown_fraction))
+
     def lr_factor(self, step: int, total: int) -> float:
         """Learning-rate multiplier at optimiser step ``step`` of ``total``."""
         h = self.hparams
@@ -314,6 +341,13 @@ class BodyDynamicsModule(L.LightningModule):
             return (step + 1) / h.warmup_steps
         if h.scheduler == "constant":
             return 1.0
+        if h.scheduler == "wsd":
+            start = wsd_cooldown_start(total, h.cooldown_fraction)
+            if step < start:
+                return 1.0
+            # (1 - sqrt) cooldown: 1 at its first step, ->  min_lr_ratio at ``total``
+            progress = min(1.0, (step - start) / max(1, total - start))
+            return h.min_lr_ratio + (1.0 - h.min_lr_ratio) * (1.0 - math.sqrt(progress))
         decay = max(1, total - h.warmup_steps)
         progress = min(1.0, (step - h.warmup_steps) / decay)
         if h.scheduler == "cosine":
