@@ -163,7 +163,6 @@ def train_branches(specs: list[dict], data_dir: Path, run_dirs: list[Path], trun
     times = _read_times(trunk_dir)
     with _Threads(trunk_spec):
         for i in order:
-            t_start = time.perf_counter()
             spec, steps = specs[i], int(specs[i]["steps"])
             point = wsd_cooldown_start(steps, frac)
             ckpt = trunk_dir / f"step-{point}.ckpt"
@@ -174,7 +173,7 @@ def train_branches(specs: list[dict], data_dir: Path, run_dirs: list[Path], trun
                      ckpt_path=trunk_dir / f"step-{prev}.ckpt" if prev else None)
                 times[str(point)] = times.get(str(prev), 0.0) + time.perf_counter() - t0
                 _write_times(trunk_dir, times)
-            t0 = time.perf_counter()
+            t0 = t_start = time.perf_counter()  # the trunk's time up to here is counted from its segments
             module, dm, s, trainer, cooldown = _fit(spec, Path(data_dir), Path(run_dirs[i]) / "log",
                                                     ckpt_path=ckpt if point > 0 else None)
             trunk_time = times.get(str(point), 0.0) if point > 0 else 0.0

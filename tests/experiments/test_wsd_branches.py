@@ -63,7 +63,9 @@ def test_branch_equals_dedicated_run_bit_for_bit(family, algebra, augment, data_
             assert got[key] == dedicated[key], key
         assert got["test_per_trajectory"] == dedicated["test_per_trajectory"]
         assert got["branch"]["trunk_steps"] == wsd_cooldown_start(t, 0.2)
-        assert got["train_time_s"] >= got["branch"]["trunk_time_s"] > 0
+        assert got["train_time_s"] == got["branch"]["trunk_time_s"] + got["branch"]["cooldown_time_s"]
+        # a dedicated run's wall time: trunk + cooldown + evaluation, no segment counted twice
+        assert got["train_time_s"] + got["eval_time_s"] <= got["wall_time_s"] < got["train_time_s"] + got["eval_time_s"] + 5
 
 
 def test_branches_resume_from_trunk_checkpoints(data_dir, tmp_path):
