@@ -86,6 +86,8 @@ class Config:
     ntraj: int
     runs: list
     compute: float = 0.0
+    seconds: float = 0.0  # mean measured training seconds (a dedicated run's, for WSD branches)
+    budget: float | None = None  # the grid's nominal budget, when the study is placed by budgets
     params: float = 0.0
     val: np.ndarray = field(default=None)  # (S,)
     test: np.ndarray = field(default=None)  # (S,) whole-split test loss
@@ -94,6 +96,8 @@ class Config:
     def __post_init__(self):
         self.runs = sorted(self.runs, key=lambda r: r["spec"].get("seed", 0))
         self.compute = float(np.mean([r["train_flops"] for r in self.runs]))
+        self.seconds = float(np.mean([_num(r.get("train_time_s")) for r in self.runs]))
+        self.budget = self.runs[0]["spec"].get("budget")
         self.params = float(np.mean([r.get("params") or math.nan for r in self.runs]))
         self.val = np.array([_num(r.get("val_loss")) for r in self.runs])
         self.test = np.array([_num(r.get("test_loss")) for r in self.runs])
@@ -105,6 +109,10 @@ class Config:
     @property
     def label(self) -> str:
         return f"w{self.width} d{self.depth} s{self.steps} n{self.ntraj}"
+
+    def cost(self, axis: str = "flops") -> float:
+        """The config's training cost on an axis: nominal FLOPs ("flops") or measured seconds ("seconds")."""
+        return self.compute if axis == "flops" else self.seconds
 
     def mean(self, key: str) -> float:
         v = [_num(r.get(key)) for r in self.runs]
@@ -188,6 +196,10 @@ def load_study(results: list[dict]) -> StudyData:
 # ----------------------------------------------------------------------------- frontier and budgets
 
 
+#: a grid budget and its runs' compute differ by the rounding of the step count (< 1% at >= 100 steps)
+BUDGET_RTOL = 0.02
+
+
 def envelope(compute: np.ndarray, val: np.ndarray, test: np.ndarray, budgets: np.ndarray) -> np.ndarray:
     """Compute-optimal test loss at ``budgets`` from configs selected on validation loss.
 
@@ -202,12 +214,12 @@ def envelope(compute: np.ndarray, val: np.ndarray, test: np.ndarray, budgets: np
     c, l_ = compute[fr], test[fr]
     if len(fr) >= 2 and np.all(l_ > 0):
         fit = fit_power_law(c, l_)
-        inside = (budgets >= c.min() * (1 - 1e-9)) & (budgets <= c.max() * (1 + 1e-9))
+        inside = (budgets >= c.min() * (1 - BUDGET_RTOL)) & (budgets <= c.max() * (1 + BUDGET_RTOL))
         out[inside] = fit.predict(budgets[inside])
-    above = budgets > c.max() * (1 + 1e-9)
+    above = budgets > c.max() * (1 + BUDGET_RTOL)
     out[above] = l_[-1]
     if len(fr) == 1:
-        out[np.isclose(budgets, c[0], rtol=1e-9)] = l_[0]
+        out[np.isclose(budgets, c[0], rtol=BUDGET_RTOL)] = l_[0]
     return out
 
 
@@ -261,22 +273,32 @@ def seed_bootstrap_exponent(compute, losses, n_boot: int = 500, seed: int = 0) -
 # ----------------------------------------------------------------------------- compute-matched comparison
 
 
-def compute_matched(study: StudyData, n_boot: int = 500, seed: int = 0, max_budgets: int = 3) -> dict:
+def compute_matched(study: StudyData, n_boot: int = 500, seed: int = 0, max_budgets: int = 3,
+                    axis: str = "flops") -> dict:
     """Budgets, and per family the test loss (all windows and contact windows) at each budget with
     seed mean +- sd, bootstrap intervals, and the losses relative to ballistic on the same samples.
 
-    Returns a dict with ``budgets`` and ``families`` -> {``loss``, ``loss_contact``, ``rel_ballistic``,
-    ``rel_ballistic_contact``: per budget {value, seed_mean, seed_sd, n_seeds, median, ci68, ci95}},
-    and ``samples`` (the bootstrap draws, for paired comparisons; not serialised).
+    ``axis``: "flops" compares at equal nominal training FLOPs (at the grid's budget levels when the
+    study is placed by budgets, else ``max_budgets`` log-spaced ones); "seconds" at equal measured
+    training time on the machine that ran the study (``max_budgets`` log-spaced times).
+
+    Returns a dict with ``axis``, ``budgets`` and ``families`` -> {``loss``, ``loss_contact``,
+    ``rel_ballistic``, ``rel_ballistic_contact``: per budget {value, seed_mean, seed_sd, n_seeds,
+    median, ci68, ci95}}, and ``samples`` (the bootstrap draws, for paired comparisons; not serialised).
     """
     fams = [f for f in study.configs if len(study.grid(f)) >= 1]
     ranges = []
     for f in fams:
         g = study.grid(f)
-        c = np.array([x.compute for x in g])
+        c = np.array([x.cost(axis) for x in g])
         fr = pareto_frontier(c, np.array([np.nanmean(x.val) for x in g]))
         ranges.append((float(c[fr].min()), float(c.max())) if len(fr) else (math.inf, -math.inf))
-    budgets = np.array(common_budgets(ranges, max_budgets))
+    levels = sorted({x.budget for f in fams for x in study.grid(f) if x.budget is not None})
+    if axis == "flops" and levels and ranges:
+        lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+        budgets = np.array([b for b in levels if lo * (1 - BUDGET_RTOL) <= b <= hi * (1 + BUDGET_RTOL)])
+    else:
+        budgets = np.array(common_budgets(ranges, max_budgets))
     ts = study.test_set
     rng = np.random.default_rng(seed)
     n_traj = len(ts.trajectory) if ts is not None else 0
@@ -285,12 +307,12 @@ def compute_matched(study: StudyData, n_boot: int = 500, seed: int = 0, max_budg
     if ts is not None:
         for contact in (False, True):
             ref[contact] = (ts.loss("ballistic", None, contact), _loss(ts.references["ballistic"], weights, contact))
-    out = {"budgets": budgets.tolist(), "families": {}, "samples": {}}
+    out = {"axis": axis, "budgets": budgets.tolist(), "families": {}, "samples": {}}
     if len(budgets) == 0:
         return out
     for f in fams:
         g = study.grid(f)
-        compute = np.array([x.compute for x in g])
+        compute = np.array([x.cost(axis) for x in g])
         seeds = min(x.n_seeds for x in g)
         res, samples = {}, {}
         for contact in (False, True):

@@ -7,12 +7,15 @@ trajectories).
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 
+from .allocation import iso_flop
 from .analysis import (StudyData, _loss, compute_matched, frontier_fit, load_study, ratio_interval,
                        selected_config, selected_scores)
+from .efficiency import data_efficiency_gap
 
 __all__ = ["analyze_results", "data_efficiency"]
 
@@ -88,15 +91,44 @@ def analyze_results(results: list[dict], n_boot: int = 500, seed: int = 0) -> di
                          "width": c.width, "depth": c.depth}
                         for c in sorted(study.configs[fam], key=lambda c: (c.ntraj, c.compute))],
             "scaling": frontier_fit(study, fam, n_boot, seed),
+            "iso_flop": iso_flop(study, fam, n_boot, seed),
             "data_efficiency": data_efficiency(study, fam, n_boot, seed),
         }
     out["families"] = families
-    cm = compute_matched(study, n_boot, seed)
+    cm = compute_matched(study, n_boot, seed, max_budgets=3)
     samples = cm.pop("samples")
     out["compute_matched"] = cm
+    tm = compute_matched(study, n_boot, seed, max_budgets=3, axis="seconds")
+    samples_time = tm.pop("samples")
+    out["time_matched"] = tm
     out["comparisons"] = _comparisons(study, cm, samples)
-    out["findings"] = _findings(study, out, samples)
+    out["findings"] = _findings(study, out, samples, samples_time, n_boot, seed)
+    out["hardware"] = hardware(results)
     return out
+
+
+def hardware(results: list[dict]) -> dict:
+    """Where and with what code the runs ran, and the training seconds they took: as dedicated runs
+    (the compute axis of the time-matched comparison) and actually spent (WSD branches share a trunk)."""
+    ok = [r for r in results if r.get("status") == "ok"]
+    if not ok:
+        return {}
+    host = ok[0].get("host") or {}
+    trunks: dict = {}
+    spent = 0.0
+    for r in ok:
+        b = r.get("branch")
+        if b:
+            key = json.dumps({k: v for k, v in r["spec"].items() if k not in ("steps", "budget")}, sort_keys=True)
+            trunks[key] = max(trunks.get(key, 0.0), float(b.get("trunk_time_s") or 0.0))
+            spent += float(b.get("cooldown_time_s") or 0.0)
+        else:
+            spent += float(r.get("train_time_s") or 0.0)
+    commits = sorted({(r.get("code") or {}).get("git_commit") for r in ok} - {None})
+    return {"cpu": host.get("cpu"), "cpu_count": host.get("cpu_count"), "torch": host.get("torch"),
+            "hosts": sorted({(r.get("host") or {}).get("hostname") for r in ok} - {None}), "git_commits": commits,
+            "train_seconds": float(sum(float(r.get("train_time_s") or 0.0) for r in ok)),
+            "spent_seconds": spent + sum(trunks.values())}
 
 
 def _comparisons(study: StudyData, cm: dict, samples: dict) -> list[dict]:
@@ -118,92 +150,66 @@ def _best_at(cm: dict, names: list[str], key: str, j: int) -> str | None:
     return min(vals, key=vals.get) if vals else None
 
 
-def _findings(study: StudyData, out: dict, samples: dict) -> dict:
-    """The three findings of the scaling paper, each with numbers and a verdict."""
-    cm = out["compute_matched"]
-    fams = out["families"]
-    eq = [f for f in fams if _is_equivariant(fams[f])]
-    neq = [f for f in fams if not _is_equivariant(fams[f])]
-    findings = {}
-
-    # 2. power law in compute, equivariant models better at every budget
-    per_budget = []
+def _per_budget(cm: dict, samples: dict, eq: list[str], neq: list[str]) -> list[dict]:
+    """Best equivariant / best baseline at each budget (the best read off the point estimates)."""
+    rows = []
     for j, budget in enumerate(cm["budgets"]):
         a, b = _best_at(cm, eq, "loss", j), _best_at(cm, neq, "loss", j)
         if a is None or b is None:
             continue
         r = ratio_interval(samples[a]["loss"][:, j], samples[b]["loss"][:, j])
-        per_budget.append({"budget": budget, "equivariant": a, "baseline": b, **r, "verdict": _verdict(r, "below")})
-    verdicts = {p["verdict"] for p in per_budget}
-    verdict = verdicts.pop() if len(verdicts) == 1 else "not resolved"
-    alphas = {f: (fams[f]["scaling"].get("alpha"), (fams[f]["scaling"].get("alpha_interval") or {}).get("ci68"))
-              for f in fams}
+        rows.append({"budget": budget, "equivariant": a, "baseline": b, **r, "verdict": _verdict(r, "below")})
+    return rows
+
+
+def _one_verdict(rows: list[dict]) -> str:
+    verdicts = {p["verdict"] for p in rows}
+    return verdicts.pop() if len(verdicts) == 1 else "not resolved"
+
+
+def _findings(study: StudyData, out: dict, samples: dict, samples_time: dict, n_boot: int, seed: int) -> dict:
+    """The three findings of the scaling paper, each with numbers and a verdict."""
+    fams = out["families"]
+    eq = [f for f in fams if _is_equivariant(fams[f])]
+    neq = [f for f in fams if not _is_equivariant(fams[f])]
+    findings = {}
+
+    # 2. power law in compute; equivariant models better at every budget (nominal FLOPs and measured time)
+    per_budget = _per_budget(out["compute_matched"], samples, eq, neq)
+    per_time = _per_budget(out["time_matched"], samples_time, eq, neq)
+    alphas = {f: {"alpha": fams[f]["scaling"].get("alpha"), "n_points": fams[f]["scaling"].get("n_points"),
+                  "ci95": (fams[f]["scaling"].get("alpha_interval") or {}).get("ci95")} for f in fams}
     findings["compute"] = {
         "claim": "loss follows a power law in compute, and equivariant models are better at every compute budget",
-        "verdict": verdict if per_budget else "not resolved", "per_budget": per_budget, "alphas": alphas}
+        "verdict": _one_verdict(per_budget) if per_budget else "not resolved", "per_budget": per_budget,
+        "verdict_time": _one_verdict(per_time) if per_time else "not resolved", "per_time": per_time,
+        "alphas": alphas}
 
-    # 1. data efficiency with / without augmentation
-    def smallest(f):
-        rows = fams[f]["data_efficiency"]
-        return rows[0] if len(rows) > 1 else None
-
-    swept = [f for f in fams if smallest(f) is not None]
-    de = {"claim": "equivariance improves data efficiency; augmentation narrows the gap given enough epochs",
-          "verdict": "not resolved", "detail": None}
-    eq_s, raw_s = [f for f in swept if f in eq], [f for f in swept if f in neq and not fams[f].get("augment")]
-    aug_s = [f for f in swept if f in neq and fams[f].get("augment")]
-    if eq_s and raw_s:
-        a, b = eq_s[0], raw_s[0]
-        ra, rb = smallest(a), smallest(b)
-        ci = _ratio_of_intervals(ra, rb)
-        de["detail"] = {"n": ra["train_trajectories"], "equivariant": a, "baseline": b,
-                        "equivariant_rel_contact": ra.get("rel_ballistic_contact"),
-                        "baseline_rel_contact": rb.get("rel_ballistic_contact"), "ratio": ci,
-                        "augmented": {f: smallest(f).get("rel_ballistic_contact") for f in aug_s}}
-        seeds = min(ra.get("n_seeds", 0), rb.get("n_seeds", 0))
-        de["detail"]["n_seeds"] = seeds
-        # one seed: the interval holds test-trajectory noise only, not seed-to-seed variation
-        de["verdict"] = _verdict(ci, "below") if ci and seeds >= 2 else "not resolved"
-        # second half: does augmentation bring the baseline closer to the equivariant model? (aug / raw < 1)
-        if aug_s:
-            rc = smallest(aug_s[0])
-            ci_aug = _ratio_of_intervals(rc, rb)
-            enough = min(seeds, rc.get("n_seeds", 0)) >= 2
-            de["augmentation"] = {"family": aug_s[0], "ratio_to_raw": ci_aug,
-                                  "verdict": _verdict(ci_aug, "below") if ci_aug and enough else "not resolved"}
+    # 1. data efficiency: the change of the gap with data (a ratio of ratios), against the best baseline
+    de = data_efficiency_gap(study, eq, neq, n_boot, seed)
+    de["claim"] = "equivariance improves data efficiency; augmentation narrows the gap given enough epochs"
     findings["data_efficiency"] = de
 
-    # 3. compute-optimal allocation differs: params exponent along the frontier, best GATr vs best baseline
-    sizes = {f: len({(c["width"], c["depth"]) for c in fams[f]["configs"]}) for f in fams}
+    # 3. compute-optimal allocation: N*(C) ~ C^a from iso-FLOP profiles, best GATr vs best baseline
     alloc = {"claim": "the compute-optimal split between model size and training steps differs between equivariant "
-                      "and non-equivariant models", "verdict": "not resolved", "model_sizes_per_family": sizes,
-             "exponents": {}}
-    last = len(cm["budgets"]) - 1
-    pick = {"equivariant": _best_at(cm, eq, "loss", last), "baseline": _best_at(cm, neq, "loss", last)} \
-        if last >= 0 else {}
-    for role, fam in pick.items():
-        if fam is not None:
-            alloc["exponents"][role] = {"family": fam, **(fams[fam]["scaling"].get("allocation") or {}).get("params", {})}
-    e = alloc["exponents"]
-    if len(e) == 2 and all(v.get("stderr") is not None for v in e.values()):
-        gap = e["equivariant"]["exponent"] - e["baseline"]["exponent"]
-        se = math.hypot(e["equivariant"]["stderr"], e["baseline"]["stderr"])
-        alloc["difference"] = {"value": gap, "stderr": se}
-        alloc["verdict"] = "supported" if abs(gap) > 2 * se else "not resolved"
+                      "and non-equivariant models", "verdict": "not resolved",
+             "exponents": {f: {k: fams[f]["iso_flop"].get(k) for k in ("exponent", "se", "df", "ci95", "n_budgets",
+                                                                          "note")} for f in fams}}
+    have = {f: v for f, v in alloc["exponents"].items() if v.get("exponent") is not None and v.get("se") is not None}
+    pick = {}
+    for role, names in (("equivariant", eq), ("baseline", neq)):
+        cands = [f for f in names if f in have]
+        if cands:  # the family with the lowest validation loss among those with an exponent
+            pick[role] = min(cands, key=lambda f: fams[f]["selected"].get("val_loss", math.inf))
+    alloc["compared"] = pick
+    if len(pick) == 2:
+        from scipy.stats import t as student_t
+
+        e, b = have[pick["equivariant"]], have[pick["baseline"]]
+        gap, se = e["exponent"] - b["exponent"], math.hypot(e["se"], b["se"])
+        q = student_t.ppf(0.975, max(1, min(e["df"], b["df"])))
+        alloc["difference"] = {"value": gap, "se": se, "ci95": [gap - q * se, gap + q * se]}
+        lo, hi = alloc["difference"]["ci95"]
+        alloc["verdict"] = "supported" if lo > 0 or hi < 0 else "not resolved"
     findings["allocation"] = alloc
     return findings
-
-
-def _ratio_of_intervals(a: dict, b: dict) -> dict | None:
-    """Approximate interval of ``a / b`` from two rows' contact-window rel-ballistic intervals (independent
-    seeds; normal approximation in log space from the 68% intervals)."""
-    ia, ib = a.get("rel_ballistic_contact_interval"), b.get("rel_ballistic_contact_interval")
-    va, vb = a.get("rel_ballistic_contact"), b.get("rel_ballistic_contact")
-    if not ia or not ib or not va or not vb:
-        return None
-    sa = (math.log(ia["ci68"][1]) - math.log(ia["ci68"][0])) / 2
-    sb = (math.log(ib["ci68"][1]) - math.log(ib["ci68"][0])) / 2
-    m, s = math.log(va / vb), math.hypot(sa, sb)
-    return {"value": math.exp(m), "ci68": [math.exp(m - s), math.exp(m + s)],
-            "ci95": [math.exp(m - 1.96 * s), math.exp(m + 1.96 * s)], "n_boot": ia.get("n_boot", 0)}
-

@@ -130,7 +130,7 @@ def _algebras(an: dict) -> list[str]:
     rows = [c for c in an["comparisons"] if c["kind"] == "algebras"]
     if not rows:
         return []
-    lines = ["## The four algebras at equal compute", "",
+    lines = ["## The algebras at equal compute", "",
              "Paired bootstrap ratio of test losses (same resampled trajectories and seeds); a difference is "
              "outside the uncertainty when the 95% interval excludes 1.", "",
              "| budget | windows | A / B | ratio | 95% interval | outside the uncertainty |", "|---|---|---|---|---|---|"]
@@ -170,63 +170,136 @@ def _data_efficiency(an: dict) -> list[str]:
     return lines + [""]
 
 
+def _verdict_line(v: str) -> str:
+    return f"**{v}**"
+
+
 def _findings(an: dict) -> list[str]:
     f = an["findings"]
-    lines = ["## The scaling paper's three findings, on this study", ""]
+    lines = ["## The scaling paper's three findings, on this study", "",
+             "Each verdict is read off a 95% interval: *supported* when it excludes the null on the claimed side, "
+             "*contradicted* on the other side, *not resolved* when it holds the null.", ""]
     de = f["data_efficiency"]
-    d = de.get("detail")
-    if d:
+    h = de.get("headline")
+    if h:
+        r = h["all"]
+        ep = h["epochs"]
         aug = de.get("augmentation")
-        aug_txt = (f" Augmentation ({aug['family']} / {d['baseline']} = {_f(aug['ratio_to_raw']['value'], '.3f')}, 95% "
-                   f"{_ci(aug['ratio_to_raw'], fmt='.3f')}) narrows the gap: **{aug['verdict']}**." if aug and
-                   aug.get("ratio_to_raw") else " No augmented baseline in the sweep.")
-        lines.append(f"1. *{de['claim']}*. Equivariance improves data efficiency: **{de['verdict']}**. At "
-                     f"{d['n']} training trajectories, {d['equivariant']} reaches "
-                     f"{_f(d['equivariant_rel_contact'], '.3f')}× ballistic on contact windows and {d['baseline']} "
-                     f"{_f(d['baseline_rel_contact'], '.3f')}× (ratio {_f(d['ratio']['value'], '.3f')}, 95% "
-                     f"{_ci(d['ratio'], fmt='.3f')}, {d['n_seeds']} seed(s)).{aug_txt} The sweep uses one step "
-                     "count, so 'given enough epochs' is not varied on its own.")
+        aug_txt = (f" Augmentation: {aug['augmented']} / {aug['plain']} at {aug['n']} trajectories "
+                   f"({_f(aug['epochs'], '.1f')} epochs) = {_f(aug['ratio']['value'], '.3f')} {_ci(aug['ratio'], fmt='.3f')}: "
+                   f"narrows the gap {_verdict_line(aug['verdict'])}." if aug else " No augmented baseline in the sweep.")
+        lines.append(
+            f"1. *{de['claim']}*: {_verdict_line(de['verdict'])}. The gap {h['equivariant']} / {h['baseline']} (the "
+            f"baseline with the lowest validation loss) is {_f(r['gap_full']['value'], '.3f')} "
+            f"{_ci(r['gap_full'], fmt='.3f')} with {h['n_full']} training trajectories and "
+            f"{_f(r['gap_small']['value'], '.3f')} {_ci(r['gap_small'], fmt='.3f')} with {h['n_small']}; their ratio "
+            f"(< 1: the advantage grows as data shrink) is **{_f(r['value'], '.3f')}** {_ci(r, fmt='.3f')} "
+            f"({r['n_seeds']} seeds; epochs {_f(ep[h['equivariant']]['full'], '.1f')} → "
+            f"{_f(ep[h['equivariant']]['small'], '.1f')} at a fixed step count).{aug_txt}")
     else:
-        lines.append(f"1. *{de['claim']}*: **not resolved**: the study has no data sweep with an equivariant and a "
-                     "plain baseline family.")
+        lines.append(f"1. *{de['claim']}*: **not resolved**: {de.get('note') or 'no data sweep'}.")
     c = f["compute"]
-    if c["per_budget"]:
-        parts = "; ".join(f"at {p['budget']:.3g} FLOPs {p['equivariant']} / {p['baseline']} = {_f(p['median'], '.3f')} "
-                          f"{_ci(p, fmt='.3f')}" for p in c["per_budget"])
-        lines.append(f"2. *{c['claim']}*: **{c['verdict']}** (best equivariant / best non-equivariant test loss, 95% "
-                     f"intervals: {parts}).")
-    else:
+    alph = "; ".join(f"{k} α = {_f(v['alpha'], '.3f')} {_ci({'n_boot': 1, 'ci95': v['ci95']}, fmt='.3f') if v.get('ci95') else ''}"
+                     f" ({v.get('n_points')} frontier points)" for k, v in c["alphas"].items())
+    for key, axis, unit in (("per_budget", "verdict", "FLOPs"), ("per_time", "verdict_time", "s")):
+        rows = c[key]
+        if not rows:
+            continue
+        parts = "; ".join(f"{p['budget']:.3g} {unit}: {p['equivariant']} / {p['baseline']} = {_f(p['median'], '.3f')} "
+                          f"{_ci(p, fmt='.3f')}" for p in rows)
+        if key == "per_budget":
+            lines.append(f"2. *{c['claim']}*, at equal nominal training FLOPs: {_verdict_line(c[axis])} (best "
+                         f"equivariant / best non-equivariant test loss, 95% intervals: {parts}).")
+        else:
+            lines.append(f"   At equal measured training time on this machine: {_verdict_line(c[axis])} ({parts}).")
+    if not c["per_budget"]:
         lines.append(f"2. *{c['claim']}*: **not resolved**: no common compute budget.")
+    lines.append(f"   Power laws on the validation-selected frontier (95% intervals): {alph}.")
     a = f["allocation"]
+    ex = "; ".join(f"{k}: a = {_f(v['exponent'], '.2f')} {_ci({'n_boot': 1, 'ci95': v['ci95']}, fmt='.2f')}"
+                   if v.get("ci95") else f"{k}: {v.get('note') or 'no exponent'}" for k, v in a["exponents"].items())
     if a.get("difference"):
-        e = a["exponents"]
-        lines.append(f"3. *{a['claim']}*: **{a['verdict']}**: parameters of the frontier grow as C^a with a = "
-                     f"{_f(e['equivariant']['exponent'], '.2f')} ± {_f(e['equivariant']['stderr'], '.2f')} for "
-                     f"{e['equivariant']['family']} and {_f(e['baseline']['exponent'], '.2f')} ± "
-                     f"{_f(e['baseline']['stderr'], '.2f')} for {e['baseline']['family']} (supported when they differ "
-                     "by more than two standard errors).")
+        d = a["difference"]
+        lines.append(f"3. *{a['claim']}*: {_verdict_line(a['verdict'])}: N*(C) ∝ C^a from iso-FLOP profiles; "
+                     f"a({a['compared']['equivariant']}) − a({a['compared']['baseline']}) = {_f(d['value'], '.2f')} "
+                     f"{_ci({'n_boot': 1, 'ci95': d['ci95']}, fmt='.2f')} ({ex}).")
     else:
-        lines.append(f"3. *{a['claim']}*: **{a['verdict']}**: model sizes per family "
-                     f"{', '.join(f'{k} {v}' for k, v in a['model_sizes_per_family'].items())}; an allocation exponent "
-                     "with an error needs three or more frontier points of different sizes.")
+        lines.append(f"3. *{a['claim']}*: **not resolved**: {ex}.")
     return lines + [""]
 
 
-def _limits(an: dict, cfg: dict) -> list[str]:
+def _iso_flop(an: dict) -> list[str]:
+    fams = {f: fa["iso_flop"] for f, fa in an["families"].items() if fa.get("iso_flop", {}).get("profiles")}
+    if not fams:
+        return []
+    lines = ["## Iso-FLOP profiles (validation loss by model size at each budget)", "",
+             "N* is the vertex of a parabola in log N through each profile (Hoffmann et al. 2022, approach 2); "
+             "'edge' when the optimum is not inside the sizes tried.", "",
+             "| family | budget | sizes: params → validation loss | N* |", "|---|---|---|---|"]
+    for fam, io in sorted(fams.items()):
+        stars = dict(zip(io.get("budgets") or [], io.get("n_star") or []))
+        for p in io["profiles"]:
+            sizes = ", ".join(f"{_f(s['params'], '.3g')} → {_f(s['val_loss'], '.4g')}" for s in p["sizes"])
+            star = stars.get(p["budget"])
+            lines.append(f"| {fam} | {p['budget']:.3g} | {sizes} | {_f(star, '.3g') if star else 'edge'} |")
+    return lines + [""]
+
+
+def _gap_table(an: dict) -> list[str]:
+    rows = an["findings"]["data_efficiency"].get("rows") or []
+    if not rows:
+        return []
+    lines = ["## Data efficiency: the gap's change with data", "",
+             "gap(n) = equivariant / baseline test loss at one model size and step count; ratio = gap(small) / "
+             "gap(full), < 1 when the equivariant model's advantage grows as data shrink. 95% bootstrap intervals "
+             "over seeds and test trajectories (paired).", "",
+             "| equivariant / baseline | trajectories (epochs) | gap, full data | gap, small data | ratio (all windows) "
+             "| ratio (contact windows) | verdict |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        e = r["epochs"][r["equivariant"]]
+        lines.append(f"| {r['equivariant']} / {r['baseline']} | {r['n_full']} ({_f(e['full'], '.1f')}) → {r['n_small']} "
+                     f"({_f(e['small'], '.1f')}) | {_f(r['all']['gap_full']['value'], '.3f')} "
+                     f"{_ci(r['all']['gap_full'], fmt='.3f')} | {_f(r['all']['gap_small']['value'], '.3f')} "
+                     f"{_ci(r['all']['gap_small'], fmt='.3f')} | {_f(r['all']['value'], '.3f')} {_ci(r['all'], fmt='.3f')} "
+                     f"| {_f(r['contact']['value'], '.3f')} {_ci(r['contact'], fmt='.3f')} | {r['verdict']} |")
+    return lines + [""]
+
+
+def _hardware(an: dict) -> list[str]:
+    hw = an.get("hardware") or {}
+    if not hw:
+        return []
+    return ["## The machine and the time it took", "",
+            f"Measured on {hw.get('cpu')} ({hw.get('cpu_count')} cores), torch {hw.get('torch')}, code at "
+            f"`{(hw.get('git_commits') or ['?'])[0][:10]}`" + (f" (and {len(hw['git_commits']) - 1} more commits)"
+                                                               if len(hw.get('git_commits') or []) > 1 else "")
+            + f". Training seconds of all runs as dedicated runs: {_f(hw.get('train_seconds'), '.4g')}; actually spent "
+            f"(WSD branches share their trunks): {_f(hw.get('spent_seconds'), '.4g')} s.", ""]
+
+
+def _limits(an: dict, study: dict) -> list[str]:
     seeds = sorted({fa["n_seeds"] for fa in an["families"].values()})
+    points = {f: fa["scaling"].get("n_points", 0) for f, fa in an["families"].items()}
+    few = sorted(f for f, n in points.items() if n < 3)
     lines = ["## What this budget cannot conclude", "",
              f"- Seeds per config: {', '.join(map(str, seeds))}. Intervals with few seeds are themselves uncertain; "
              "a family difference inside them is not a finding.",
-             "- Power-law exponents from two or three frontier points per family are slopes between budgets, not "
-             "laws; the saturating form is fitted only where the frontier identifies it."]
+             "- Exponents are laws only where the frontier has three or more points" +
+             (f"; here {', '.join(few)} have fewer, so their slopes are between budgets only." if few else ".")]
     narrow = [c for c in an["comparisons"] if c["kind"] == "algebras" and not c["excludes_one"]]
     if narrow:
         lines.append(f"- {len(narrow)} of {len([c for c in an['comparisons'] if c['kind'] == 'algebras'])} pairwise "
                      "algebra comparisons lie inside the uncertainty.")
-    lines.append("- Small models and short training: rankings at these budgets need not hold at larger ones "
-                 "(the `paper` preset runs three model sizes, three step counts and three seeds per family).")
-    lines.append("- Learning rates were chosen per family on validation loss in a one-seed pilot at one budget; "
-                 "other budgets and sizes may prefer others.")
+    lines.append("- Small models and short training: rankings at these budgets need not hold at larger ones.")
+    lrs = (study or {}).get("pilot_lrs")
+    if lrs:
+        lines.append("- Learning rates per (family, size) come from a one-seed pilot at one budget per size "
+                     "(`pilot/choice.json`); other budgets may prefer others, and the pilot's noise is one seed's.")
+    else:
+        lines.append("- Learning rates were fixed by the config (no pilot stage); other budgets and sizes may "
+                     "prefer others.")
+    lines.append("- Equal measured time holds on this machine only: the ranking at equal seconds depends on the "
+                 "hardware and on how fast each implementation runs at these sizes.")
     return lines + [""]
 
 
@@ -240,7 +313,8 @@ def render_report(analysis: dict, study: dict | None, plots: dict[str, Path], ou
               + f", {analysis['n_ok']} ok, {len(analysis['failed'])} failed. Compute: nominal training FLOPs from the "
               "training code, one convention for every family.", ""]
     lines += _task_section(analysis) + _headline(analysis) + _selected(analysis) + _algebras(analysis)
-    lines += _findings(analysis) + _scaling(analysis) + _data_efficiency(analysis) + _limits(analysis, cfg)
+    lines += _findings(analysis) + _scaling(analysis) + _iso_flop(analysis) + _gap_table(analysis)
+    lines += _data_efficiency(analysis) + _hardware(analysis) + _limits(analysis, study)
     lines += ["## Plots", ""]
     titles = {"loss_vs_compute": "Test loss vs compute", "contact_vs_compute": "Contact windows, relative to ballistic",
               "loss_vs_data": "Data efficiency", "symmetry": "Which symmetry each model lacks"}
