@@ -40,7 +40,8 @@ EXAMPLES = ("list --preset quick",
             "run --preset paper --out runs/paper --shard 0/8          # one of 8 jobs of any scheduler",
             "run --preset paper --out runs/paper --launcher submitit --partition gpu --gpus-per-run 1 "
             "--timeout-min 240",
-            "analyze runs/quick")
+            "analyze runs/quick",
+            "compare runs/quick-cosine runs/quick   # two schedules of one grid side by side")
 
 #: ``run`` options of the submitit launcher (dest names), refused with ``--launcher local``.
 SUBMITIT_OPTIONS = ("submitit_executor", "partition", "gpus_per_run", "cpus_per_run", "mem_gb", "timeout_min",
@@ -124,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     p_an = sub.add_parser("analyze", help="fit and plot a study directory (all shards)")
     p_an.add_argument("out", help="study output directory")
     p_an.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples")
+    p_cmp = sub.add_parser("compare", help="two studies of one grid side by side (e.g. two schedules): matched "
+                                           "configs, test-loss ratios B / A with intervals")
+    p_cmp.add_argument("a", help="study directory A")
+    p_cmp.add_argument("b", help="study directory B")
+    p_cmp.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples")
+    p_cmp.add_argument("--markdown", default=None, help="also write the table to this file")
     p_ls = sub.add_parser("list", help="print the grid: run ids and estimated FLOPs")
     _add_config_args(p_ls)
     args = ap.parse_args(argv)
@@ -166,6 +173,18 @@ def main(argv: list[str] | None = None) -> int:
 
                 analyze(args.out)
             return 0 if all(r.get("status") in ("ok", "skipped", "submitted") for r in recs) else 1
+        if args.cmd == "compare":
+            from .compare import compare_studies, render_comparison
+
+            if args.n_boot < 1:
+                raise ConfigError(f"--n-boot: expected a positive integer, got {args.n_boot}")
+            text = render_comparison(compare_studies(args.a, args.b, n_boot=args.n_boot))
+            print(text, end="")
+            if args.markdown:
+                from .results import atomic_write_text
+
+                atomic_write_text(args.markdown, text)
+            return 0
         if args.cmd == "analyze":
             from .report import analyze
 

@@ -248,3 +248,27 @@ def test_data_efficiency_is_the_change_of_the_gap(gap_full, gap_small, verdict):
     one = analyze_results([r for r in _data_study(gap_full, gap_small) if r["spec"]["seed"] == 0],
                           n_boot=100)["findings"]["data_efficiency"]
     assert one["verdict"] == "not resolved"  # one seed says nothing about seed-to-seed variation
+
+
+def test_compare_two_studies_of_one_grid(tmp_path):
+    """B's contact losses are 1.2x A's on every config: every matched ratio and their geometric mean
+    read 1.2 with intervals that exclude 1; the same study against itself reads exactly 1."""
+    import json as _json
+
+    from experiments.scaling.compare import compare_studies, render_comparison
+
+    for name, factor in (("a", 1.0), ("b", 1.2)):
+        for r in study_results():
+            pt = r["test_per_trajectory"]
+            r["test_per_trajectory"] = {**pt, **{k: [factor * v for v in pt[k]] for k in ("sse_contact", "sse_free")}}
+            d = tmp_path / name / "runs" / r["run_id"]
+            d.mkdir(parents=True)
+            (d / "result.json").write_text(_json.dumps(r))
+    cmp = compare_studies(tmp_path / "a", tmp_path / "b", n_boot=200)
+    assert len(cmp["rows"]) == 4
+    for row in cmp["rows"]:
+        assert row["ratio"] == pytest.approx(1.2, rel=0.02) and row["ci95"][0] > 1.0
+    assert cmp["geometric_mean_ratio"]["value"] == pytest.approx(1.2, rel=0.02)
+    same = compare_studies(tmp_path / "a", tmp_path / "a", n_boot=50)
+    assert same["geometric_mean_ratio"]["ci95"] == pytest.approx([1.0, 1.0])
+    assert "Geometric mean of B / A over 4 configs" in render_comparison(cmp)

@@ -53,12 +53,84 @@ def test_expand_deterministic_and_unique():
     assert run_id(s2) != run_id(s)
 
 
-@pytest.mark.parametrize("preset", ["quick", "paper"])
+@pytest.mark.parametrize("preset", ["quick", "paper", "standard"])
 def test_presets_load(preset):
     c = load_config(preset=preset)
-    specs = c.expand()
+    lrs = None
+    if c.pilot is not None:  # a stand-in choice: the grid's shape does not depend on the rates chosen
+        lrs = {grid.pilot_key(f["name"], z["width"], z["depth"]): 1e-3 for f, z in c.pilot_sizes()}
+    specs = c.expand(lrs)
     assert len(specs) == len({run_id(s) for s in specs})
-    assert c.to_dict() and StudyConfig.from_dict(c.to_dict()).expand() == specs
+    assert c.to_dict() and StudyConfig.from_dict(c.to_dict()).expand(lrs) == specs
+
+
+def test_standard_preset_requirements():
+    """Issue: >= 3 model sizes >= 8x apart in parameters for GATr-iPGA, GATr-Euclidean and the centred
+    transformer, budgets spanning >= 30x, 3 seeds, WSD, a learning-rate pilot, and a data sweep."""
+    from experiments.models import build_model
+
+    c = load_config(preset="standard")
+    lrs = {grid.pilot_key(f["name"], z["width"], z["depth"]): 1e-3 for f, z in c.pilot_sizes()}
+    specs = c.expand(lrs)
+    assert c.pilot is not None and c.fixed["scheduler"] == "wsd" and c.seeds == [0, 1, 2]
+    main = [s for s in specs if s["train_trajectories"] == max(c.train_trajectories)]
+    for name in ("gatr-ipga", "gatr-ega", "transformer-centred"):
+        runs = [s for s in main if s["name"] == name]
+        sizes = sorted({(s["width"], s["depth"]) for s in runs})
+        assert len(sizes) >= 3
+        fam = next(f for f in c.families if f["name"] == name)
+        params = [build_model(fam["family"], fam["algebra"], width=w, depth=d, num_heads=4, num_bodies=4,
+                              **(fam["hparams"].get("model_kwargs") or {})).num_parameters() for w, d in sizes]
+        assert max(params) >= 8 * min(params), (name, params)
+        budgets = sorted({s["budget"] for s in runs})
+        assert budgets[-1] >= 30 * budgets[0]
+        # iso-FLOP profiles: at least three budgets that every size of the family reaches
+        full = [b for b in budgets if len({(s["width"], s["depth"]) for s in runs if s["budget"] == b}) == len(sizes)]
+        assert len(full) >= 3, (name, full)
+        assert all(s["steps"] >= c.min_steps for s in runs)
+        assert {s["seed"] for s in runs} == {0, 1, 2}
+    sweep = {s["name"] for s in specs if s["train_trajectories"] != max(c.train_trajectories)}
+    assert {"gatr-ipga", "transformer-centred", "transformer-aug"} <= sweep
+
+
+def test_budgets_place_each_size_by_its_flops():
+    d = cfg(budgets=[2e8, 8e8], min_steps=5, data_sweep=None,
+            families=[{"name": "m", "family": "mlp", "model_sizes": [{"width": 4, "depth": 1}, {"width": 64, "depth": 2}]}])
+    del d["steps"]
+    c = StudyConfig.from_dict(d)
+    specs = c.expand()
+    expected = set()
+    for w, dd in ((4, 1), (64, 2)):
+        per_step = estimate_flops({**specs[0], "width": w, "depth": dd, "steps": 1})
+        expected |= {(w, b) for b in (2e8, 8e8) if round(b / per_step) >= 5}
+    assert {(s["width"], s["budget"]) for s in specs} == expected and len(expected) == 3  # the wide model: 8e8 only
+    for s in specs:
+        assert s["steps"] >= 5 and estimate_flops(s) == pytest.approx(s["budget"], rel=0.1)
+    assert StudyConfig.from_dict(c.to_dict()).expand() == specs
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"budgets": [1e9], "steps": [10]}, r"steps or budgets, not both"),
+    ({"budgets": [-1.0]}, r"budgets\[0\]: expected a positive number"),
+    ({"pilot": {"lrs": {"gatr": [1e-3]}, "steps": 5}}, r"at least 2 positive"),
+    ({"pilot": {"lrs": {"gatr": [1e-3, 3e-3]}, "steps": 5}}, r"no learning rates for family 'tf'"),
+    ({"pilot": {"lrs": {"gatr": [1e-3, 3e-3], "transformer": [1e-3, 1e-2]}}}, r"exactly one of budget"),
+    ({"pilot": {"lrs": {"gatr": [1e-3, 3e-3], "tf": [1e-3, 1e-2]}, "steps": 5, "sed": 1}}, r"unknown key 'sed'"),
+])
+def test_bad_budget_and_pilot_configs(change, match):
+    d = cfg(**change)
+    if "budgets" in change and "steps" not in change:
+        del d["steps"]
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig.from_dict(d)
+
+
+def test_a_pilot_study_needs_its_choice_to_expand():
+    c = StudyConfig.from_dict(cfg(pilot={"lrs": {"gatr": [1e-3, 3e-3], "transformer": [1e-3, 1e-2]}, "steps": 5}))
+    with pytest.raises(ConfigError, match="pilot"):
+        c.expand()
+    lrs = {grid.pilot_key(f["name"], z["width"], z["depth"]): 0.5 for f, z in c.pilot_sizes()}
+    assert {s["lr"] for s in c.expand(lrs)} == {0.5}
 
 
 def test_quick_preset_requirements():

@@ -353,3 +353,39 @@ def test_run_locks_keep_concurrent_sweeps_from_training_a_run_twice(tmp_path):
     assert all(p.wait(timeout=120) == 0 for p in procs)
     calls = {d.name: len(list(d.glob("call-*"))) for d in (out / "runs").iterdir()}
     assert len(calls) == len(specs) and set(calls.values()) == {1}, calls
+
+
+LR_OPT = {"gatr-pga": 0.05, "tf": 10.0}
+
+
+def lr_train(spec, data_dir, run_dir):
+    """Validation loss with its optimum at LR_OPT[name] (a parabola in log lr); pilot runs are counted."""
+    CALLS.append(run_id(spec))
+    val = 1e-3 * (1 + math.log(spec["lr"] / LR_OPT[spec["name"]]) ** 2) * (1 + 0.01 * spec["width"])
+    return {"params": 100 * spec["width"], "train_flops": 1e9 * spec["steps"], "val_loss": val, "test_loss": val,
+            "test_e3_loss": val}
+
+
+def test_pilot_brackets_the_learning_rate_and_the_grid_uses_it(tmp_path):
+    """The optimum of gatr-pga (0.05) lies above its grid: the pilot extends the grid once past the best
+    rate and keeps it (bracketed); tf's (10) lies beyond every extension: chosen at the edge and said so.
+    The main grid trains at the choice; pilot runs stay out of the study's results."""
+    cfg = StudyConfig.from_dict({
+        "name": "pilot", "families": [{"name": "gatr-pga", "family": "gatr", "algebra": "projective"},
+                                      {"name": "tf", "family": "transformer"}],
+        "model_sizes": [{"width": 4, "depth": 1}], "steps": [10, 20], "train_trajectories": [8], "seeds": [0, 1],
+        "pilot": {"lrs": {"gatr": [1e-3, 3e-3, 1e-2], "transformer": [1e-3, 1e-2]}, "steps": 10, "extend": 2},
+        "fixed": {"batch_size": 8}, "data": {"num_trajectories": 16, "bodies": 3}})
+    CALLS.clear()
+    recs = run_study(cfg, tmp_path, train_fn=lr_train, generate_fn=None, progress=False)
+    choice = json.loads((tmp_path / "pilot" / "choice.json").read_text())
+    g, t = choice["gatr-pga_w4_d1"], choice["tf_w4_d1"]
+    assert g["lr"] == pytest.approx(1 / 30) and g["bracketed"]
+    assert sorted(map(float, g["candidates"])) == pytest.approx([1e-3, 3e-3, 1e-2, 1 / 30, 1 / 9])
+    assert t["lr"] == pytest.approx(1.0) and not t["bracketed"]  # 1e-2 -> 1e-1 -> 1: extensions spent
+    assert {(r["spec"]["name"], r["spec"]["lr"]) for r in recs} == {("gatr-pga", g["lr"]), ("tf", t["lr"])}
+    assert len(collect_results(tmp_path)) == 8  # 2 families x 2 steps x 2 seeds: no pilot run among them
+    n_calls = len(CALLS)
+    assert n_calls == 8 + 5 + 4
+    run_study(cfg, tmp_path, train_fn=lr_train, generate_fn=None, progress=False)  # resumes: nothing to redo
+    assert len(CALLS) == n_calls
