@@ -246,6 +246,41 @@ def _validate_pilot(p: Any, families: list[dict]) -> dict | None:
     return out
 
 
+def _check_simulation(data: dict) -> None:
+    """The data settings as the generator will see them: bodies and ``sim`` keys checked against
+    :class:`experiments.rigid_body.simulate.SimConfig`, and enough frames for the horizon."""
+    from dataclasses import fields
+
+    from experiments.rigid_body.simulate import SimConfig
+
+    valid = [f.name for f in fields(SimConfig) if f.name != "bodies"]
+    for k in data["sim"]:
+        if k not in valid:
+            raise ConfigError(f"data.sim: unknown key {k!r}; valid keys: {', '.join(valid)}")
+    try:
+        sim = SimConfig(bodies=data["bodies"], **data["sim"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"data: {err}") from None
+    horizon = data["horizon"] or 5
+    if sim.frames <= horizon:
+        raise ConfigError(f"data.sim.frames: {sim.frames} frames hold no window of data.horizon={horizon} frames; "
+                          f"give frames > {horizon}")
+
+
+def check_spec_keys(cfg: "StudyConfig", known: Iterable[str] | None) -> None:
+    """Every key of ``fixed`` and of each family's ``hparams`` must be one the train function reads
+    (``known``, e.g. :data:`experiments.training.run.SPEC_KEYS`); None: the train function declares none."""
+    if known is None:
+        return
+    known = sorted(set(known))
+    places = [("fixed", cfg.fixed)] + [(f"families[{i}].hparams", f["hparams"]) for i, f in enumerate(cfg.families)]
+    for where, d in places:
+        for k in d:
+            if k not in known:
+                raise ConfigError(f"{where}: unknown setting {k!r} (the train function would ignore it); valid "
+                                  f"settings: {', '.join(known)}")
+
+
 @dataclass
 class StudyConfig:
     """A validated study config (see the module docstring for the YAML schema)."""
@@ -316,6 +351,7 @@ class StudyConfig:
             raise ConfigError(f"data.sim: expected a mapping of simulator settings, got {data['sim']!r}")
         data["sim"] = dict(data["sim"] or {})
         _json_value(data["sim"], "data.sim")
+        _check_simulation(data)
         if max(ntraj) > data["num_trajectories"]:
             raise ConfigError(f"train_trajectories: {max(ntraj)} exceeds data.num_trajectories="
                               f"{data['num_trajectories']}")

@@ -16,6 +16,7 @@ dotted path (or a picklable function) that the jobs can import.
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ def _positive(value, flag: str, kind=int, allow_zero: bool = False):
     except (TypeError, ValueError):
         raise LauncherError(f"{flag}: expected a {'non-negative' if allow_zero else 'positive'} "
                             f"{'integer' if kind is int else 'number'}, got {value!r}") from None
-    if number < 0 or (number == 0 and not allow_zero) or number != number:
+    if number < 0 or (number == 0 and not allow_zero) or not math.isfinite(number):
         raise LauncherError(f"{flag}: expected a {'non-negative' if allow_zero else 'positive'} "
                             f"{'integer' if kind is int else 'number'}, got {value!r}")
     return number
@@ -148,7 +149,17 @@ def make_executor(options: SubmititOptions, out_dir: str | Path, name: str = "sc
         executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
     except (NameError, ValueError, TypeError, AssertionError) as e:
         raise LauncherError(f"submitit refused the settings: {' '.join(str(e).split())[:300]}") from None
+    finally:
+        _drop_unreplaced_folder(folder)
     return executor
+
+
+def _drop_unreplaced_folder(folder: Path) -> None:
+    """submitit also creates its folder as named, ``%j`` unreplaced, though every job writes into its
+    own; an empty one is removed so that OUT/submitit holds only the jobs' folders."""
+    literal = Path(folder).resolve()
+    if "%j" in literal.name and literal.is_dir() and not any(literal.iterdir()):
+        literal.rmdir()
 
 
 def _wait(jobs: list, specs: list[dict], poll_s: float) -> Iterator[tuple[dict, dict]]:
@@ -203,6 +214,7 @@ def run_study_submitit(config: StudyConfig | dict | str | Path, out_dir: str | P
     jobs = executor.map_array(run_one, plan.todo, [data] * n, [out] * n, [job_fn] * n, [force] * n)
     submitted = [{"run_id": run_id(s), "job_id": j.job_id} for s, j in zip(plan.todo, jobs)]
     write_json(plan.out_dir / "submitit" / "submitted.json", submitted)
+    _drop_unreplaced_folder(executor.folder)
     array = str(jobs[0].job_id).split("_")[0]
     if progress:
         _log(f"[scaling] submitted {n} runs as a {options.executor} job array ({array}); "
@@ -221,4 +233,6 @@ def run_study_submitit(config: StudyConfig | dict | str | Path, out_dir: str | P
         _log(f"[scaling] stopped waiting; the jobs keep running (scancel {array} stops them). Rerunning this "
              f"command, or `analyze {plan.out_dir}`, picks up their results")
         raise
+    finally:
+        _drop_unreplaced_folder(executor.folder)
 

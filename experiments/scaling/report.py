@@ -344,15 +344,17 @@ def render_report(analysis: dict, study: dict | None, plots: dict[str, Path], ou
 def analyze(out_dir: str | Path, n_boot: int = 500, seed: int = 0, progress: bool = True) -> dict:
     """Analyse a study directory (all shards' results): refresh results.csv/jsonl, write analysis.json,
     plots/*.png and report.md. Returns the analysis dict."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ConfigError(f"--n-boot: expected a positive number of bootstrap resamples, got {n_boot!r}")
     out_dir = Path(out_dir)
     if not (out_dir / "runs").is_dir():
         raise ConfigError(f"{out_dir} has no runs/ directory: not a scaling study output "
                           "(python -m experiments.scaling run --out DIR writes one)")
     write_tables(out_dir)
     results = collect_results(out_dir)
-    unreadable = [str(p.relative_to(out_dir)) for p in unreadable_results(out_dir)]
+    unreadable = [f"{p.relative_to(out_dir)} ({why})" for p, why in unreadable_results(out_dir)]
     for p in unreadable:
-        print(f"warning: {out_dir / p} is not a readable result record; left out (rerun the study to redo it)",
+        print(f"warning: {out_dir}/{p} is not a usable result record; left out (rerun the study to redo it)",
               file=sys.stderr)
     if not results:
         raise ConfigError(f"{out_dir}/runs holds no readable result.json yet: nothing to analyse"

@@ -55,28 +55,49 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def unreadable_results(out_dir: Path) -> list[Path]:
-    """``result.json`` files under ``out_dir/runs`` that are not a readable result record (truncated,
-    edited by hand, ...); :func:`collect_results` skips them and ``analyze`` names them."""
+#: spec keys every analysed record needs, with their types
+_SPEC_TYPES = {"name": str, "family": str, "width": int, "depth": int, "steps": int, "train_trajectories": int,
+               "seed": int}
+_NUMBERS = ("params", "train_flops", "val_loss", "test_loss", "test_contact_loss", "test_e3_loss", "train_time_s")
+
+
+def record_problem(r) -> str | None:
+    """Why a ``result.json``'s content is not a usable result record (None when it is): not a mapping,
+    no ``run_id``, a ``spec`` that is not a mapping or lacks a grid key, a number given as a string."""
+    if not isinstance(r, dict):
+        return f"not a JSON object ({type(r).__name__})"
+    if not isinstance(r.get("run_id"), str):
+        return "no run_id"
+    spec = r.get("spec")
+    if not isinstance(spec, dict):
+        return f"spec is {type(spec).__name__}, not a mapping"
+    for k, t in _SPEC_TYPES.items():
+        if not isinstance(spec.get(k), t) or isinstance(spec.get(k), bool):
+            return f"spec.{k} is {spec.get(k)!r}, expected {t.__name__}"
+    for k in _NUMBERS:
+        v = r.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return f"{k} is {v!r}, expected a number"
+    return None
+
+
+def _scan(out_dir: Path):
     runs = Path(out_dir) / "runs"
-    bad = []
     for p in sorted(runs.glob("*/result.json")) if runs.is_dir() else []:
         r = read_json(p)
-        if not (isinstance(r, dict) and "spec" in r):
-            bad.append(p)
-    return bad
+        yield p, r, ("not readable JSON" if r is None else record_problem(r))
+
+
+def unreadable_results(out_dir: Path) -> list[tuple[Path, str]]:
+    """``(path, reason)`` of the ``result.json`` files under ``out_dir/runs`` that are not a usable
+    result record (truncated, edited by hand, ...); :func:`collect_results` skips them and ``analyze``
+    names them."""
+    return [(p, why) for p, _, why in _scan(out_dir) if why is not None]
 
 
 def collect_results(out_dir: Path) -> list[dict]:
-    """All readable result records under ``out_dir/runs`` (every shard), sorted by run id."""
-    runs = Path(out_dir) / "runs"
-    out = []
-    if runs.is_dir():
-        for p in sorted(runs.glob("*/result.json")):
-            r = read_json(p)
-            if isinstance(r, dict) and "spec" in r:
-                out.append(r)
-    return out
+    """All usable result records under ``out_dir/runs`` (every shard), sorted by run id."""
+    return [r for _, r, why in _scan(out_dir) if why is None]
 
 
 def flatten_result(r: dict) -> dict:

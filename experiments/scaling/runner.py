@@ -62,7 +62,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .grid import ConfigError, StudyConfig, load_config, parse_shard, run_id, shard_specs
+from .grid import ConfigError, StudyConfig, check_spec_keys, load_config, parse_shard, run_id, shard_specs
 from .results import _json_default, read_json, write_json, write_tables
 
 DEFAULT_TRAIN_FN = "experiments.training.train_run"
@@ -98,6 +98,14 @@ def resolve(obj: str | Callable | None) -> Callable | None:
     if not callable(fn):
         raise TypeError(f"{path!r} is not callable")
     return fn
+
+
+def _resolve_arg(obj: str | Callable, what: str) -> Callable:
+    """:func:`resolve` for a user's setting: ConfigError (one line, exit 2) naming it when it fails."""
+    try:
+        return resolve(obj)
+    except (ImportError, TypeError, ValueError) as err:
+        raise ConfigError(f"{what}: {err}") from None
 
 
 def host_info() -> dict:
@@ -199,22 +207,33 @@ def _pid_alive(pid: int) -> bool:
 
 
 def try_lock(lock: Path) -> dict | None:
-    """Take ``lock`` (created exclusively, holding this host and pid) and return None; if another live
-    process holds it, return its record. A lock left by a dead process on this host is taken over."""
+    """Take ``lock`` and return None; if another live process holds it, return its record.
+
+    The lock is created with its content in one step (a written temporary file hard-linked to the
+    lock's name, which fails if the name exists), so a lock is never seen half-written. A lock that
+    is unreadable (empty, truncated: a full disk, a crash) or left by a dead process on this host is
+    stale and taken over; a holder on another host (a shared file system) is taken to be alive.
+    """
+    lock = Path(lock)
     me = {"host": socket.gethostname(), "pid": os.getpid()}
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = read_json(lock) or {}
-            if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
-                    and not _pid_alive(holder["pid"]):
-                lock.unlink(missing_ok=True)  # stale lock of a dead process on this host
-                continue
-            return holder
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        return None
+    tmp = lock.with_name(f".{lock.name}.{me['host']}.{me['pid']}.tmp")
+    tmp.write_text(json.dumps(me))
+    try:
+        while True:
+            try:
+                os.link(tmp, lock)
+                return None
+            except FileExistsError:
+                holder = read_json(lock)
+                if not (isinstance(holder, dict) and isinstance(holder.get("pid"), int) and holder.get("host")):
+                    lock.unlink(missing_ok=True)  # unreadable: no process can be waiting on it
+                    continue
+                if holder["host"] == me["host"] and not _pid_alive(holder["pid"]):
+                    lock.unlink(missing_ok=True)  # stale lock of a dead process on this host
+                    continue
+                return holder
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _data_settings(config: StudyConfig) -> dict:
@@ -501,10 +520,14 @@ def plan_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, sha
     """
     cfg = study_config(config)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     shard = parse_shard(shard)
     check_same_study(out_dir, cfg)
-    fn = resolve(train_fn)  # fail early on a bad dotted path, before generating data
+    # everything is validated before anything is written: a bad dotted path, a misspelt setting
+    fn = _resolve_arg(train_fn, "train function (--train-fn)")
+    check_spec_keys(cfg, getattr(fn, "spec_keys", None))
+    if generate_fn is not None:
+        _resolve_arg(generate_fn, "data generator (--generate-fn)")
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "study.json", {"config": cfg.to_dict()})
     data_dir = ensure_data(cfg, out_dir, generate_fn, progress=progress)
     lrs = None
@@ -707,7 +730,7 @@ def run_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, shar
     then be a dotted path or a picklable module-level function. On a SLURM cluster,
     :func:`experiments.scaling.launchers.run_study_submitit` executes the same plan as a job array.
     """
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs: expected a positive number of worker processes, got {jobs!r}")
     plan = plan_study(config, out_dir, shard, train_fn, generate_fn, progress=progress, force=force, jobs=jobs)
     return record_runs(plan, _execute_all(plan, train_fn, jobs, redo=force), progress=progress)

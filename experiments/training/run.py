@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["train_run", "train_branches", "branch_key", "build_from_spec", "SPEC_DEFAULTS", "WSD_WARMUP_STEPS"]
+__all__ = ["train_run", "train_branches", "branch_key", "build_from_spec", "SPEC_DEFAULTS", "SPEC_KEYS",
+           "WSD_WARMUP_STEPS"]
 
 SPEC_DEFAULTS = {
     "family": "gatr", "algebra": None, "augment": False, "width": 16, "depth": 2, "num_heads": 4,
@@ -37,6 +38,8 @@ SPEC_DEFAULTS = {
     "horizon": 5, "bodies": 4, "eval_batches": None, "eval_batch_size": 512, "precision": "32-true",
     "gradient_clip_val": None, "model_kwargs": None, "num_threads": 1, "min_contact_fraction": 0.5,
 }
+#: every spec key a run reads (its settings, the grid's labels): the runner refuses others before anything runs
+SPEC_KEYS = frozenset(SPEC_DEFAULTS) | {"name", "budget", "stage"}
 #: warm-up of a WSD run when the spec sets none: a constant, so that runs to different budgets share
 #: their schedule up to each cooldown (a warm-up that grew with the budget would break the branches)
 WSD_WARMUP_STEPS = 50
@@ -184,6 +187,7 @@ def train_branches(specs: list[dict], data_dir: Path, run_dirs: list[Path], trun
 
 
 train_run.branches = train_branches  # the runner groups WSD runs that differ only in budget into one trunk
+train_run.spec_keys = SPEC_KEYS  # the runner refuses settings that no run would read
 
 
 def _trunk_points(trunk_dir: Path) -> list[int]:

@@ -198,8 +198,9 @@ def test_cli(tmp_path, capsys):
     assert "shard" in capsys.readouterr().err
     assert cli.main(["list", "--preset", "nope"]) == 2
     assert "unknown preset" in capsys.readouterr().err
-    with pytest.raises(ImportError, match="no_such_module"):
+    with pytest.raises(ConfigError, match="no_such_module"):
         run_study(config(), tmp_path / "x", train_fn="no_such_module.train", generate_fn=None, progress=False)
+    assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
 def test_real_generator_integration(tmp_path):
@@ -297,7 +298,7 @@ def test_analyze_names_unreadable_results_and_refuses_empty_studies(tmp_path, ca
     victim.write_text(victim.read_text()[:40])  # truncated
     an = analyze(tmp_path, n_boot=10, progress=False)
     rel = str(victim.relative_to(tmp_path))
-    assert an["unreadable"] == [rel] and an["n_results"] == len(recs) - 1
+    assert an["unreadable"] == [f"{rel} (not readable JSON)"] and an["n_results"] == len(recs) - 1
     assert rel in (tmp_path / "report.md").read_text() and rel in capsys.readouterr().err
     empty = tmp_path / "empty"
     (empty / "runs").mkdir(parents=True)
@@ -389,3 +390,95 @@ def test_pilot_brackets_the_learning_rate_and_the_grid_uses_it(tmp_path):
     assert n_calls == 8 + 5 + 4
     run_study(cfg, tmp_path, train_fn=lr_train, generate_fn=None, progress=False)  # resumes: nothing to redo
     assert len(CALLS) == n_calls
+
+
+@pytest.mark.parametrize("content", ["", "{", '{"host": "x"}', "[]"])
+def test_an_unreadable_lock_is_stale(tmp_path, content):
+    """An empty or truncated lock (a process killed while creating it, a full disk) is taken over:
+    it used to make every rerun skip the run as 'held by another process' and exit 0."""
+    import os
+    import socket
+
+    from experiments.scaling.runner import try_lock
+
+    lock = tmp_path / ".lock"
+    lock.write_text(content)
+    assert try_lock(lock) is None
+    assert json.loads(lock.read_text()) == {"host": socket.gethostname(), "pid": os.getpid()}
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]  # no temporary file left behind
+
+
+def test_a_lock_held_on_another_host_is_left_alone(tmp_path):
+    """The holder's liveness can only be checked on its own host: a lock from another host (a shared
+    file system) is respected whatever its pid, and one of a live process here too."""
+    import os
+
+    from experiments.scaling.runner import try_lock
+
+    lock = tmp_path / ".lock"
+    other = {"host": "some-other-node", "pid": 999999999}
+    lock.write_text(json.dumps(other))
+    assert try_lock(lock) == other and json.loads(lock.read_text()) == other
+    mine = {"host": __import__("socket").gethostname(), "pid": os.getppid()}
+    lock.write_text(json.dumps(mine))
+    assert try_lock(lock) == mine
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda r: r.update(test_loss=str(r["test_loss"])), "test_loss is '"),
+    (lambda r: r.pop("run_id"), "no run_id"),
+    (lambda r: r["spec"].pop("width"), "spec.width is None"),
+    (lambda r: r.update(spec="gatr"), "spec is str"),
+])
+def test_analyze_skips_a_hand_edited_result_and_names_it(tmp_path, capsys, edit, reason):
+    recs = run_study(config(), tmp_path, train_fn=synthetic_train, generate_fn=None, progress=False)
+    victim = tmp_path / "runs" / recs[2]["run_id"] / "result.json"
+    r = json.loads(victim.read_text())
+    edit(r)
+    victim.write_text(json.dumps(r))
+    assert cli.main(["analyze", str(tmp_path), "--n-boot", "10"]) == 0
+    err = capsys.readouterr().err
+    assert str(victim.relative_to(tmp_path)) in err and reason in err
+    an = json.loads((tmp_path / "analysis.json").read_text())
+    assert an["n_results"] == len(recs) - 1 and reason in an["unreadable"][0]
+
+
+def _write_yaml(path, d):
+    import yaml
+
+    path.write_text(yaml.safe_dump(d))
+    return str(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"fixed": {"batch_size": 8, "learnng_rate": 0.5}}, "fixed: unknown setting 'learnng_rate'"),
+    ({"data": {"num_trajectories": 80, "bodies": 1}}, "bodies must be between 2 and 16"),
+    ({"data": {"num_trajectories": 80, "bodies": 4, "sim": {"framez": 16}}}, "data.sim: unknown key 'framez'"),
+    ({"data": {"num_trajectories": 80, "bodies": 4, "sim": {"frames": 1}}}, "frames"),
+])
+def test_invalid_sweeps_fail_before_anything_is_written(tmp_path, capsys, change, message):
+    """A misspelt setting used to train with the default silently; bad data settings wrote study.json
+    and then failed with a traceback, after which the corrected config was refused as 'a different
+    config'. Now: exit 2, one line, nothing written, and the corrected config runs."""
+    d = config().to_dict()
+    d.update(change)
+    out = tmp_path / "study"
+    assert cli.main(["run", "--config", _write_yaml(tmp_path / "bad.yaml", d), "--out", str(out),
+                     "--train-fn", "experiments.training.train_run", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--jobs", "0"], "--jobs: expected a positive"),
+    (["--train-fn", "no_such_module.train"], "train function (--train-fn): cannot import module 'no_such_module'"),
+    (["--generate-fn", "no_such_module.generate"], "data generator (--generate-fn): cannot import"),
+])
+def test_bad_run_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
+    cfg = _write_yaml(tmp_path / "c.yaml", config().to_dict())
+    assert cli.main(["run", "--config", cfg, "--out", str(tmp_path / "o"), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert cli.main(["analyze", str(tmp_path / "o"), "--n-boot", "-5"]) == 2
+    assert "--n-boot: expected a positive" in capsys.readouterr().err

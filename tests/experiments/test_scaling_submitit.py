@@ -69,6 +69,7 @@ def test_two_run_sweep_through_the_local_executor(fake_train, tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert sorted(r["run_id"] for r in rows) == sorted(run_id(s) for s in specs)
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+    assert not (out / "submitit" / "%j").exists()  # no empty folder named after the unreplaced pattern
     submitted = json.loads((out / "submitit" / "submitted.json").read_text())
     assert sorted(s["run_id"] for s in submitted) == sorted(run_id(s) for s in specs)
 
@@ -90,6 +91,7 @@ def test_two_run_sweep_through_the_local_executor(fake_train, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--timeout-min", "0"], "--timeout-min: expected a positive integer"),
+    (["--mem-gb", "inf"], "--mem-gb: expected a positive number"),
     (["--gpus-per-run", "x"], "--gpus-per-run: expected a non-negative integer"),
     (["--array-parallelism", "2.5"], "--array-parallelism: expected a positive integer"),
     (["--submitit-executor", "pbs"], "--submitit-executor: expected one of slurm, local"),
