@@ -17,7 +17,7 @@ import sys
 from experiments.cli import examples, prog
 
 from .grid import ConfigError, available_presets, estimate_flops, load_config, parse_shard, run_id, shard_specs
-from .runner import DEFAULT_GENERATE_FN, DEFAULT_TRAIN_FN, run_study
+from .runner import DEFAULT_GENERATE_FN, DEFAULT_TRAIN_FN, optimiser_steps, run_study
 
 
 def _config(args) -> object:
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{run_id(s):64s} {f:11.3g}")
             print(f"# total nominal training FLOPs: {total:.3g} (the models' own counts; the training code "
                   f"records each run's)")
+            dedicated, trained = optimiser_steps(mine)
+            print(f"# optimiser steps: {dedicated:,} as dedicated runs, {trained:,} trained (WSD runs of one "
+                  f"family, size and seed share their trunk)")
             return 0
         if args.cmd == "run":
             cfg = _config(args)

@@ -65,7 +65,8 @@ SPEC_KEYS = (
 )
 GRID_AXES = ("width", "depth", "steps", "train_trajectories", "seed")
 
-TOP_KEYS = ("name", "description", "families", "model_sizes", "steps", "budgets", "min_steps", "train_trajectories",
+TOP_KEYS = ("name", "description", "families", "model_sizes", "steps", "budgets", "min_steps", "max_steps",
+            "train_trajectories",
             "seeds", "data_sweep", "fixed", "data", "pilot")
 REQUIRED_TOP_KEYS = ("families", "model_sizes", "train_trajectories")
 FAMILY_KEYS = ("name", "family", "algebra", "augment", "hparams", "model_sizes", "steps", "budgets")
@@ -297,6 +298,7 @@ class StudyConfig:
     description: str = ""
     budgets: list[float] | None = None
     min_steps: int = DEFAULT_MIN_STEPS
+    max_steps: int | None = None
     pilot: dict | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -334,6 +336,9 @@ class StudyConfig:
             if not (f["steps"] or f["budgets"] or steps or budgets):
                 raise ConfigError(f"families[{i}]: no steps or budgets (give them for the family or at the top level)")
         min_steps = _pos_int(d.get("min_steps", DEFAULT_MIN_STEPS), "min_steps")
+        max_steps = _pos_int(d["max_steps"], "max_steps") if d.get("max_steps") is not None else None
+        if max_steps is not None and max_steps < min_steps:
+            raise ConfigError(f"max_steps ({max_steps}) is below min_steps ({min_steps})")
         pilot = _validate_pilot(d.get("pilot"), families)
         ntraj = _int_list(d["train_trajectories"], "train_trajectories")
         seeds = _int_list(d.get("seeds", [0]), "seeds", allow_zero=True)
@@ -390,7 +395,7 @@ class StudyConfig:
         return cls(name=str(name), families=families, model_sizes=model_sizes, steps=steps,
                    train_trajectories=ntraj, seeds=seeds, fixed=dict(fixed), data=data,
                    data_sweep=sweep, description=str(d.get("description", "") or ""),
-                   budgets=budgets, min_steps=min_steps, pilot=pilot, raw=copy.deepcopy(d))
+                   budgets=budgets, min_steps=min_steps, max_steps=max_steps, pilot=pilot, raw=copy.deepcopy(d))
 
     def family_axes(self, fam: dict) -> tuple[list[dict], list[int]]:
         """A family's model sizes and step counts (its own, or the top-level ones; with budgets, every
@@ -411,12 +416,13 @@ class StudyConfig:
 
     def size_runs(self, fam: dict, size: dict) -> list[tuple[int, float | None]]:
         """``(steps, budget)`` of one model size of a family: its step counts (budget None), or the
-        budgets it reaches in at least ``min_steps`` steps."""
+        budgets it reaches in at least ``min_steps`` and at most ``max_steps`` steps (a small model
+        far past its compute-optimal budget adds steps, not information)."""
         budgets = self.family_budgets(fam)
         if budgets is None:
             return [(st, None) for st in (fam.get("steps") or self.steps)]
         runs = [(self.budget_steps(fam, size, b), b) for b in budgets]
-        return [(st, b) for st, b in runs if st >= self.min_steps]
+        return [(st, b) for st, b in runs if st >= self.min_steps and (self.max_steps is None or st <= self.max_steps)]
 
     def to_dict(self) -> dict:
         """The validated config as a plain dict (can be fed back to :meth:`from_dict`)."""
@@ -442,9 +448,12 @@ class StudyConfig:
         for f, e in zip(self.families, fams):
             if f.get("budgets"):
                 e["budgets"] = list(f["budgets"])
-        if self.budgets is not None:
-            d["budgets"] = list(self.budgets)
+        if self.budgets is not None or any(f.get("budgets") for f in self.families):
+            if self.budgets is not None:
+                d["budgets"] = list(self.budgets)
             d["min_steps"] = self.min_steps
+            if self.max_steps is not None:
+                d["max_steps"] = self.max_steps
         if self.pilot is not None:
             d["pilot"] = copy.deepcopy(self.pilot)
         return d

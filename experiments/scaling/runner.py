@@ -613,6 +613,27 @@ def study_jobs(todo: list[dict], train_fn: Callable) -> list[list[dict]]:
     return list(groups.values())
 
 
+def optimiser_steps(specs: list[dict]) -> tuple[int, int]:
+    """(steps as dedicated runs, steps actually trained): WSD runs that differ only in budget share a
+    trunk up to their largest budget's cooldown start, then each trains its own cooldown."""
+    from experiments.training.module import wsd_cooldown_start
+    from experiments.training.run import _settings, branch_key
+
+    dedicated = sum(int(s["steps"]) for s in specs)
+    groups: dict = {}
+    for k, s in enumerate(specs):
+        groups.setdefault(branch_key(s) if s.get("scheduler") == "wsd" else k, []).append(s)
+    trained = 0
+    for group in groups.values():
+        if len(group) == 1 or group[0].get("scheduler") != "wsd":
+            trained += sum(int(s["steps"]) for s in group)
+            continue
+        frac = float(_settings(group[0])["cooldown_fraction"])
+        starts = [wsd_cooldown_start(int(s["steps"]), frac) for s in group]
+        trained += max(starts) + sum(int(s["steps"]) - b for s, b in zip(group, starts))
+    return dedicated, trained
+
+
 def _execute_all(plan: StudyPlan, train_fn: str | Callable, jobs: int, redo: bool = False):
     """Yield ``(spec, record)`` as runs finish: in order, or from ``jobs`` worker processes."""
     units, data_dir, out_dir = study_jobs(plan.todo, plan.train_fn), plan.data_dir, plan.out_dir

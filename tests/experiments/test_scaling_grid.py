@@ -53,7 +53,7 @@ def test_expand_deterministic_and_unique():
     assert run_id(s2) != run_id(s)
 
 
-@pytest.mark.parametrize("preset", ["quick", "paper", "standard"])
+@pytest.mark.parametrize("preset", ["quick", "quick-cosine", "paper", "standard"])
 def test_presets_load(preset):
     c = load_config(preset=preset)
     lrs = None
