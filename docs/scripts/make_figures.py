@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from algebras import get_algebra  # noqa: E402
 
@@ -59,7 +60,7 @@ def equivariant_maps(path: Path) -> None:
 
 def product_table(path: Path) -> None:
     alg = get_algebra("projective")
-    table = alg.tensor("geometric", dtype=alg.linear_basis.dtype).numpy()  # (i, j, k): e_i e_j = sum_k T e_k
+    table = alg.tensors("cpu", torch.float64).geometric.numpy()  # (i, j, k): e_i e_j = sum_k T e_k
     sign = table.sum(-1)
     target = np.abs(table).argmax(-1)
     fig, ax = plt.subplots(figsize=(6.4, 6), constrained_layout=True)
