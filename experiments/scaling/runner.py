@@ -652,7 +652,10 @@ def _execute_all(plan: StudyPlan, train_fn: str | Callable, jobs: int, redo: boo
     worker_fn = train_fn if isinstance(train_fn, str) else plan.train_fn
     cost = lambda unit: max(estimate_flops(s) for s in unit) * (1 + 0.2 * (len(unit) - 1))  # noqa: E731
     ordered = sorted(units, key=cost, reverse=True)  # longest first balances the workers
-    with worker_pool(jobs) as pool:  # workers exit if this process is killed
+    from experiments.workers import device_slots
+
+    # workers exit if this process is killed; with several GPUs each worker trains on its own
+    with worker_pool(jobs, devices=device_slots(jobs)) as pool:
         futures = [pool.submit(run_group, unit, data_dir, out_dir, worker_fn, redo) for unit in ordered]
         for future in as_completed(futures):
             yield from future.result()

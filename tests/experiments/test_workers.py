@@ -65,3 +65,23 @@ def test_sweep_workers_exit_when_the_parent_is_killed(tmp_path):
         for pid in workers:  # never leave sleeping workers behind, whatever happened above
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _visible_devices(_):
+    time.sleep(0.2)  # keep the worker busy so that every worker takes a task
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_each_sweep_worker_gets_its_own_gpu():
+    """`--jobs K` on a multi-GPU node: worker k sees only its GPU (no GPU is needed to check the
+    assignment: it is the environment each worker starts with)."""
+    from experiments.workers import device_slots, worker_pool
+
+    assert device_slots(4, visible="0,1,2,3") == ["0", "1", "2", "3"]
+    assert device_slots(3, visible="2,5") == ["2", "5", "2"]  # round robin over the GPUs the parent sees
+    assert device_slots(4, visible="", count=2) == ["0", "1", "0", "1"]
+    assert device_slots(4, visible="0") is None and device_slots(1, visible="0,1") is None
+    assert device_slots(2, visible="", count=0) is None  # CPU only: nothing to assign
+    with worker_pool(2, devices=["3", "7"]) as pool:
+        seen = set(pool.map(_visible_devices, range(6)))
+    assert seen == {"3", "7"}
