@@ -66,9 +66,33 @@ from algebras import get_algebra
 from experiments.rigid_body.ballistic import no_motion_keypoints
 
 __all__ = [
-    "MV_CHANNELS", "SCALAR_FEATURES", "NUM_SHAPES", "RESIDUALS", "BodyEmbedding", "EmbeddedBodies",
+    "RIGID_BODY_CONTRACT", "check_rigid_body_algebra", "MV_CHANNELS", "SCALAR_FEATURES", "NUM_SHAPES", "RESIDUALS", "BodyEmbedding", "EmbeddedBodies",
     "handedness", "input_keypoints", "reference_keypoints", "point_weight_functional",
 ]
+
+#: what the rigid-body model reads from an algebra besides the network contract (``NetworkAlgebra``):
+#: the 3D embeddings the built-in backends provide (a plain ``CliffordAlgebra`` of a new signature has
+#: none of them; subclass one of the backends, or add these, to train on the rigid-body task)
+RIGID_BODY_CONTRACT = {
+    "embed_point": "(..., 3) positions -> (..., dim)",
+    "embed_direction": "(..., 3) translation-invariant vectors -> (..., dim)",
+    "embed_axial_vector": "(..., 3) angular velocities (transform with det(R) R) -> (..., dim)",
+    "extract_point": "(..., dim) -> (..., 3)",
+    "embedding_parity": "{kind: +1 | -1}: the sign an odd versor gives each embedding",
+    "random_versors": "(n, generator) -> (n, dim) group elements",
+    "act": "(versor, x) -> the group action",
+    "parity": "(versor) -> 1 for odd versors, 0 for even",
+}
+
+
+def check_rigid_body_algebra(alg) -> None:
+    """Raise ValueError naming every member of :data:`RIGID_BODY_CONTRACT` that ``alg`` lacks."""
+    missing = [m for m in RIGID_BODY_CONTRACT if not hasattr(alg, m)]
+    if missing:
+        raise ValueError(f"algebra {getattr(alg, 'name', alg)!r} cannot embed rigid bodies: it lacks "
+                         f"{', '.join(missing)} (the 3D embeddings of the euclidean, projective and conformal "
+                         "backends; see experiments.models.embedding.RIGID_BODY_CONTRACT)")
+
 
 MV_CHANNELS = ("centre", "tip_0", "tip_1", "tip_2", "axis_0", "axis_1", "axis_2", "velocity",
                "angular_velocity", "ballistic_centre", "ballistic_tip_0", "ballistic_tip_1", "ballistic_tip_2")
@@ -160,6 +184,7 @@ class BodyEmbedding:
             raise ValueError(f"unknown residual {residual!r}; valid: {list(RESIDUALS)}")
         self.residual = residual
         self.algebra = get_algebra(algebra)
+        check_rigid_body_algebra(self.algebra)
         self.parity = {k: int(self.algebra.embedding_parity.get(k, 1)) for k in ("point", "direction", "axial_vector")}
         phi = point_weight_functional(self.algebra)
         self._phi = phi

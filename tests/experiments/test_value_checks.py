@@ -64,3 +64,13 @@ def test_recorded_validation_loss_is_the_validation_splits(data_dir):
             expected = float(keypoint_mse(model(batch).double(), batch["target_keypoints"].double()))
             assert scores["losses"][key] == pytest.approx(expected, rel=1e-6), split
     assert scores["losses"]["val_loss"] != pytest.approx(scores["losses"]["test_loss"], rel=1e-3)
+
+
+def test_an_algebra_without_3d_embeddings_is_named_not_an_attribute_error():
+    """`build_model("gatr", <a plain CliffordAlgebra>)` raised AttributeError 'embedding_parity'; now one
+    message names every embedding the rigid-body model needs and the algebra lacks."""
+    from algebras import CliffordAlgebra
+
+    with pytest.raises(ValueError, match=r"cannot embed rigid bodies: it lacks embed_point, embed_direction, "
+                                         r"embed_axial_vector, extract_point, embedding_parity"):
+        build_model("gatr", CliffordAlgebra((1, -1, -1, -1)), width=4, depth=1, num_heads=2, num_bodies=BODIES)
