@@ -179,6 +179,27 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         """A fresh derivation of :attr:`structure` as the arrays of its cache file."""
         return derive_structure_arrays(self.signature, self.group, self.grades, self.sample_action_matrices)
 
+    def equivariant_bilinears(self, up_to_determinant: bool = False):
+        """Every bilinear map ``V x V -> V`` equivariant under the group (derived, cached on disk).
+
+        Parameters
+        ----------
+        up_to_determinant : bool
+            The maps with ``B(rho x, rho y) = det(u) rho B(x, y)`` instead (the projective join).
+
+        Returns
+        -------
+        algebras.bilinear_basis.BilinearBasis
+            ``.dense()`` gives the ``(n, dim, dim, dim)`` tables ``T[n, i, j, k]``.
+        """
+        from .bilinear_basis import load_bilinear_basis
+
+        key = "_bilinears_det" if up_to_determinant else "_bilinears"
+        if key not in self.__dict__:
+            self.__dict__[key] = load_bilinear_basis(self.signature, self.group, self.grades,
+                                                     self.sample_action_matrices, up_to_determinant)
+        return self.__dict__[key]
+
     @property
     def linear_basis(self) -> torch.Tensor:
         """Equivariant linear maps, ``(n_maps, dim, dim)`` float64, ``y = basis[m] @ x``."""
