@@ -17,7 +17,8 @@ import sys
 from experiments.cli import examples, prog
 
 from .grid import ConfigError, available_presets, estimate_flops, load_config, parse_shard, run_id, shard_specs
-from .runner import DEFAULT_GENERATE_FN, DEFAULT_TRAIN_FN, optimiser_steps, run_study
+from .execution import optimiser_steps
+from .runner import DEFAULT_GENERATE_FN, DEFAULT_TRAIN_FN, run_study
 
 
 def _config(args) -> object:

@@ -5,7 +5,7 @@
 
 The plan is the local launcher's (:func:`~experiments.scaling.runner.plan_study`: the config check,
 the data generated once in this process, finished runs skipped unless ``--force``), and every array
-task executes one run with :func:`~experiments.scaling.runner.run_one`, under the same per-run lock,
+task executes one run with :func:`~experiments.scaling.execution.run_one`, under the same per-run lock,
 writing the same ``result.json``; the tables are written as the local launcher writes them. The study
 directory must therefore be on a file system that the compute nodes share, and the train function a
 dotted path (or a picklable function) that the jobs can import.
@@ -24,9 +24,10 @@ from typing import Callable, Iterator
 
 from experiments.cli import prog
 
+from .execution import _log, run_one
 from .grid import ConfigError, StudyConfig, run_id
-from .runner import (DEFAULT_GENERATE_FN, DEFAULT_TRAIN_FN, StudyPlan, _log, plan_study, record_runs, run_one,
-                     study_config, write_json)
+from .results import write_json
+from .runner import DEFAULT_GENERATE_FN, DEFAULT_TRAIN_FN, StudyPlan, plan_study, record_runs, study_config
 
 __all__ = ["EXECUTORS", "LauncherError", "SubmititOptions", "make_executor", "run_study_submitit"]
 

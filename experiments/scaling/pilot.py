@@ -99,7 +99,7 @@ def run_pilot(cfg: StudyConfig, out_dir: str | Path, execute: Callable[[list[dic
               progress: bool = True, poll_s: float = 10.0) -> dict:
     """Run the pilot to its choice (rounds of :func:`pilot_round` given to ``execute(specs, pilot_dir)``)
     and write ``OUT/pilot/choice.json``; returns ``{pilot_key: lr}``."""
-    from .runner import _log
+    from .execution import _log
 
     pdir = pilot_dir(out_dir)
     rounds = 0

@@ -399,7 +399,7 @@ def test_an_unreadable_lock_is_stale(tmp_path, content):
     import os
     import socket
 
-    from experiments.scaling.runner import try_lock
+    from experiments.scaling.execution import try_lock
 
     lock = tmp_path / ".lock"
     lock.write_text(content)
@@ -413,7 +413,7 @@ def test_a_lock_held_on_another_host_is_left_alone(tmp_path):
     file system) is respected whatever its pid, and one of a live process here too."""
     import os
 
-    from experiments.scaling.runner import try_lock
+    from experiments.scaling.execution import try_lock
 
     lock = tmp_path / ".lock"
     other = {"host": "some-other-node", "pid": 999999999}
