@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .execution import _fmt_time, _log, _now, is_done, resolve, run_group, study_jobs, try_lock
-from .grid import ConfigError, StudyConfig, check_spec_keys, load_config, parse_shard, run_id, shard_specs
+from .config_checks import check_spec_keys
+from .grid import ConfigError, StudyConfig, load_config, parse_shard, run_id, shard_specs
 from .results import _json_default, read_json, write_json, write_tables
 
 DEFAULT_TRAIN_FN = "experiments.training.train_run"
