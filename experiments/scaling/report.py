@@ -177,7 +177,8 @@ def _verdict_line(v: str) -> str:
 def _findings(an: dict) -> list[str]:
     f = an["findings"]
     lines = ["## The scaling paper's three findings, on this study", "",
-             "Each verdict is read off a 95% interval: *supported* when it excludes the null on the claimed side, "
+             "The claims of Brehmer, Behrends, de Haan and Cohen, \"Does equivariance matter at scale?\" "
+             "(arXiv:2410.23179), tested on this study. Each verdict is read off a 95% interval: *supported* when it excludes the null on the claimed side, "
              "*contradicted* on the other side, *not resolved* when it holds the null.", ""]
     de = f["data_efficiency"]
     h = de.get("headline")
