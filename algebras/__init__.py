@@ -15,13 +15,13 @@ from .geometry3d import Euclidean3DAlgebra
 from .groups import VersorGroup, pin_group, plane_group
 from .hooks import Bilinear
 from .projective import DistanceProjectiveAlgebra, ProjectiveAlgebra
-from .registry import (ENTRY_POINT_GROUP, algebra_aliases, available_algebras, canonical_name, get_algebra,
-                       register_algebra)
+from .registry import (ENTRY_POINT_GROUP, algebra_aliases, algebra_spec, available_algebras, canonical_name,
+                       get_algebra, register_algebra)
 from .structure import GroupStructure
 
 __all__ = [
     "ENTRY_POINT_GROUP", "AlgebraTensors", "Bilinear", "CliffordAlgebra", "ConformalAlgebra",
     "DistanceProjectiveAlgebra", "Euclidean3DAlgebra", "EuclideanAlgebra", "GroupStructure", "NetworkAlgebra",
-    "ProjectiveAlgebra", "VersorGroup", "algebra_aliases", "available_algebras", "canonical_name", "get_algebra",
-    "pin_group", "plane_group", "register_algebra",
+    "ProjectiveAlgebra", "VersorGroup", "algebra_aliases", "algebra_spec", "available_algebras", "canonical_name",
+    "get_algebra", "pin_group", "plane_group", "register_algebra",
 ]

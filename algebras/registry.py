@@ -8,9 +8,12 @@ Three ways in, all ending in the same table:
   (``[project.entry-points."gatr.algebras"] spacetime = "my_pkg.algebras:spacetime"``), loaded on
   first use of the registry;
 * an importable factory named ``"module:attribute"`` wherever an algebra name is accepted
-  (``--model.algebra my_pkg.algebras:spacetime``); it is registered under that string.
+  (``--model.algebra my_pkg.algebras:spacetime``); it is registered under that string once it has
+  built an algebra.
 
-A factory is a callable ``(**options) -> CliffordAlgebra`` (a class works).
+A factory is a callable ``(**options) -> CliffordAlgebra`` (a class works). Only working algebras are
+listed: a plug-in that cannot be loaded, is not callable, or fails to build its default algebra is
+dropped from :func:`available_algebras`, and its errors name the entry point and its value.
 """
 
 from __future__ import annotations
@@ -44,6 +47,17 @@ _INSTANCES: dict[tuple, CliffordAlgebra] = {}
 _PLUGINS_LOADED = False
 
 
+class _Plugin:
+    """The factory of an installed plug-in (an entry point), named in its errors; with ``error``: a broken one,
+    kept out of :func:`available_algebras` and refused with that error."""
+
+    def __init__(self, label: str, factory: Callable[..., CliffordAlgebra] | None = None, error: str | None = None):
+        self.label, self.factory, self.error = label, factory, error
+
+    def __call__(self, **options) -> CliffordAlgebra:
+        return self.factory(**options)
+
+
 def _load_plugins() -> None:
     """Register the entry points of group ``gatr.algebras`` (once; a broken plug-in only warns)."""
     global _PLUGINS_LOADED
@@ -54,10 +68,19 @@ def _load_plugins() -> None:
         key = ep.name.strip().lower()
         if key in _FACTORIES or key in _ALIASES:
             continue  # a name registered in code wins (and an editable + regular install is not a clash)
+        label = f"algebra plug-in {ep.name!r} ({ep.value})"
         try:
-            _FACTORIES[key] = ep.load()
+            factory = ep.load()
+            if not callable(factory):
+                raise TypeError(f"it is not callable (got {type(factory).__name__})")
+            _FACTORIES[key] = _Plugin(label, factory)
         except Exception as err:  # noqa: BLE001 - one broken plug-in must not break the registry
-            warnings.warn(f"algebra plug-in {ep.name!r} ({ep.value}) failed to load: {err}", stacklevel=2)
+            _FACTORIES[key] = _Plugin(label, error=f"failed to load: {err}")
+            warnings.warn(f"{label} failed to load: {err}", stacklevel=2)
+
+
+def _is_broken(factory) -> bool:
+    return isinstance(factory, _Plugin) and factory.error is not None
 
 
 def import_factory(path: str) -> Callable[..., CliffordAlgebra]:
@@ -93,9 +116,10 @@ def import_factory(path: str) -> Callable[..., CliffordAlgebra]:
 
 
 def available_algebras() -> list[str]:
-    """Registered names, plug-ins included (aliases excluded; see :func:`algebra_aliases`)."""
+    """Registered names, working plug-ins included (aliases and broken plug-ins excluded; see
+    :func:`algebra_aliases`)."""
     _load_plugins()
-    return sorted(_FACTORIES)
+    return sorted(name for name, factory in _FACTORIES.items() if not _is_broken(factory))
 
 
 def algebra_aliases() -> dict[str, str]:
@@ -127,8 +151,8 @@ def canonical_name(name: str) -> str:
     TypeError
         If ``name`` is not a string.
     ValueError
-        For an unknown name (listing the valid names and aliases) or a factory path that cannot be
-        imported.
+        For an unknown name (listing the valid names and aliases), a broken plug-in (naming its entry
+        point) or a factory path that cannot be imported.
     """
     if not isinstance(name, str):
         raise TypeError(f"algebra name must be a string, got {type(name).__name__}")
@@ -136,10 +160,12 @@ def canonical_name(name: str) -> str:
     if FACTORY_PATH.fullmatch(name.strip()):
         path = name.strip()
         if path not in _FACTORIES:
-            _FACTORIES[path] = import_factory(path)
+            import_factory(path)  # errors now; registered once it has built an algebra (get_algebra)
         return path
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
+    if _is_broken(_FACTORIES.get(key)):
+        raise ValueError(f"{_FACTORIES[key].label} is broken: {_FACTORIES[key].error}")
     if key not in _FACTORIES:
         aliases = ", ".join(f"{a} -> {n}" for a, n in sorted(_ALIASES.items()))
         raise ValueError(f"unknown algebra {name!r}; valid names: {available_algebras()} (aliases: {aliases}), "
@@ -172,6 +198,8 @@ def get_algebra(name: str | CliffordAlgebra, **options) -> CliffordAlgebra:
         For an unknown name, or options given together with an algebra object.
     TypeError
         If the factory does not return a :class:`~algebras.CliffordAlgebra`.
+    ValueError, TypeError
+        If the factory fails (naming the algebra, factory path or plug-in).
     """
     if not isinstance(name, str) and isinstance(name, NetworkAlgebra):  # an algebra object (any that
         if options:                                                    # satisfies the network's contract)
@@ -179,12 +207,54 @@ def get_algebra(name: str | CliffordAlgebra, **options) -> CliffordAlgebra:
         return name
     key = (canonical_name(name), tuple(sorted(options.items())))
     if key not in _INSTANCES:
-        algebra = _FACTORIES[key[0]](**options)
-        if not isinstance(algebra, CliffordAlgebra):
-            raise TypeError(f"the factory of algebra {key[0]!r} returned {type(algebra).__name__}, "
-                            "not a CliffordAlgebra")
-        _INSTANCES[key] = algebra
+        _INSTANCES[key] = _build(key[0], options)
     return _INSTANCES[key]
+
+
+def algebra_spec(algebra) -> tuple[str, dict] | None:
+    """The name and options :func:`get_algebra` built ``algebra`` from: ``get_algebra(name, **options)``
+    rebuilds it, in any process where ``name`` resolves (built-ins, plug-ins, ``"module:attribute"`` factories).
+
+    Parameters
+    ----------
+    algebra : CliffordAlgebra
+        An algebra object.
+
+    Returns
+    -------
+    tuple of (str, dict), or None
+        ``(canonical name, options)``; None for an algebra the registry did not build (constructed directly).
+    """
+    for (name, options), instance in _INSTANCES.items():
+        if instance is algebra:
+            return name, dict(options)
+    return None
+
+
+def _build(name: str, options: dict) -> CliffordAlgebra:
+    """``factory(**options)`` of the canonical ``name``, checked; a factory path is registered once it works,
+    and a plug-in that cannot build its default algebra is marked broken (so it is no longer listed)."""
+    factory = _FACTORIES.get(name) or import_factory(name)
+    label = factory.label if isinstance(factory, _Plugin) else f"algebra {name!r}"
+    if options:
+        label += f" with options {options}"
+    try:
+        algebra = factory(**options)
+    except (TypeError, ValueError) as err:
+        _mark_broken(name, factory, options, str(err))
+        raise (TypeError if isinstance(err, TypeError) else ValueError)(f"{label} failed: {err}") from err
+    if not isinstance(algebra, CliffordAlgebra):
+        _mark_broken(name, factory, options, f"it returned {type(algebra).__name__}")
+        raise TypeError(f"{label} returned {type(algebra).__name__}, not a CliffordAlgebra")
+    _FACTORIES.setdefault(name, factory)
+    return algebra
+
+
+def _mark_broken(name: str, factory, options: dict, error: str) -> None:
+    """Drop a plug-in from the listing when its default algebra cannot be built (with options it may be the
+    options that are wrong)."""
+    if isinstance(factory, _Plugin) and not options:
+        _FACTORIES[name] = _Plugin(factory.label, error=error)
 
 
 def register_algebra(name: str, factory: Callable[..., CliffordAlgebra], aliases=(), overwrite: bool = False):

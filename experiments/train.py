@@ -18,7 +18,7 @@ Model options are ``--model.*`` (:class:`experiments.training.BodyDynamicsModule
 ``model.num_bodies``.  Defaults: CSV logger (metrics, config and checkpoints in ``runs/NAME/version_K``)
 and TensorBoard logger (``runs/tensorboard/NAME``), a
 ``ModelCheckpoint`` keeping ``last.ckpt`` (also written when training ends) and the best ``val/loss``
-one (``--checkpoint.*``),
+one (``--checkpoint.*``; none with ``--trainer.enable_checkpointing false``),
 Lightning's progress bar, and after ``fit`` a test on the plain and E(3)-transformed test sets
 (``--test_after_fit false`` to skip).  If ``--data.data_dir`` holds no dataset the run fails with
 the command that generates one, unless ``--data.auto_generate true`` (the shipped configs set it)
@@ -32,19 +32,16 @@ from pathlib import Path
 
 import torch
 from jsonargparse import DefaultHelpFormatter
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from experiments.cli import examples, prog
+from experiments.rigid_body.storage import ShardError
 from experiments.training.callbacks import FinalModelCheckpoint
 from experiments.training.data import TrainingDataModule
-from experiments.training.module import BodyDynamicsModule
+from experiments.training.module import BodyDynamicsModule, resume_conflicts, resume_exemptions
 
 __all__ = ["TrainingCLI", "main", "cli_main", "TRAINER_DEFAULTS", "LOGGER_DEFAULTS"]
-
-
-def _as_saved(value):
-    """A setting as checkpoints store it (tuples become lists)."""
-    return list(value) if isinstance(value, (tuple, list)) else value
 
 TRAINER_DEFAULTS = {"max_steps": 1000, "log_every_n_steps": 10}
 LOGGER_DEFAULTS = [
@@ -59,7 +56,10 @@ class TrainingCLI(LightningCLI):
 
     Resuming (``--ckpt_path``) takes the model settings saved in the checkpoint; settings given on the
     command line or in a config that differ from them are refused with the differences named, instead of
-    being dropped silently. An unreadable checkpoint is a one-line error.
+    being dropped silently (:func:`~experiments.training.module.resume_conflicts`: aliases are resolved,
+    execution settings such as ``compile`` may change and are kept as requested). An unreadable checkpoint
+    is a one-line error. ``--trainer.enable_checkpointing false`` trains without the ``--checkpoint.*``
+    callback.
     """
 
     def _parse_ckpt_path(self) -> None:
@@ -68,22 +68,30 @@ class TrainingCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return super()._parse_ckpt_path()
         try:
-            saved = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         except Exception as err:  # noqa: BLE001 - truncated, not a checkpoint, ...
             raise ValueError(f"checkpoint {ckpt_path} is unreadable (truncated or not a checkpoint): {err}") from None
+        saved, step = checkpoint.get("hyper_parameters") or {}, int(checkpoint.get("global_step", 0))
         requested = self.config[sub]["model"]
         requested = requested.as_dict() if hasattr(requested, "as_dict") else dict(requested)
-        changed = [f"{k}: checkpoint {saved[k]!r}, requested {requested[k]!r}" for k in sorted(saved)
-                   if k in requested and _as_saved(requested[k]) != _as_saved(saved[k])]
+        changed = [f"{k}: checkpoint {a!r}, requested {b!r}" for k, (a, b) in
+                   resume_conflicts(saved, requested, step).items()]
         if changed:
             raise ValueError(f"--ckpt_path {ckpt_path} was trained with other model settings ({'; '.join(changed)}); "
                              "resume with the checkpoint's settings, or start a new run")
-        super()._parse_ckpt_path()
+        super()._parse_ckpt_path()  # the checkpoint's settings, except those a resume may change:
+        for key in resume_exemptions(saved, requested, step) & set(requested):
+            self.config[sub]["model"][key] = requested[key]
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        if config.get("enable_checkpointing") is False:  # then Lightning refuses any ModelCheckpoint
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.bodies", "model.num_bodies")
         parser.set_defaults({"trainer.logger": LOGGER_DEFAULTS})
-        # always-on checkpointing, configurable as --checkpoint.*
+        # checkpointing on by default, configurable as --checkpoint.* (off: --trainer.enable_checkpointing false)
         parser.add_lightning_class_args(FinalModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.mode": "min", "checkpoint.save_last": True,
                              "checkpoint.save_top_k": 1, "checkpoint.filename": "best-{step}"})
@@ -157,11 +165,12 @@ def cli_main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0, or 2 when a user mistake or a diverged run ended it with one line on stderr.
+        0, or 2 when a user mistake, a diverged run or a damaged dataset (naming the file and the command
+        that regenerates it) ended it with one line on stderr.
     """
     try:
         main(argv)
-    except (ValueError, FloatingPointError, FileNotFoundError) as err:
+    except (ValueError, FloatingPointError, FileNotFoundError, ShardError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

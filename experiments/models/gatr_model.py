@@ -12,7 +12,9 @@ of (target - reference) over the training set (``target_scale``) and a learnable
 predicts the reference and the output layer gets gradients from the first step (a zero gate instead
 would block every gradient but its own until it grew). The invariant scalar inputs are standardised with
 training-set statistics (:meth:`fit_normalization`); an affine map of invariants keeps the model
-equivariant. The whole predictor is E(3)-equivariant, reflections included.
+equivariant. The whole predictor is E(3)-equivariant, reflections included. Further keyword arguments go
+to :class:`gatr.GATr`; ``algebra_options`` (e.g. ``{"group": "Pin(4,1)"}``, in training through
+``--model.model_kwargs``) are the algebra's.
 
 FLOPs: ``GATr.nominal_flops_per_token`` (already forward + backward, per token, convention of
 :mod:`gatr.flops`) times the number of bodies; embedding and read-out are element-wise and not counted.
@@ -48,7 +50,8 @@ class GATrBodyModel(BodyModel):
 
         if width < 1 or depth < 1 or num_heads < 1:
             raise ValueError(f"gatr needs width, depth, num_heads >= 1; got {width}, {depth}, {num_heads}")
-        self.algebra = get_algebra(algebra)
+        # the algebra's options (e.g. {"group": "Pin(4,1)"}) decide the network's maps: they go with the name
+        self.algebra = get_algebra(algebra, **(gatr_kwargs.pop("algebra_options", None) or {}))
         self.algebra_name = self.algebra.name
         self.width, self.depth, self.num_heads = width, depth, num_heads
         self.embedding = BodyEmbedding(self.algebra, residual=residual)

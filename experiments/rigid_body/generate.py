@@ -35,7 +35,8 @@ from .storage import (
     write_json_atomic, write_shard,
 )
 
-__all__ = ["ConfigMismatchError", "generate_dataset", "simulate_range", "package_version", "main"]
+__all__ = ["ConfigMismatchError", "generate_dataset", "generation_command", "simulate_range", "package_version",
+           "main"]
 
 FORMAT_VERSION = 1
 
@@ -230,6 +231,37 @@ def generate_dataset(
         "last_run": {"simulated": n_todo, "seconds": round(elapsed, 3), "workers": workers},
     })
     return out
+
+
+#: ``SimConfig`` fields with a command-line flag (``frame_stride`` -> ``--frame-stride``)
+_SIM_FLAGS = ("frames", "frame_stride", "timestep")
+
+
+def generation_command(out_dir: str | os.PathLike, config: dict) -> str:
+    """The one-line command that generates a dataset with a manifest's ``config`` into ``out_dir``; rerunning
+    it resumes an interrupted generation and regenerates missing or corrupted shards.
+
+    Parameters
+    ----------
+    out_dir : path of the dataset directory
+    config : the ``"config"`` entry of its manifest
+
+    Returns
+    -------
+    str
+        ``python -m experiments.rigid_body.generate ...``, or, where the simulation settings go beyond the
+        command line's flags, ``python -c "...generate_dataset(...)"`` with them.
+    """
+    sim, default, n = config["sim"], SimConfig().to_dict(), config["num_trajectories"]
+    options = {"bodies": sim["bodies"], "seed": config["seed"], "shard_size": config["shard_size"],
+               **{k: sim[k] for k in _SIM_FLAGS if sim[k] != default[k]}}
+    other = {k: v for k, v in sim.items() if k not in ("bodies", *_SIM_FLAGS) and v != default.get(k)}
+    if other:
+        keywords = ", ".join(f"{k}={v!r}" for k, v in {**options, **other}.items())
+        return ('python -c "from experiments.rigid_body.generate import generate_dataset; '
+                f'generate_dataset({str(out_dir)!r}, {n}, {keywords})"')
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items())
+    return f"python -m experiments.rigid_body.generate --num-trajectories {n} {flags} --out {out_dir}"
 
 
 def _int_at_least(low: int, kind: str):

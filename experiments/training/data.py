@@ -60,9 +60,30 @@ def incomplete_data_message(data_dir: Path) -> str:
             "--data.auto_generate true to resume the automatic one")
 
 
+def _regenerate_hint(data_dir: Path) -> str:
+    """How to regenerate the dataset in ``data_dir``: the command of its manifest (rerunning it regenerates
+    missing or corrupted shards)."""
+    from experiments.rigid_body.generate import generation_command
+    from experiments.rigid_body.storage import ShardError, read_manifest
+
+    try:
+        command = generation_command(data_dir, read_manifest(data_dir)["config"])
+    except (ShardError, KeyError, TypeError):  # no readable manifest to take the settings from
+        command = f"python -m experiments.rigid_body.generate ... --out {data_dir}"
+    return f"rerun the command that generated it to regenerate it: {command}"
+
+
 def load_cached_arrays(data_dir: str | os.PathLike) -> tuple[dict, dict]:
-    """``storage.load_arrays(data_dir)``, cached per process."""
-    from experiments.rigid_body.storage import load_arrays
+    """``storage.load_arrays(data_dir)``, cached per process.
+
+    Raises
+    ------
+    FileNotFoundError
+        Without a dataset in ``data_dir``, giving the command that generates one.
+    ShardError
+        For a missing, corrupted or truncated shard, naming the file and the command that regenerates it.
+    """
+    from experiments.rigid_body.storage import ShardError, load_arrays
 
     data_dir = Path(data_dir)
     if not (data_dir / "manifest.json").exists():
@@ -71,7 +92,10 @@ def load_cached_arrays(data_dir: str | os.PathLike) -> tuple[dict, dict]:
     if key not in _ARRAYS:
         for k in [k for k in _ARRAYS if k[0] == key[0]]:  # stale versions of the same directory
             del _ARRAYS[k]
-        _ARRAYS[key] = load_arrays(data_dir)
+        try:
+            _ARRAYS[key] = load_arrays(data_dir)
+        except ShardError as err:
+            raise ShardError(f"{err}; {_regenerate_hint(data_dir)}") from None
     return _ARRAYS[key]
 
 

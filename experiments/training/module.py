@@ -47,6 +47,8 @@ __all__ = [
     "validate_family_algebra",
     "SCHEDULERS",
     "wsd_cooldown_start",
+    "resume_conflicts",
+    "resume_exemptions",
 ]
 
 SCHEDULERS = ("cosine", "linear", "constant", "wsd")
@@ -121,6 +123,80 @@ def _differs(a, b) -> bool:
     """Hyper-parameters compared as saved (tuples and lists alike)."""
     norm = (lambda x: list(x) if isinstance(x, (tuple, list)) else x)  # noqa: E731
     return norm(a) != norm(b)
+
+
+def _resolved(settings) -> dict:
+    """``settings`` with ``family`` and ``algebra`` named as :func:`validate_family_algebra` names them (an
+    alias resolved); left as given where they are invalid (building the model then says why)."""
+    out = dict(settings)
+    if "family" in out:
+        try:
+            out["family"], out["algebra"] = validate_family_algebra(out["family"], out.get("algebra"))
+        except ValueError:
+            pass
+    return out
+
+
+def _same_schedule_until(saved, requested, step: int) -> bool:
+    """Whether a checkpoint at ``step`` of a WSD run with ``saved`` settings is a branch point of a run with
+    ``requested`` settings: both are WSD with the same warm-up, and neither has started its cooldown before
+    ``step``."""
+    if requested.get("scheduler") != "wsd" or saved.get("scheduler") != "wsd" or saved.get("total_steps") is None \
+            or requested.get("total_steps") is None:
+        return False
+    same = all(not _differs(saved.get(k), requested.get(k)) for k in ("warmup_steps", "cooldown_fraction"))
+    fraction = requested["cooldown_fraction"]
+    return same and step <= min(wsd_cooldown_start(int(saved["total_steps"]), fraction),
+                                wsd_cooldown_start(int(requested["total_steps"]), fraction))
+
+
+def resume_exemptions(saved, requested, step: int) -> set[str]:
+    """The settings a resume may change: the :data:`EXECUTION_SETTINGS`, and ``total_steps`` where the
+    checkpoint is a branch point of the requested WSD schedule.
+
+    Parameters
+    ----------
+    saved : mapping
+        The checkpoint's hyper-parameters.
+    requested : mapping
+        The settings of the resumed run (:class:`BodyDynamicsModule`'s arguments).
+    step : int
+        The checkpoint's global step.
+
+    Returns
+    -------
+    set of str
+    """
+    exempt = set(EXECUTION_SETTINGS)
+    if _same_schedule_until(saved, requested, step):
+        exempt.add("total_steps")  # a WSD cooldown branch: both schedules agree up to the checkpoint
+    return exempt
+
+
+def resume_conflicts(saved, requested, step: int) -> dict:
+    """The settings a resume would silently drop: resuming restores weights, optimiser and schedule, so
+    every setting both name must agree, except those of :func:`resume_exemptions`. Family and algebra
+    are compared after resolving aliases (``ega`` is ``euclidean``). The one comparison of the training
+    CLI (``--ckpt_path``) and :meth:`BodyDynamicsModule.on_load_checkpoint`.
+
+    Parameters
+    ----------
+    saved : mapping
+        The checkpoint's hyper-parameters.
+    requested : mapping
+        The settings of the resumed run.
+    step : int
+        The checkpoint's global step.
+
+    Returns
+    -------
+    dict
+        ``{setting: (checkpoint value, requested value)}``, empty when the run may resume.
+    """
+    exempt = resume_exemptions(saved, requested, step)
+    saved, resolved = _resolved(saved), _resolved(requested)
+    return {k: (saved[k], resolved[k]) for k in sorted(resolved)
+            if k in saved and k not in exempt and _differs(saved[k], resolved[k])}
 
 
 class BodyDynamicsModule(L.LightningModule):
@@ -310,29 +386,14 @@ class BodyDynamicsModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("hyper_parameters") or {}
-        exempt = set(EXECUTION_SETTINGS)
-        if self._same_schedule_until(saved, int(checkpoint.get("global_step", 0))):
-            exempt.add("total_steps")  # a WSD cooldown branch: both schedules agree up to the checkpoint
-        changed = {k: (saved[k], v) for k, v in self.hparams.items()
-                   if k in saved and k not in exempt and _differs(saved[k], v)}
+        changed = resume_conflicts(saved, self.hparams, int(checkpoint.get("global_step", 0)))
         if changed:  # resuming restores weights, optimiser and schedule: new settings would be dropped silently
-            detail = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in sorted(changed.items()))
+            detail = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(f"the checkpoint was trained with other model settings ({detail}); resume with the "
                              "checkpoint's settings, or start a new run")
         self.samples_seen = int(checkpoint.get("samples_seen", 0))
 
     # ------------------------------------------------------------------ optimiser
-
-    def _same_schedule_until(self, saved: dict, step: int) -> bool:
-        """Whether a checkpoint at ``step`` of a WSD run with ``saved`` settings is a branch point of this
-        run: both are WSD with the same warm-up, and neither has started its cooldown before ``step``."""
-        h = self.hparams
-        if h.scheduler != "wsd" or saved.get("scheduler") != "wsd" or saved.get("total_steps") is None \
-                or h.total_steps is None:
-            return False
-        same = all(not _differs(saved.get(k), h[k]) for k in ("warmup_steps", "cooldown_fraction"))
-        return same and step <= min(wsd_cooldown_start(int(saved["total_steps"]), h.cooldown_fraction),
-                                    wsd_cooldown_start(int(h.total_steps), h.cooldown_fraction))
 
     def lr_factor(self, step: int, total: int) -> float:
         """Learning-rate multiplier at optimiser step ``step`` of ``total``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
-from algebras import get_algebra
+from algebras import algebra_spec, get_algebra
 
 from ..flops import training_flops
 from ..kernels import select_bilinear_kernel, select_linear_kernel
@@ -30,8 +31,9 @@ class GATrConfig:
     Parameters
     ----------
     algebra : str
-        Registered name, alias or ``"module:attribute"`` factory (a :class:`GATr` also takes an algebra
-        object; its config then holds the algebra's name).
+        Registered name, alias or ``"module:attribute"`` factory. A :class:`GATr` also takes an algebra
+        object: its config then holds the name and options the registry built it from
+        (:func:`algebras.algebra_spec`), or, for an algebra constructed directly, the object itself.
     in_mv_channels, out_mv_channels, hidden_mv_channels : int
         Multivector channels in, out and in the blocks.
     in_s_channels, out_s_channels, hidden_s_channels : int
@@ -54,6 +56,12 @@ class GATrConfig:
     compile : bool
         Run the blocks through ``torch.compile(fullgraph=True)`` (inputs are still checked eagerly, with
         the same errors); the module, its state dict and its config are unchanged.
+    algebra_options : dict, optional
+        Options of the algebra's factory, e.g. ``{"group": "Pin(4,1)"}`` (they decide the equivariant
+        maps, hence the parameters): ``get_algebra(algebra, **algebra_options)``.
+
+    Every field is checked for its type when a :class:`GATr` is built (booleans must be booleans, not
+    strings such as ``"false"``); unknown fields are refused, naming the valid ones.
     """
 
     algebra: Any = "projective"
@@ -74,6 +82,112 @@ class GATrConfig:
     linear_kernel: str = "auto"
     bilinear_kernel: str = "auto"
     compile: bool = False
+    algebra_options: Optional[dict] = None
+
+
+#: What a config field's type is called in errors.
+_TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string",
+               dict: "a mapping", type(None): "null"}
+
+
+def _has_type(value, kind: type) -> bool:
+    """``isinstance`` without the surprises: a bool is not an integer, an integer is a number."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
+def _check_config_types(config: GATrConfig) -> None:
+    """Refuse a field of the wrong type, naming it and the expected type (``algebra`` is checked by the registry).
+
+    Parameters
+    ----------
+    config : GATrConfig
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        E.g. for ``multi_query="false"`` (a string, not a boolean) or ``dropout="0.1"``.
+    """
+    for name, hint in typing.get_type_hints(GATrConfig).items():
+        if hint is Any:
+            continue
+        kinds = typing.get_args(hint) or (hint,)  # Optional[int] -> (int, NoneType)
+        value = getattr(config, name)
+        if not any(_has_type(value, kind) for kind in kinds):
+            expected = " or ".join(_TYPE_NAMES[kind] for kind in kinds)
+            raise TypeError(f"GATr: {name} must be {expected}, got {value!r} ({type(value).__name__})")
+
+
+def _make_config(*args, **kwargs) -> GATrConfig:
+    """``GATrConfig(*args, **kwargs)``, refusing unknown fields by name.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Fields of :class:`GATrConfig`, positionally in its field order or by name.
+
+    Returns
+    -------
+    GATrConfig
+
+    Raises
+    ------
+    ValueError
+        For a field :class:`GATrConfig` does not have, listing the valid ones.
+    """
+    names = [f.name for f in dataclasses.fields(GATrConfig)]
+    unknown = [key for key in kwargs if key not in names]
+    if unknown:
+        raise ValueError(f"GATr: unknown setting {unknown[0]!r}; valid settings: {', '.join(names)}")
+    return GATrConfig(*args, **kwargs)
+
+
+def _algebra_fields(alg) -> dict:
+    """``algebra`` / ``algebra_options`` of a config that rebuilds ``alg``: the name and options the registry
+    built it from (options ``None`` when there are none), or the object itself if the registry did not build it."""
+    spec = algebra_spec(alg)
+    if spec is None:
+        return {"algebra": alg, "algebra_options": None}
+    name, options = spec
+    return {"algebra": name, "algebra_options": options or None}
+
+
+def _zero_padding(key_padding_mask, mv, scalars=None, reference_mv=None):
+    """The inputs with every padded item's multivectors, scalars and (per-item) reference set to zero.
+
+    Attention keeps padded items away from real ones in the forward pass, but a NaN or inf held by a
+    padded item would still reach the gradients (``0 * NaN`` is NaN in every backward through them);
+    replaced by zeros before anything else, they influence neither outputs nor gradients of real items.
+
+    Parameters
+    ----------
+    key_padding_mask : Tensor of bool, shape (..., items), or None
+        True for real items.
+    mv : Tensor, shape (..., items, channels, dim)
+    scalars : Tensor, shape (..., items, s_channels), optional
+    reference_mv : Tensor, optional
+        Broadcastable to ``(..., items, 1, dim)``; zeroed only where it has an item axis.
+
+    Returns
+    -------
+    mv, scalars, reference_mv
+        Unchanged when ``key_padding_mask`` is None.
+    """
+    if key_padding_mask is None:
+        return mv, scalars, reference_mv
+    real = key_padding_mask[..., None]  # (..., items, 1)
+    zero = torch.zeros((), dtype=mv.dtype, device=mv.device)
+    mv = torch.where(real[..., None], mv, zero)
+    if scalars is not None:
+        scalars = torch.where(real, scalars, zero.to(scalars.dtype))
+    if reference_mv is not None and reference_mv.ndim >= 3 and reference_mv.shape[-3] != 1:
+        reference_mv = torch.where(real[..., None], reference_mv, zero.to(reference_mv.dtype))
+    return mv, scalars, reference_mv
 
 
 class GATr(EquiModule):
@@ -91,7 +205,8 @@ class GATr(EquiModule):
         super().__init__()
         if config is not None and (args or kwargs):
             raise TypeError("GATr: give either a config or its fields, not both")
-        c = config if config is not None else GATrConfig(*args, **kwargs)
+        c = config if config is not None else _make_config(*args, **kwargs)
+        _check_config_types(c)
         for name, low in (("num_heads", 1), ("num_blocks", 1), ("hidden_mv_channels", 1), ("in_mv_channels", 1),
                           ("out_mv_channels", 1), ("in_s_channels", 0), ("out_s_channels", 0),
                           ("hidden_s_channels", 0)):
@@ -100,8 +215,8 @@ class GATr(EquiModule):
                 raise ValueError(f"GATr: {name} must be an integer >= {low}, got {value!r}")
         if not 0.0 <= c.dropout < 1.0:
             raise ValueError(f"GATr: dropout must be in [0, 1), got {c.dropout!r}")
-        self.algebra = alg = get_algebra(c.algebra)
-        self.config = dataclasses.replace(c, algebra=c.algebra if isinstance(c.algebra, str) else alg.name)
+        self.algebra = alg = get_algebra(c.algebra, **(c.algebra_options or {}))
+        self.config = dataclasses.replace(c, **_algebra_fields(alg))
         self.head_mv_channels = c.head_mv_channels or max(1, c.hidden_mv_channels // c.num_heads)
         self.head_s_channels = c.hidden_s_channels // c.num_heads if c.head_s_channels is None else c.head_s_channels
         self.linear_in = EquiLinear(alg, c.in_mv_channels, c.hidden_mv_channels, c.in_s_channels, c.hidden_s_channels)
@@ -122,13 +237,15 @@ class GATr(EquiModule):
         Parameters
         ----------
         config : GATrConfig or dict
-            The settings; a dict is passed to ``GATrConfig(**config)``.
+            The settings; a dict is passed to ``GATrConfig(**config)`` (unknown keys are refused).
 
         Returns
         -------
         GATr
+            With ``net.config`` naming everything that decides its parameters (algebra, its options), so
+            ``GATr.from_config(net.config)`` rebuilds a network that loads ``net.state_dict()``.
         """
-        return cls(config=GATrConfig(**config) if isinstance(config, dict) else config)
+        return cls(config=_make_config(**config) if isinstance(config, dict) else config)
 
     def set_kernels(self, linear: str | None = None, bilinear: str | None = None) -> "GATr":
         """Run every EquiLinear with kernel ``linear`` and every bilinear with ``bilinear`` (None: unchanged).
@@ -221,6 +338,7 @@ class GATr(EquiModule):
         inputs were validated already."""
         if self.validate_inputs and not checked:
             scalars = self._check(mv, scalars, attention_mask, key_padding_mask, reference_mv)
+        mv, scalars, reference_mv = _zero_padding(key_padding_mask, mv, scalars, reference_mv)
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv, key_padding_mask)
         blocks = self._block_layout(mv)

@@ -90,6 +90,49 @@ def test_register_user_algebra(scratch_registry):
     assert get_algebra("minkowski") is not sta
 
 
+def test_a_failing_factory_path_is_named_and_not_listed(scratch_registry):
+    """A ``"module:attribute"`` factory joins the listing only once it has built an algebra."""
+    with pytest.raises(TypeError, match=r"algebra 'json:loads' failed: loads\(\) missing"):
+        get_algebra("json:loads")
+    with pytest.raises(TypeError, match="algebra 'builtins:dict' returned dict, not a CliffordAlgebra"):
+        get_algebra("builtins:dict")
+    assert not {"json:loads", "builtins:dict"} & set(available_algebras())
+    with pytest.raises(ValueError, match="valid names: .*'conformal'") as info:
+        get_algebra("nope")
+    assert "json:loads" not in str(info.value)
+    get_algebra("algebras:EuclideanAlgebra")
+    assert "algebras:EuclideanAlgebra" in available_algebras()
+
+
+def test_broken_plugins_are_not_listed_and_their_errors_name_them(scratch_registry, monkeypatch):
+    """Entry points that cannot be loaded, are not callable, or fail to build their algebra: each error names
+    the plug-in (entry point name and value), and none of them is listed."""
+    from types import SimpleNamespace
+
+    def missing():
+        raise ImportError("No module named 'no_such_module'")
+
+    plugins = [SimpleNamespace(name="answer", value="pkg.mod:ANSWER", load=lambda: 42),
+               SimpleNamespace(name="loads", value="json:loads", load=lambda: json.loads),
+               SimpleNamespace(name="missing", value="no_such_module:f", load=missing)]
+    monkeypatch.setattr(registry, "entry_points", lambda group: plugins if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(registry, "_PLUGINS_LOADED", False)
+    with pytest.warns(UserWarning) as caught:
+        names = available_algebras()
+    assert sorted(str(w.message).split(" failed to load: ")[0] for w in caught) == [
+        "algebra plug-in 'answer' (pkg.mod:ANSWER)", "algebra plug-in 'missing' (no_such_module:f)"]
+    assert "answer" not in names and "missing" not in names and "conformal" in names
+    with pytest.raises(ValueError, match=r"'answer' \(pkg.mod:ANSWER\) is broken: .*not callable \(got int\)"):
+        get_algebra("answer")
+    with pytest.raises(ValueError, match=r"plug-in 'missing' \(no_such_module:f\) is broken: .*no_such_module"):
+        get_algebra("missing")
+    with pytest.raises(TypeError, match=r"plug-in 'loads' \(json:loads\) failed: loads\(\) missing"):
+        get_algebra("loads")  # callable, so listed until it fails to build its algebra
+    assert "loads" not in available_algebras()
+    with pytest.raises(ValueError, match=r"plug-in 'loads' \(json:loads\) is broken"):
+        get_algebra("loads")
+
+
 # ---------------------------------------------------------------------------- errors
 def test_wrong_last_axis_names_the_expected_size():
     pga = get_algebra("projective")

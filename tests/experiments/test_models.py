@@ -347,6 +347,15 @@ def test_build_model_errors():
     assert build_model("mlp", width=4, num_bodies=6).num_bodies == 6
 
 
+@needs_gatr
+def test_gatr_model_takes_the_algebra_options():
+    """``algebra_options`` (e.g. from ``--model.model_kwargs``) select the algebra's group, and the network's
+    config names them, so a checkpoint's settings rebuild the same parameters."""
+    model = build_model("gatr", "cga", width=2, depth=1, num_heads=1, algebra_options={"group": "Pin(4,1)"})
+    assert model.algebra is get_algebra("conformal", group="Pin(4,1)")
+    assert (model.net.config.algebra, model.net.config.algebra_options) == ("conformal", {"group": "Pin(4,1)"})
+
+
 # ----------------------------------------------------------------------------- residual switch, standardisation
 
 

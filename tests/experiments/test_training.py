@@ -98,6 +98,7 @@ def test_algebra_switch_is_one_key(data_dir):
                                            "projective-distance", "conformal"]),
     (["--model.family", "mlp"], ["takes no algebra", "--model.algebra null"]),
     (["--model.algebra", "null"], ["needs an algebra", "conformal"]),
+    (["--model.algebra", "os:system"], ["algebra 'os:system' failed"]),  # callable, but builds no algebra
 ])
 def test_invalid_choices_fail_before_training(extra, words, data_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -344,6 +345,60 @@ def test_resume_with_other_model_settings_is_refused(data_dir, tmp_path, monkeyp
     assert "unreadable (truncated or not a checkpoint)" in capsys.readouterr().err
     # the same settings resume as before
     assert cli_main(small_args(config, data_dir, *common, "--trainer.max_steps", "4", "--ckpt_path", str(ckpt))) == 0
+
+
+def test_resume_resolves_aliases_and_may_change_execution_settings(data_dir, tmp_path, monkeypatch):
+    """A euclidean checkpoint resumes with --model.algebra ega (its own alias) and another --model.compile
+    (an execution setting, kept as requested): the CLI and the module compare settings one way."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)  # the setting is tested, not the compiler
+    config = REPO / "experiments/configs/gatr_euclidean.yaml"
+    common = ["--trainer.logger", "false", "--checkpoint.dirpath", str(tmp_path / "ck"), "--checkpoint.monitor",
+              "null"]
+    last = str(tmp_path / "ck" / "last.ckpt")
+    main(small_args(config, data_dir, *common))
+    cli = main(small_args(config, data_dir, *common, "--model.compile", "true", "--trainer.max_steps", "4",
+                          "--ckpt_path", last))
+    assert (cli.trainer.global_step, cli.model.hparams.compile) == (4, True)
+    cli = main(small_args(config, data_dir, *common, "--model.algebra", "ega", "--trainer.max_steps", "6",
+                          "--ckpt_path", last))
+    assert (cli.trainer.global_step, cli.model.hparams.algebra, cli.model.hparams.compile) == (6, "euclidean", False)
+    from experiments.training.module import resume_conflicts
+
+    saved = {"family": "gatr", "algebra": "euclidean", "lr": 1e-3, "compile": False}
+    assert resume_conflicts(saved, {**saved, "algebra": "EGA", "compile": True}, step=2) == {}
+    assert resume_conflicts(saved, {**saved, "algebra": "pga"}, step=2) == {"algebra": ("euclidean", "projective")}
+
+
+def test_training_without_checkpoints(data_dir, tmp_path, monkeypatch):
+    """--trainer.enable_checkpointing false (a standard Lightning option) trains and writes no checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    cli = main(small_args(REPO / "experiments/configs/mlp.yaml", data_dir, "--trainer.enable_checkpointing", "false"))
+    assert cli.trainer.global_step == 2 and cli.trainer.checkpoint_callback is None
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_a_truncated_shard_names_the_file_and_the_command_that_regenerates_it(data_dir, tmp_path, capsys,
+                                                                             monkeypatch):
+    import shlex
+    import shutil
+
+    from experiments.rigid_body.generate import main as generate_main
+    from experiments.train import cli_main
+
+    monkeypatch.chdir(tmp_path)
+    data = shutil.copytree(data_dir, tmp_path / "data")
+    shard = data / "shard_00000.npz"
+    shard.write_bytes(shard.read_bytes()[:1000])
+    args = small_args(REPO / "experiments/configs/mlp.yaml", data, "--trainer.logger", "false")
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    command = (f"python -m experiments.rigid_body.generate --num-trajectories 16 --bodies {BODIES} --seed 0 "
+               f"--shard-size 500 --frames 12 --out {data}")
+    assert err.startswith(f"error: shard file {shard} is corrupted or truncated") and err.count("\n") == 1
+    assert err.rstrip().endswith(command)
+    assert generate_main([*shlex.split(command)[3:], "--workers", "1", "--no-progress"]) == 0  # the command works
+    assert cli_main(args) == 0
 
 
 def test_interrupted_automatic_generation_resumes(tmp_path, capsys):

@@ -1,14 +1,21 @@
 """The whole network: equivariance, depth, masking, broadcasting, state, gradients, autocast, config."""
 
 import dataclasses
+import json
+import re
 
 import pytest
 import torch
 
+from algebras import ConformalAlgebra, available_algebras, get_algebra
 from gatr import EquiLinear, GATr, GATrConfig
 from gatr import flops as F
 from gatr.diagnostics import equivariance_error
 from gatr_test_utils import assert_equivariant, randn, reference_pseudoscalar
+
+#: the group options of the built-in algebras: each gives other equivariant maps, hence other parameters
+GROUP_OPTIONS = [("euclidean", "SO(3)"), ("projective", "SE(3)"), ("conformal", "SE(3)"), ("conformal", "Pin(4,1)"),
+                 ("conformal", "Spin(4,1)")]
 
 
 def small_net(alg, **kw):
@@ -82,6 +89,55 @@ def test_state_dict_round_trip_and_config(alg):
     for a, b in zip(net(x, s), clone(x, s)):
         torch.testing.assert_close(a, b)
     assert GATr.from_config(config).config == net.config
+
+
+@pytest.mark.parametrize("name, options", [(n, {}) for n in available_algebras()]
+                         + [(n, {"group": g}) for n, g in GROUP_OPTIONS])
+def test_config_and_state_dict_rebuild_the_network(name, options):
+    """``GATr.from_config(net.config)`` (in the plain form a YAML file or checkpoint holds) rebuilds a network
+    that loads ``net.state_dict()`` and computes the same, for every registered algebra and group option,
+    built from the algebra object or from its name and options."""
+    alg = get_algebra(name, **options)
+    sizes = dict(in_mv_channels=2, out_mv_channels=1, hidden_mv_channels=4, in_s_channels=2, out_s_channels=1,
+                 hidden_s_channels=4, num_blocks=1, num_heads=2)
+    x, s = torch.randn(2, 5, 2, alg.dim), torch.randn(2, 5, 2)
+    for net in (GATr(alg, **sizes), GATr(name, algebra_options=options or None, **sizes)):
+        config = json.loads(json.dumps(dataclasses.asdict(net.config)))
+        assert (config["algebra"], config["algebra_options"] or {}) == (name, options)
+        clone = GATr.from_config(config)
+        assert clone.algebra is alg
+        clone.load_state_dict(net.state_dict())
+        for a, b in zip(net(x, s), clone(x, s)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_config_of_an_algebra_built_outside_the_registry_holds_the_algebra():
+    """The registry cannot name an algebra constructed directly: the config keeps the object, so that
+    ``from_config`` still rebuilds the same maps (not those of the registry's default group)."""
+    alg = ConformalAlgebra(group="Pin(4,1)")
+    net = GATr(alg, 1, 1, 4, num_blocks=1, num_heads=2)
+    assert net.config.algebra is alg and net.config.algebra_options is None
+    GATr.from_config(net.config).load_state_dict(net.state_dict())
+
+
+@pytest.mark.parametrize("setting, value, expected", [
+    ("multi_query", "false", "multi_query must be a boolean"), ("compile", "false", "compile must be a boolean"),
+    ("checkpoint", 0, "checkpoint must be a boolean"), ("dropout", "0.1", "dropout must be a number"),
+    ("num_heads", "2", "num_heads must be an integer"), ("num_blocks", True, "num_blocks must be an integer"),
+    ("head_mv_channels", 2.0, "head_mv_channels must be an integer or null"),
+    ("activation", None, "activation must be a string"),
+    ("algebra_options", "Pin(4,1)", "algebra_options must be a mapping"),
+])
+def test_settings_of_the_wrong_type_are_refused_by_name(setting, value, expected):
+    with pytest.raises(TypeError, match=rf"{expected}.*got {re.escape(repr(value))}"):
+        GATr.from_config({"algebra": "euclidean", setting: value})
+
+
+def test_unknown_settings_are_refused_naming_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown setting 'multi_querry'; valid settings: .*multi_query"):
+        GATr.from_config({"algebra": "euclidean", "multi_querry": True})
+    with pytest.raises(ValueError, match=r"unknown setting 'dropuot'; valid settings: .*dropout"):
+        GATr("euclidean", dropuot=0.1)
 
 
 @pytest.mark.parametrize("kernel", ["dense", "sparse"])
@@ -171,6 +227,32 @@ def test_integer_masks_mean_attend_and_padded_items_never_reach_real_ones(alg):
     for x, y in zip(a, b):
         assert torch.isfinite(y[:, :4]).all()
         torch.testing.assert_close(y[:, :4], x[:, :4], rtol=1e-12, atol=1e-12)
+
+
+def test_nan_in_padded_items_reaches_no_gradient(alg):
+    """NaN or inf in padded items (inputs, scalars, a per-item reference) leave the real items' outputs and
+    every parameter gradient exactly as zeros there do, with right and left padding under a causal mask."""
+    net = small_net(alg).double()
+    real = torch.ones(3, 6, dtype=torch.bool)
+    real[0, 4:], real[1, :2] = False, False
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    mv, s, ref = randn(3, 6, 2, alg.dim), randn(3, 6, 2), randn(3, 6, 1, alg.dim)
+
+    def run(fill):
+        padded = [t.clone() for t in (mv, s, ref)]
+        for t in padded:
+            t[~real] = fill
+        net.zero_grad()
+        out_mv, out_s = net(padded[0], padded[1], attention_mask=causal, key_padding_mask=real,
+                            reference_mv=padded[2])
+        (out_mv[real].square().sum() + out_s[real].square().sum()).backward()
+        return [out_mv[real], out_s[real], *(p.grad.clone() for p in net.parameters())]
+
+    zeros = run(0.0)
+    for fill in (float("nan"), float("inf")):
+        for a, b in zip(run(fill), zeros):
+            assert torch.isfinite(a).all()
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_user_mistakes_get_clear_errors(alg):
