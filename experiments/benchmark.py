@@ -219,6 +219,25 @@ def report(entries: list[Entry], args) -> None:
         print(f"- peak CUDA memory over all models: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
 
 
+def _check_args(args) -> str | None:
+    """The first problem with the command line, before any model is built (None when there is none)."""
+    for name in ("items", "batch", "blocks", "mv_channels", "s_channels", "heads", "threads", "steps", "rounds"):
+        if getattr(args, name) < 1:
+            return f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(args, name)}"
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError) as err:
+        return f"--device {args.device!r}: {err}"
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            return (f"--device {args.device}: this torch sees {count} CUDA device(s)"
+                    + ("" if torch.version.cuda else " (a CPU-only build)"))
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        return f"--device {args.device}: MPS is not available here"
+    return None
+
+
 def main(argv=None) -> int:
     program = prog("experiments.benchmark", "gatr-benchmark")
     p = argparse.ArgumentParser(prog=program, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -245,6 +264,10 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     p.add_argument("--equivariance", action="store_true", help="print equivariance error vs depth instead")
     args = p.parse_args(argv)
+    problem = _check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     if args.equivariance:
         from gatr.diagnostics import print_equivariance_vs_depth

@@ -48,6 +48,8 @@ def load_reference_gatr(path: str | Path):
         attention = importlib.import_module("gatr.layers.attention.config")
         mlp = importlib.import_module("gatr.layers.mlp.config")
         return nets.GATr, attention.SelfAttentionConfig, mlp.MLPConfig
+    except (ImportError, AttributeError) as err:  # a gatr/ tree, but not the reference's (e.g. this one)
+        raise ValueError(f"--reference-gatr {path}: not a checkout of the reference GATr ({err})") from None
     finally:  # the reference's modules keep their references to each other; ours come back under "gatr"
         sys.path.remove(str(path))
         for k in [k for k in sys.modules if k == "gatr" or k.startswith("gatr.")]:

@@ -97,6 +97,10 @@ def _has_type(value, kind: type) -> bool:
     return isinstance(value, (int, float) if kind is float else kind)
 
 
+class _SettingTypeError(TypeError, ValueError):
+    """A setting of the wrong type: a TypeError, and a ValueError for command lines that report bad values."""
+
+
 def _check_config_types(config: GATrConfig) -> None:
     """Refuse a field of the wrong type, naming it and the expected type (``algebra`` is checked by the registry).
 
@@ -120,7 +124,7 @@ def _check_config_types(config: GATrConfig) -> None:
         value = getattr(config, name)
         if not any(_has_type(value, kind) for kind in kinds):
             expected = " or ".join(_TYPE_NAMES[kind] for kind in kinds)
-            raise TypeError(f"GATr: {name} must be {expected}, got {value!r} ({type(value).__name__})")
+            raise _SettingTypeError(f"GATr: {name} must be {expected}, got {value!r} ({type(value).__name__})")
 
 
 def _make_config(*args, **kwargs) -> GATrConfig:

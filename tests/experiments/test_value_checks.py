@@ -74,3 +74,27 @@ def test_an_algebra_without_3d_embeddings_is_named_not_an_attribute_error():
     with pytest.raises(ValueError, match=r"cannot embed rigid bodies: it lacks embed_point, embed_direction, "
                                          r"embed_axial_vector, extract_point, embedding_parity"):
         build_model("gatr", CliffordAlgebra((1, -1, -1, -1)), width=4, depth=1, num_heads=2, num_bodies=BODIES)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rounds", "0"], "--rounds: expected a positive integer"),
+    (["--threads", "0"], "--threads: expected a positive integer"),
+    (["--device", "cuda:3"], "--device cuda:3: this torch sees"),
+    (["--reference-gatr", "."], "not a checkout of the reference GATr"),
+])
+def test_benchmark_refuses_bad_arguments_with_one_line(argv, message, capsys):
+    """Each used to fail with a traceback, some only after building and compiling every model."""
+    from experiments.benchmark import main
+
+    assert main([*argv, "--algebras", "euclidean", "--modes", "eager", "--no-lgatr", "--no-transformer"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_wrongly_typed_model_setting_is_one_line_from_the_training_cli(tmp_path, capsys):
+    from experiments.train import cli_main
+
+    rc = cli_main(["fit", "--config", "experiments/configs/gatr_euclidean.yaml", "--model.model_kwargs",
+                   '{"dropout": "0.1"}', "--trainer.max_steps", "1", "--data.data_dir", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "dropout must be" in err and "Traceback" not in err
