@@ -41,14 +41,37 @@ from experiments.training.callbacks import FinalModelCheckpoint
 from experiments.training.data import TrainingDataModule
 from experiments.training.module import BodyDynamicsModule, resume_conflicts, resume_exemptions
 
-__all__ = ["TrainingCLI", "main", "cli_main", "TRAINER_DEFAULTS", "LOGGER_DEFAULTS"]
+__all__ = ["TrainingCLI", "main", "cli_main", "run_name", "TRAINER_DEFAULTS", "LOGGER_DEFAULTS"]
 
 TRAINER_DEFAULTS = {"max_steps": 1000, "log_every_n_steps": 10}
 LOGGER_DEFAULTS = [
-    {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "default"}},
+    {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "auto"}},
     {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-     "init_args": {"save_dir": "runs/tensorboard", "name": "default"}},
+     "init_args": {"save_dir": "runs/tensorboard", "name": "auto"}},
 ]
+
+
+def run_name(model) -> str:
+    """``family[_algebra][_centred][_aug]`` of a run's model settings (a logger named ``auto`` uses it).
+
+    Parameters
+    ----------
+    model : mapping
+        The ``model`` settings (:class:`BodyDynamicsModule`'s arguments).
+
+    Returns
+    -------
+    str
+    """
+    get = model.get if hasattr(model, "get") else (lambda k, d=None: getattr(model, k, d))
+    name = str(get("family"))
+    if get("algebra"):
+        name += "_" + str(get("algebra")).replace(":", "_").replace(".", "_")
+    if (get("model_kwargs") or {}).get("centre"):
+        name += "_centred"
+    if get("augment"):
+        name += "_aug"
+    return name
 
 
 class TrainingCLI(LightningCLI):
@@ -97,6 +120,18 @@ class TrainingCLI(LightningCLI):
                              "checkpoint.save_top_k": 1, "checkpoint.filename": "best-{step}"})
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, evaluate the final weights on the test and E(3) test sets")
+
+    def before_instantiate_classes(self) -> None:
+        """A logger named ``auto`` takes the run's name from the model: ``--model.algebra euclidean`` on
+        the conformal config writes to ``runs/gatr_euclidean``, not ``runs/gatr_conformal``."""
+        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        loggers = cfg["trainer"].get("logger") if cfg is not None else None
+        if not isinstance(loggers, list):
+            loggers = [loggers] if loggers not in (None, True, False) else []
+        for logger in loggers:
+            args = getattr(logger, "init_args", None)
+            if args is not None and args.get("name") == "auto":
+                args["name"] = run_name(cfg["model"])
 
     def after_fit(self) -> None:
         cfg = self.config.get(self.subcommand, {})

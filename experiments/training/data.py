@@ -30,6 +30,9 @@ from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset
 
 __all__ = ["BatchedDataset", "collate_batched", "ResumableSampler", "ResumableLoader", "TrainingDataModule", "load_cached_arrays", "clear_cache", "missing_data_message"]
 
+#: frames per trajectory of the benchmark's task (the scaling presets' ``data.sim.frames``)
+BENCHMARK_FRAMES = 16
+
 _ARRAYS: dict = {}
 _DATASETS: dict = {}
 
@@ -47,10 +50,10 @@ def _manifest_key(data_dir: Path) -> tuple:
     return str(root), st.st_mtime_ns, st.st_size
 
 
-def missing_data_message(data_dir: Path, bodies: int = 4) -> str:
+def missing_data_message(data_dir: Path, bodies: int = 4, frames: int | None = None) -> str:
     return (f"no rigid-body dataset in {data_dir} (missing manifest.json). Generate one with\n"
             f"    python -m experiments.rigid_body.generate --num-trajectories 1000 --bodies {bodies} "
-            f"--seed 0 --out {data_dir}\n"
+            f"--frames {frames or BENCHMARK_FRAMES} --seed 0 --out {data_dir}\n"
             "or pass --data.auto_generate true to generate a small one automatically.")
 
 
@@ -187,6 +190,9 @@ class TrainingDataModule(RigidBodyDataModule):
         it to ``model.num_bodies``); also used by ``auto_generate``
     auto_generate : generate a small dataset into ``data_dir`` if there is none
     auto_generate_trajectories : trajectories of that dataset
+    frames : frames per trajectory expected of the dataset (a mismatch is an error naming both), and of
+        an auto-generated one; None accepts any existing dataset and generates 16 (the benchmark's task:
+        0.3 s windows of collisions; the generator's default 51 frames is the older, contact-poor task)
     drop_last : drop the last incomplete training batch of each epoch
     shuffle_seed : seed of the training order (default: ``seed``)
     min_contact_fraction : contact windows' minimum share of every split (see
@@ -206,6 +212,7 @@ class TrainingDataModule(RigidBodyDataModule):
         bodies: int = 4,
         auto_generate: bool = False,
         auto_generate_trajectories: int = 200,
+        frames: int | None = None,
         drop_last: bool = False,
         shuffle_seed: int | None = None,
         min_contact_fraction: float | None = 0.5,
@@ -216,6 +223,7 @@ class TrainingDataModule(RigidBodyDataModule):
                          min_contact_fraction=min_contact_fraction)
         self.bodies, self.auto_generate = int(bodies), bool(auto_generate)
         self.auto_generate_trajectories, self.drop_last = int(auto_generate_trajectories), bool(drop_last)
+        self.frames = None if frames is None else int(frames)
         self.shuffle_seed = self.seed if shuffle_seed is None else int(shuffle_seed)
         self.manifest = None
         self._sampler = None
@@ -230,7 +238,7 @@ class TrainingDataModule(RigidBodyDataModule):
         return None if manifest is None else manifest.get("complete") is True
 
     def _no_data_error(self, state: bool | None) -> FileNotFoundError:
-        return FileNotFoundError(missing_data_message(self.data_dir, self.bodies) if state is None else
+        return FileNotFoundError(missing_data_message(self.data_dir, self.bodies, self.frames) if state is None else
                                  incomplete_data_message(self.data_dir))
 
     def prepare_data(self) -> None:
@@ -244,8 +252,9 @@ class TrainingDataModule(RigidBodyDataModule):
         verb = "generating" if state is None else "resuming the interrupted generation of"
         print(f"[experiments.train] no complete dataset in {self.data_dir}: {verb} {self.auto_generate_trajectories} "
               f"trajectories with {self.bodies} bodies (auto_generate=True)", flush=True)
+        sim = {"frames": BENCHMARK_FRAMES if self.frames is None else self.frames}
         generate_dataset(self.data_dir, self.auto_generate_trajectories, bodies=self.bodies, seed=self.seed,
-                         workers=min(4, os.cpu_count() or 1), progress=True)
+                         workers=min(4, os.cpu_count() or 1), progress=True, **sim)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train is not None:
@@ -255,6 +264,10 @@ class TrainingDataModule(RigidBodyDataModule):
             # prepare_data runs on local rank 0 only; other ranks (or direct use) end up here
             raise self._no_data_error(state)
         arrays, self.manifest = load_cached_arrays(self.data_dir)
+        frames = int(arrays["positions"].shape[1])
+        if self.frames is not None and frames != self.frames:
+            raise ValueError(f"dataset {self.data_dir} has {frames} frames per trajectory but frames={self.frames}; "
+                             f"pass --data.frames {frames} to train on it, or another --data.data_dir")
         found = int(arrays["positions"].shape[2])
         if found != self.bodies:
             raise ValueError(f"dataset {self.data_dir} has {found} bodies per scene but bodies={self.bodies}; "

@@ -43,7 +43,7 @@ def _plain_argv(monkeypatch):
 def small_args(config: Path, data_dir: Path, *extra: str) -> list[str]:
     """CLI arguments: a shipped config shrunk to a tiny model on the tiny data set."""
     return ["fit", "--config", str(config), "--data.data_dir", str(data_dir), "--data.bodies", str(BODIES),
-            "--data.horizon", "2", "--data.batch_size", "8", "--data.auto_generate", "false",
+            "--data.horizon", "2", "--data.batch_size", "8", "--data.auto_generate", "false", "--data.frames", "12",
             "--model.width", "4", "--model.depth", "1", "--model.num_heads", "2", "--model.warmup_steps", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1", "--trainer.max_steps", "2",
@@ -72,14 +72,18 @@ def test_config_parses_and_trains(config, data_dir, tmp_path, monkeypatch):
     for key in ("test/mse", "test_e3/mse", "test_rotation/mse", "test_translation/mse") if extra else \
             ("train/loss", "val/loss"):
         assert math.isfinite(float(metrics[key])), key
-    run = tmp_path / "runs" / config.stem / "version_0"
+    from experiments.train import run_name
+
+    name = run_name(cli.model.hparams)  # the configs' loggers are named "auto": the model's family and algebra
+    assert name == config.stem.replace("projective_distance", "projective-distance")
+    run = tmp_path / "runs" / name / "version_0"
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     for key in ("train/loss", "val/loss", "perf/tokens_per_s", "perf/train_flops", "lr"):
         values = [float(r[key]) for r in rows if r.get(key)]
         assert values and all(math.isfinite(v) for v in values), key
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / "config.yaml").exists()
     assert (run / "checkpoints" / "best-step=2.ckpt").exists()  # top-k by val/loss kept at the final step
-    assert list((tmp_path / "runs" / "tensorboard" / config.stem).rglob("events.out.tfevents*"))
+    assert list((tmp_path / "runs" / "tensorboard" / name).rglob("events.out.tfevents*"))
 
 
 def test_algebra_switch_is_one_key(data_dir):
@@ -435,3 +439,21 @@ def test_compile_option_compiles_the_forward_and_keeps_checkpoints_plain(data_di
     assert compiled._run_model is not compiled.model and compiled._run_model._orig_mod is compiled.model
     assert set(compiled.state_dict()) == set(plain.state_dict())
     assert "compile" in EXECUTION_SETTINGS
+
+
+def test_the_run_folder_follows_the_algebra_and_configs_train_on_the_benchmark_task(data_dir, tmp_path, monkeypatch):
+    """`--model.algebra euclidean` on the conformal config logs to runs/gatr_euclidean (it wrote to
+    runs/gatr_conformal); the shipped configs expect and generate 16-frame data and refuse other data by name."""
+    from experiments.train import run_name
+
+    monkeypatch.chdir(tmp_path)
+    cli = main(small_args(REPO / "experiments/configs/gatr_conformal.yaml", data_dir, "--model.algebra", "euclidean")[1:],
+               run=False)  # parse and instantiate only: no subcommand
+    assert [lg.name for lg in cli.trainer.loggers] == ["gatr_euclidean", "gatr_euclidean"]
+    assert run_name({"family": "transformer", "model_kwargs": {"centre": True}, "augment": False}) == "transformer_centred"
+    for cfg in (REPO / "experiments/configs").glob("*.yaml"):
+        text = cfg.read_text()
+        assert "frames: 16" in text and "name: auto" in text, cfg.name
+    dm = TrainingDataModule(data_dir, horizon=2, bodies=BODIES, frames=16)  # the fixture has 12 frames
+    with pytest.raises(ValueError, match="has 12 frames per trajectory but frames=16; pass --data.frames 12"):
+        dm.setup("fit")
