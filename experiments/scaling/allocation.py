@@ -3,8 +3,9 @@
 At each compute budget C the family's model sizes form a profile: validation loss against
 parameters N. A parabola in log N through the profile (Hoffmann et al. 2022, "Training
 Compute-Optimal Large Language Models", approach 2) puts the compute-optimal size N*(C) at its
-vertex; the vertex counts only when the parabola opens upwards and the vertex lies inside the sizes
-tried (the optimum is bracketed), otherwise that budget says only "at the edge". The exponent ``a``
+vertex; the vertex counts only when the parabola opens upwards, the best size tried is not the
+smallest or the largest, and the vertex lies inside the sizes tried (the optimum is bracketed);
+otherwise that budget says only "at the edge". The exponent ``a``
 is the least-squares slope of log N* on log C over the bracketed budgets (at least three).
 
 Selection reads validation loss only (which size is optimal is a selection). Uncertainty: seeds are
@@ -34,7 +35,10 @@ def profile_vertex(log_n: np.ndarray, log_loss: np.ndarray) -> tuple[float, bool
     if not a > 0:
         return math.nan, False
     v = -b / (2 * a)
-    return float(v), bool(log_n.min() < v < log_n.max())
+    # bracketed: the best size tried has a worse one on each side, and the vertex lies between them
+    # (a parabola through a monotonic profile can put its vertex just inside the range)
+    best = int(np.argmin(log_loss))
+    return float(v), bool(0 < best < len(log_n) - 1 and log_n.min() < v < log_n.max())
 
 
 def allocation_exponent(log_c: np.ndarray, log_n: list[np.ndarray], losses: list[np.ndarray],

@@ -278,8 +278,9 @@ def compute_matched(study: StudyData, n_boot: int = 500, seed: int = 0, max_budg
     """Budgets, and per family the test loss (all windows and contact windows) at each budget with
     seed mean +- sd, bootstrap intervals, and the losses relative to ballistic on the same samples.
 
-    ``axis``: "flops" compares at equal nominal training FLOPs (at the grid's budget levels when the
-    study is placed by budgets, else ``max_budgets`` log-spaced ones); "seconds" at equal measured
+    ``axis``: "flops" compares at equal nominal training FLOPs (at every grid budget level that two or
+    more families reach when the study is placed by budgets, else ``max_budgets`` log-spaced ones inside
+    every family's range); "seconds" at equal measured
     training time on the machine that ran the study (``max_budgets`` log-spaced times).
 
     Returns a dict with ``axis``, ``budgets`` and ``families`` -> {``loss``, ``loss_contact``,
@@ -295,8 +296,11 @@ def compute_matched(study: StudyData, n_boot: int = 500, seed: int = 0, max_budg
         ranges.append((float(c[fr].min()), float(c.max())) if len(fr) else (math.inf, -math.inf))
     levels = sorted({x.budget for f in fams for x in study.grid(f) if x.budget is not None})
     if axis == "flops" and levels and ranges:
-        lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
-        budgets = np.array([b for b in levels if lo * (1 - BUDGET_RTOL) <= b <= hi * (1 + BUDGET_RTOL)])
+        # every grid budget that two or more families reach: a family is compared where its frontier is
+        # defined (NaN below its cheapest frontier config, flat above its largest)
+        def reached(b):
+            return sum(lo * (1 - BUDGET_RTOL) <= b for lo, _ in ranges)
+        budgets = np.array([b for b in levels if reached(b) >= 2])
     else:
         budgets = np.array(common_budgets(ranges, max_budgets))
     ts = study.test_set

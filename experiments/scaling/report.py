@@ -238,10 +238,9 @@ def _iso_flop(an: dict) -> list[str]:
              "'edge' when the optimum is not inside the sizes tried.", "",
              "| family | budget | sizes: params → validation loss | N* |", "|---|---|---|---|"]
     for fam, io in sorted(fams.items()):
-        stars = dict(zip(io.get("budgets") or [], io.get("n_star") or []))
-        for p in io["profiles"]:
+        stars = io.get("n_star") or [None] * len(io["profiles"])  # one per profile, in the same order
+        for p, star in zip(io["profiles"], stars):
             sizes = ", ".join(f"{_f(s['params'], '.3g')} → {_f(s['val_loss'], '.4g')}" for s in p["sizes"])
-            star = stars.get(p["budget"])
             lines.append(f"| {fam} | {p['budget']:.3g} | {sizes} | {_f(star, '.3g') if star else 'edge'} |")
     return lines + [""]
 
