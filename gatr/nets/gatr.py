@@ -28,6 +28,9 @@ class GATrConfig:
 
     Plain types, so YAML / jsonargparse can fill it; field order is :class:`GATr`'s positional order.
 
+    Every field is checked for its type when a :class:`GATr` is built (booleans must be booleans, not
+    strings such as ``"false"``); unknown fields are refused, naming the valid ones.
+
     Parameters
     ----------
     algebra : str
@@ -60,8 +63,6 @@ class GATrConfig:
         Options of the algebra's factory, e.g. ``{"group": "Pin(4,1)"}`` (they decide the equivariant
         maps, hence the parameters): ``get_algebra(algebra, **algebra_options)``.
 
-    Every field is checked for its type when a :class:`GATr` is built (booleans must be booleans, not
-    strings such as ``"false"``); unknown fields are refused, naming the valid ones.
     """
 
     algebra: Any = "projective"
