@@ -117,7 +117,7 @@ MUTATIONS = (
              "experiments/scaling/runner.py", "    check_same_study(out_dir, cfg)\n", "",
              (E + "test_scaling_runner.py",)),
     Mutation("no-run-lock", "concurrent sweeps on one directory training the same run twice",
-             "experiments/scaling/runner.py", "    holder = try_lock(lock)\n    if holder is not None:",
+             "experiments/scaling/execution.py", "    holder = try_lock(lock)\n    if holder is not None:",
              "    try_lock(lock)\n    holder = None\n    if holder is not None:", (E + "test_scaling_runner.py",)),
     Mutation("orphan-workers", "sweep workers that outlive a killed parent", "experiments/workers.py",
              "            if os.getppid() != parent_pid:", "            if False:", (E + "test_workers.py",)),
