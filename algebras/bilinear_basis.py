@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .equivariance import _grade_indices, clean_basis, null_space
+from .equivariance import _grade_indices, clean_basis
 
 __all__ = ["BilinearBasis", "equivariant_bilinear_maps", "determinants"]
 
