@@ -227,6 +227,20 @@ def test_integer_masks_mean_attend_and_padded_items_never_reach_real_ones(alg):
     for x, y in zip(a, b):
         assert torch.isfinite(y[:, :4]).all()
         torch.testing.assert_close(y[:, :4], x[:, :4], rtol=1e-12, atol=1e-12)
+    # a block used on its own (no GATr boundary to zero the padding first): its attention keeps padded
+    # keys and values away from real items itself (weight 0 alone lets 0 * NaN through)
+    block = net.blocks[0]
+    hidden_mv, hidden_s = randn(3, 6, 4, alg.dim), randn(3, 6, 4)
+    reference = hidden_mv[:, :4].mean(dim=(1, 2))[:, None, None, :]  # of the real items (the caller's job)
+    with torch.no_grad():
+        clean = block(torch.where(real[..., None, None], hidden_mv, 0.0), torch.where(real[..., None], hidden_s, 0.0),
+                      key_padding_mask=real, reference_mv=reference)
+        dirty = block(torch.where(real[..., None, None], hidden_mv, float("nan")),
+                      torch.where(real[..., None], hidden_s, float("inf")), key_padding_mask=real,
+                      reference_mv=reference)
+    for x, y in zip(clean, dirty):
+        assert torch.isfinite(y[:, :4]).all()
+        torch.testing.assert_close(y[:, :4], x[:, :4], rtol=1e-12, atol=1e-12)
 
 
 def test_nan_in_padded_items_reaches_no_gradient(alg):
