@@ -411,7 +411,7 @@ def test_interrupted_automatic_generation_resumes(tmp_path, capsys):
     import json as _json
 
     data = tmp_path / "auto"
-    generate_dataset(data, 6, bodies=BODIES, seed=0, workers=1, progress=False)  # the auto-generation's settings
+    generate_dataset(data, 6, bodies=BODIES, seed=0, workers=1, progress=False, frames=16)  # the auto-generation's settings
     manifest = _json.loads((data / "manifest.json").read_text())
     (data / "manifest.json").write_text(_json.dumps({**manifest, "complete": False}))  # as if interrupted
     (data / "shard_00000.npz").unlink()
