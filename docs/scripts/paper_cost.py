@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.scaling.grid import estimate_flops, load_config, pilot_key
-from experiments.scaling.execution import optimiser_steps
-from experiments.training.run import branch_key
+from experiments.scaling.execution import optimiser_steps, trunk_groups
 
 BORROW = {"gatr": "gatr-ipga", "transformer": "transformer-centred", "mlp": "transformer-centred"}
 
@@ -56,11 +55,9 @@ def main(results_dir: str = "docs/results/standard") -> None:
         mine = [s for s in specs if s["name"] == fam["name"]] + [s for s in pilot if s["name"] == fam["name"]]
         source = fam["name"] if fam["name"] in fits else BORROW[fam["family"]]
         a, b, _ = fits[source]
-        groups: dict = {}
-        for s in mine:  # runs sharing a WSD trunk
-            groups.setdefault(branch_key(s), []).append(s)
-        seconds = sum(optimiser_steps(g)[1] * (a + b * estimate_flops({**g[0], "steps": 1})) for g in groups.values())
-        trained = sum(optimiser_steps(g)[1] for g in groups.values())
+        groups = trunk_groups(mine)  # runs sharing a WSD trunk
+        seconds = sum(optimiser_steps(g)[1] * (a + b * estimate_flops({**g[0], "steps": 1})) for g in groups)
+        trained = sum(optimiser_steps(g)[1] for g in groups)
         total_s += seconds
         rows.append((fam["name"], source, trained, sum(estimate_flops(s) for s in mine), seconds))
     print(f"{'family':22s} {'time fit from':22s} {'steps trained':>14s} {'nominal FLOPs':>14s} {'CPU core-hours':>15s}")

@@ -370,32 +370,34 @@ def run_group(specs: list[dict], data_dir: str | Path, out_dir: str | Path, trai
     return [(s, by_id[run_id(s)]) for s in specs]
 
 
+def trunk_groups(specs: list[dict]) -> list[list[dict]]:
+    """``specs`` grouped by the trunk they share: WSD runs that differ only in budget together, every
+    other run alone (first-appearance order)."""
+    from experiments.training.run import branch_key
+
+    groups: dict = {}
+    for k, s in enumerate(specs):
+        groups.setdefault(branch_key(s) if s.get("scheduler") == "wsd" else f"single-{k}", []).append(s)
+    return list(groups.values())
+
+
 def study_jobs(todo: list[dict], train_fn: Callable) -> list[list[dict]]:
     """The runs to train grouped into jobs: WSD runs that differ only in budget share one job (one
     trunk) when the train function offers branches; every other run is a job of its own."""
-    from experiments.training.run import branch_key
-
     if branches_fn(train_fn) is None:
         return [[s] for s in todo]
-    groups: dict = {}
-    for k, s in enumerate(todo):
-        key = branch_key(s) if s.get("scheduler") == "wsd" else f"single-{k}"
-        groups.setdefault(key, []).append(s)
-    return list(groups.values())
+    return trunk_groups(todo)
 
 
 def optimiser_steps(specs: list[dict]) -> tuple[int, int]:
     """(steps as dedicated runs, steps actually trained): WSD runs that differ only in budget share a
     trunk up to their largest budget's cooldown start, then each trains its own cooldown."""
     from experiments.training.module import wsd_cooldown_start
-    from experiments.training.run import _settings, branch_key
+    from experiments.training.run import _settings
 
     dedicated = sum(int(s["steps"]) for s in specs)
-    groups: dict = {}
-    for k, s in enumerate(specs):
-        groups.setdefault(branch_key(s) if s.get("scheduler") == "wsd" else k, []).append(s)
     trained = 0
-    for group in groups.values():
+    for group in trunk_groups(specs):
         if len(group) == 1 or group[0].get("scheduler") != "wsd":
             trained += sum(int(s["steps"]) for s in group)
             continue

@@ -7,7 +7,6 @@ trajectories).
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -110,6 +109,8 @@ def analyze_results(results: list[dict], n_boot: int = 500, seed: int = 0) -> di
 def hardware(results: list[dict]) -> dict:
     """Where and with what code the runs ran, and the training seconds they took: as dedicated runs
     (the compute axis of the time-matched comparison) and actually spent (WSD branches share a trunk)."""
+    from experiments.training.run import branch_key
+
     ok = [r for r in results if r.get("status") == "ok"]
     if not ok:
         return {}
@@ -119,7 +120,7 @@ def hardware(results: list[dict]) -> dict:
     for r in ok:
         b = r.get("branch")
         if b:
-            key = json.dumps({k: v for k, v in r["spec"].items() if k not in ("steps", "budget")}, sort_keys=True)
+            key = branch_key(r["spec"])  # the runs of one trunk
             trunks[key] = max(trunks.get(key, 0.0), float(b.get("trunk_time_s") or 0.0))
             spent += float(b.get("cooldown_time_s") or 0.0)
         else:
