@@ -1,7 +1,10 @@
 """Embeddings every algebra has: scalars, pseudoscalars and coefficients on chosen blades.
 
 A mixin of :class:`algebras.CliffordAlgebra`; geometric embeddings (points, rotations, ...) live in
-the backends (:mod:`algebras.geometry3d` and its subclasses) or in a user's own algebra class.
+the backends (:mod:`algebras.geometry3d` and its subclasses) or in a user's own algebra class. Lines
+and rays (:meth:`BasicEmbeddings.embed_line`) are declared here so that an algebra which cannot
+represent them (the euclidean backend, a plain registered signature) says so by name; the projective
+and conformal backends implement them.
 """
 
 from __future__ import annotations
@@ -125,3 +128,65 @@ class BasicEmbeddings:
         out = self._zeros(coefficients, coefficients.shape[:-1])
         out[..., list(indices)] = coefficients.to(out.dtype)
         return out
+
+    # ------------------------------------------------------------------ lines: where the algebra has none
+    def _no_lines(self) -> ValueError:
+        """The error of an algebra without lines, naming it and the backends that have them."""
+        return ValueError(
+            f"the {self.name} algebra {tuple(self.signature)} cannot represent lines or rays (embed_line, "
+            "embed_plucker, extract_line): a line off the origin needs translations in the group; use the "
+            "'projective', 'projective-distance' or 'conformal' algebra, or implement embed_plucker and "
+            "extract_line in a subclass"
+        )
+
+    def embed_line(self, point: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+        """The oriented line (ray) through ``point`` along ``direction``; see the 3D backends.
+
+        Raises here: only algebras with translations represent lines (the projective and conformal
+        backends override :meth:`embed_plucker`).
+
+        Parameters
+        ----------
+        point : Tensor, shape (..., 3)
+            A point on the line.
+        direction : Tensor, shape (..., 3)
+            Its direction.
+
+        Raises
+        ------
+        ValueError
+            Always, naming the algebra.
+        """
+        raise self._no_lines()
+
+    def embed_plucker(self, direction: torch.Tensor, moment: torch.Tensor) -> torch.Tensor:
+        """The line with Plücker coordinates ``(d, m = x × d)``; see the 3D backends.
+
+        Parameters
+        ----------
+        direction : Tensor, shape (..., 3)
+            ``d``.
+        moment : Tensor, shape (..., 3)
+            ``m``.
+
+        Raises
+        ------
+        ValueError
+            Always, naming the algebra.
+        """
+        raise self._no_lines()
+
+    def extract_line(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plücker coordinates ``(d, m)`` of an embedded line; see the 3D backends.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., dim)
+            Multivectors.
+
+        Raises
+        ------
+        ValueError
+            Always, naming the algebra.
+        """
+        raise self._no_lines()

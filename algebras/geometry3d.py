@@ -259,3 +259,46 @@ class Euclidean3DAlgebra(CliffordAlgebra):
         offset : Tensor, shape (...)
         """
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ lines and rays
+    def _plucker_pair(self, a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]):
+        """Two checked 3-vectors in one floating dtype, broadcast to one shape."""
+        a = self.check_coordinates(a, 3, names[0])
+        b = self.check_coordinates(b, 3, names[1])
+        dtype = torch.promote_types(a.dtype, b.dtype)
+        if not dtype.is_floating_point:
+            dtype = torch.get_default_dtype()
+        return torch.broadcast_tensors(a.to(dtype), b.to(dtype))
+
+    def embed_line(self, point: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+        """The oriented line (ray) through ``point`` along ``direction``: Plücker ``(d, x × d)``.
+
+        ``embed_plucker(direction, cross(point, direction))``: the line from ``x`` towards ``x + d``,
+        equal to the join of the two embedded points (PGA ``P ∨ Q``, CGA ``P ∧ Q ∧ e_inf``), so its
+        magnitude is ``|d|`` and ``-d`` gives the opposite ray (the negated multivector). Any point
+        of the line gives the same result (``m`` depends only on the line).
+
+        Under ``g: x -> R x + t`` the ray goes to ``(R d, det(R) R m + t × R d)``: the direction is a
+        vector (its sign is kept), the moment ``x × d`` a pseudovector plus the translation's share,
+        since ``(R a) × (R b) = det(R) R (a × b)``. The backend's ``embedding_parity["line"]`` says
+        whether ``act(u, L)`` is that ray's embedding (+1, conformal) or minus it under reflections
+        (-1, projective: a bivector, like the trivector points).
+
+        Parameters
+        ----------
+        point : Tensor, shape (..., 3)
+            A point ``x`` on the line.
+        direction : Tensor, shape (..., 3)
+            The direction ``d`` (any length; the ray points along it). Broadcasts with ``point``.
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+
+        Raises
+        ------
+        ValueError
+            Where the algebra cannot represent lines (the euclidean backend), or for bad coordinates.
+        """
+        point, direction = self._plucker_pair(point, direction, ("line point", "line direction"))
+        return self.embed_plucker(direction, torch.linalg.cross(point, direction))

@@ -168,6 +168,15 @@ MUTATIONS = (
     Mutation("no-plugins", "installed plug-in algebras (entry points) never loaded", "algebras/registry.py",
              "    for ep in entry_points(group=ENTRY_POINT_GROUP):", "    for ep in ():",
              (E + "test_plugin_example.py",)),
+    # ------------------------------------------------------------------ issue 23: lines and rays
+    Mutation("line-moment-sign", "a PGA line's moment with the wrong sign (the line through -x, still a line)",
+             "algebras/projective.py", "return self.euclidean_bivector(d) + self.vector(m, self._moment_blades)",
+             "return self.euclidean_bivector(d) - self.vector(m, self._moment_blades)",
+             ("tests/algebras/test_lines.py",)),
+    Mutation("cga-line-moment-sign", "a CGA line's moment with the wrong sign (its own round trip still passes)",
+             "algebras/conformal.py", "return self.vector(d, self._line_blades) + self.embed_axial_vector(m)",
+             "return self.vector(d, self._line_blades) - self.embed_axial_vector(m)",
+             ("tests/algebras/test_lines.py",)),
 )
 
 
