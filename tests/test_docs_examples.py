@@ -70,6 +70,16 @@ def test_your_own_algebra_examples_run(monkeypatch):
     assert sta.attention_feature_dim == 16
 
 
+def test_mathematics_examples_run():
+    """The mathematics page's line and ray example runs alone and ends with the PGA line of a ray."""
+    spaces = run_blocks(DOCS / "mathematics.md")
+    assert len(spaces) >= 1
+    ns = spaces[0]
+    direction, moment = ns["pga"].extract_line(ns["L"])
+    torch.testing.assert_close(direction, torch.tensor([0.0, 3.0, 0.0]))
+    torch.testing.assert_close(moment, torch.tensor([-6.0, 0.0, 3.0]))
+
+
 def test_the_plugin_example_commands_are_its_readmes():
     assert code_blocks(EXAMPLE_README, "bash")[0] in code_blocks(DOCS / "your-own-algebra.md", "bash")
 
