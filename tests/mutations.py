@@ -133,7 +133,7 @@ MUTATIONS = (
              "experiments/train.py", "        if changed:\n            raise ValueError(f\"--ckpt_path",
              "        if False:\n            raise ValueError(f\"--ckpt_path", (E + "test_training.py",)),
     Mutation("no-centring", "body embedding without centring (conformal float32 far from the origin)",
-             "experiments/models/embedding.py", "centre = positions.mean(dim=-2, keepdim=True)",
+             "experiments/models/embedding.py", "centre = scene_centre(positions)",
              "centre = torch.zeros_like(positions[..., :1, :])", (E + "test_models.py",)),
     Mutation("eval-contact-swap", "per-trajectory sums with contact and contact-free swapped",
              "experiments/training/evaluation.py",

@@ -10,8 +10,9 @@ motion") or the input centre (``residual="centre"``). The offset is the head's o
 (target - reference) over the training set, and the head is zero-initialised, so an untrained model
 predicts the reference.
 
-``centre=True`` (transformer) subtracts each scene's mean body position from the positions and the
-free-flight keypoints before the features: a translation-invariant baseline that still has to learn
+``centre=True`` (transformer) subtracts each scene's mean body position (the GATr embedding's centring,
+:func:`~experiments.models.embedding.scene_centre`) from the positions and the free-flight keypoints
+before the features: a translation-invariant baseline that still has to learn
 rotations and reflections (the raw one has to learn translations too).
 
 Width / depth mapping (parameter counts comparable with GATr at the same knobs):
@@ -43,7 +44,7 @@ from torch import nn
 from gatr.flops import attention_flops, linear_flops, training_flops
 
 from .base import FLAT_FEATURES, BodyModel, FeatureStandardizer, flat_body_features
-from .embedding import input_keypoints, reference_keypoints
+from .embedding import input_keypoints, reference_keypoints, scene_centre
 
 __all__ = ["TransformerBodyModel", "MLPBodyModel", "NUM_FLAT_FEATURES", "mlp_flops", "transformer_block_flops",
            "transformer_flops"]
@@ -102,7 +103,7 @@ class _FlatBaseline(BodyModel):
         self.register_buffer("target_scale", torch.tensor(1.0))
 
     def _scene_centre(self, batch: dict) -> torch.Tensor | None:
-        return batch["positions"].mean(-2, keepdim=True) if self.centre else None
+        return scene_centre(batch["positions"]) if self.centre else None
 
     def features(self, batch: dict) -> torch.Tensor:
         """Standardised ``(B, N, 38)`` features (centred first when ``centre``)."""

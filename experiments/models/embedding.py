@@ -63,11 +63,12 @@ from functools import lru_cache
 import torch
 
 from algebras import get_algebra
+from algebras.geometry3d import Euclidean3DAlgebra
 from experiments.rigid_body.ballistic import no_motion_keypoints
 
 __all__ = [
     "RIGID_BODY_CONTRACT", "check_rigid_body_algebra", "MV_CHANNELS", "SCALAR_FEATURES", "NUM_SHAPES", "RESIDUALS", "BodyEmbedding", "EmbeddedBodies",
-    "handedness", "input_keypoints", "reference_keypoints", "point_weight_functional",
+    "handedness", "input_keypoints", "reference_keypoints", "point_weight_functional", "scene_centre",
 ]
 
 #: what the rigid-body model reads from an algebra besides the network contract (``NetworkAlgebra``):
@@ -109,6 +110,23 @@ def handedness(axes: torch.Tensor) -> torch.Tensor:
     """``c = sign(det[axes])`` (``(..., 3, 3)`` -> ``(...)``): +1 right-handed, -1 after a reflection."""
     c = torch.linalg.det(axes.to(torch.float64)).sign().to(axes.dtype)
     return torch.where(c == 0, torch.ones_like(c), c)
+
+
+def scene_centre(positions: torch.Tensor) -> torch.Tensor:
+    """The centre a model subtracts from a scene (GATr always, the transformer with ``centre=True``): the mean
+    body position, by :meth:`algebras.geometry3d.Euclidean3DAlgebra.center` (the one centring).
+
+    Parameters
+    ----------
+    positions : Tensor, shape (B, N, 3)
+        The bodies' positions.
+
+    Returns
+    -------
+    Tensor, shape (B, 1, 3)
+        Their mean; it moves with the scene, so subtracting it is translation-equivariant.
+    """
+    return Euclidean3DAlgebra.center(positions, dim=-2)[1]
 
 
 #: keypoints of the input state: centre and centre + axes[j] * sizes[j], ``(..., N, 4, 3)``
@@ -205,7 +223,7 @@ class BodyEmbedding:
         c = handedness(axes)  # (B, N)
 
         keypoints = torch.cat([input_keypoints(batch), free_flight_keypoints(batch)], -2)  # (B, N, 8, 3)
-        centre = positions.mean(dim=-2, keepdim=True)  # (B, 1, 3): moves with the scene (see the module doc)
+        centre = scene_centre(positions)  # (B, 1, 3): moves with the scene (see the module doc)
         keypoints = keypoints - centre.unsqueeze(-2)
 
         points = self._signed(alg.embed_point(keypoints), "point", c)  # (B, N, 8, dim)
