@@ -39,11 +39,12 @@ from experiments.cli import examples, prog
 from experiments.rigid_body.storage import ShardError
 from experiments.training.callbacks import FinalModelCheckpoint
 from experiments.training.data import TrainingDataModule
-from experiments.training.module import BodyDynamicsModule, resume_conflicts, resume_exemptions
+from experiments.resume import check_resume
+from experiments.training.module import BodyDynamicsModule
 
 __all__ = ["TrainingCLI", "main", "cli_main", "run_name", "TRAINER_DEFAULTS", "LOGGER_DEFAULTS"]
 
-TRAINER_DEFAULTS = {"max_steps": 1000, "log_every_n_steps": 10}
+TRAINER_DEFAULTS = {"max_steps": 1000, "log_every_n_steps": 10, "precision": "32-true"}
 LOGGER_DEFAULTS = [
     {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "auto"}},
     {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
@@ -79,10 +80,10 @@ class TrainingCLI(LightningCLI):
 
     Resuming (``--ckpt_path``) takes the model settings saved in the checkpoint; settings given on the
     command line or in a config that differ from them are refused with the differences named, instead of
-    being dropped silently (:func:`~experiments.training.module.resume_conflicts`: aliases are resolved,
-    execution settings such as ``compile`` may change and are kept as requested). An unreadable checkpoint
-    is a one-line error. ``--trainer.enable_checkpointing false`` trains without the ``--checkpoint.*``
-    callback.
+    being dropped silently (:func:`experiments.resume.check_resume`, the module's check too: aliases are
+    resolved, execution settings such as ``compile`` may change and are kept as requested). An unreadable
+    checkpoint is a one-line error. ``--trainer.enable_checkpointing false`` trains without the
+    ``--checkpoint.*`` callback.
     """
 
     def _parse_ckpt_path(self) -> None:
@@ -97,13 +98,9 @@ class TrainingCLI(LightningCLI):
         saved, step = checkpoint.get("hyper_parameters") or {}, int(checkpoint.get("global_step", 0))
         requested = self.config[sub]["model"]
         requested = requested.as_dict() if hasattr(requested, "as_dict") else dict(requested)
-        changed = [f"{k}: checkpoint {a!r}, requested {b!r}" for k, (a, b) in
-                   resume_conflicts(saved, requested, step).items()]
-        if changed:
-            raise ValueError(f"--ckpt_path {ckpt_path} was trained with other model settings ({'; '.join(changed)}); "
-                             "resume with the checkpoint's settings, or start a new run")
+        exempt = check_resume(saved, requested, step, source=f"--ckpt_path {ckpt_path}")
         super()._parse_ckpt_path()  # the checkpoint's settings, except those a resume may change:
-        for key in resume_exemptions(saved, requested, step) & set(requested):
+        for key in exempt & set(requested):
             self.config[sub]["model"][key] = requested[key]
 
     def _instantiate_trainer(self, config: dict, callbacks: list):

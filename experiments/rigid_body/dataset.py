@@ -39,12 +39,13 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Callable
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+
+from experiments.settings import DATA_DEFAULTS as D
 
 from .ballistic import ballistic_keypoints, keypoints
 from .simulate import quat_to_matrix
@@ -59,10 +60,9 @@ __all__ = [
     "select_windows",
     "RigidBodyDataset",
     "RigidBodyDataModule",
-    "rollout_targets",
+    "collate_batch",
     "EVAL_SETS",
     "build_datasets",
-    "teacher_forced_rollout_error",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -153,6 +153,22 @@ def select_windows(contact: torch.Tensor, min_contact_fraction: float | None, se
     return torch.sort(torch.cat([everything[contact], free[perm]])).values
 
 
+def _split_trajectories(num: int, split: str, fractions, seed: int, max_trajectories: int | None) -> np.ndarray:
+    """Indices of the trajectories of ``split`` ("all" or one of :data:`SPLITS`, by :func:`split_indices`),
+    the first ``max_trajectories`` of them when given."""
+    if split == "all":
+        traj = np.arange(num)
+    elif split in SPLITS:
+        traj = split_indices(num, fractions, seed)[split]
+    else:
+        raise ValueError(f"split must be one of {SPLITS + ('all',)}, got {split!r}")
+    if max_trajectories is not None:
+        if max_trajectories < 1:
+            raise ValueError("max_trajectories must be positive")
+        traj = traj[:max_trajectories]
+    return traj
+
+
 class RigidBodyDataset(Dataset):
     """(state at frame t, keypoints at frame t + horizon) samples of one split.
 
@@ -206,18 +222,27 @@ class RigidBodyDataset(Dataset):
         num, frames = arrays["positions"].shape[:2]
         if not 1 <= horizon < frames:
             raise ValueError(f"horizon must be in [1, {frames - 1}] for {frames} frames, got {horizon}")
-        if split == "all":
-            traj = np.arange(num)
-        elif split in SPLITS:
-            traj = split_indices(num, split_fractions, split_seed)[split]
-        else:
-            raise ValueError(f"split must be one of {SPLITS + ('all',)}, got {split!r}")
-        if max_trajectories is not None:
-            if max_trajectories < 1:
-                raise ValueError("max_trajectories must be positive")
-            traj = traj[:max_trajectories]
+        traj = _split_trajectories(num, split, split_fractions, split_seed, max_trajectories)
         self.split, self.horizon, self.frames = split, int(horizon), int(frames)
         self.frame_dt = float(frame_dt)
+        self._take(arrays, traj)
+
+        starts = torch.arange(0, frames - horizon, frame_step)
+        index = torch.stack(torch.meshgrid(torch.arange(len(traj)), starts, indexing="ij"), -1).reshape(-1, 2)
+        contact = contact_windows(self._contacts, starts, self.horizon).reshape(-1)
+        keep = select_windows(contact, min_contact_fraction, window_seed)
+        self._index, self.contact = index[keep], contact[keep]
+        # free flight from every window's input state, once (float64 RK4, stored like the data)
+        m, t = self._index.unbind(-1)
+        self.ballistic = ballistic_keypoints(self.state(m, t, with_ballistic=False), self.horizon * self.frame_dt)
+        self.e3 = None
+        if e3_seed is not None:
+            self.e3 = random_e3(len(self._index), generator=int(e3_seed), reflections=reflections,
+                                translation_scale=translation_scale, kind=transform)
+
+    def _take(self, arrays: dict, traj: np.ndarray) -> None:
+        """Keep trajectories ``traj`` (M,) of ``arrays`` as tensors: float32 states, the body axes as rows of
+        the rotation matrices, and whether each frame had a contact."""
         self.trajectory_ids = torch.as_tensor(np.asarray(arrays["index"])[traj], dtype=torch.int64)
 
         def f32(key):
@@ -232,19 +257,6 @@ class RigidBodyDataset(Dataset):
         self.mass = f32("mass")
         self.shape = torch.as_tensor(np.asarray(arrays["shape"])[traj], dtype=torch.int64)
         self._contacts = torch.as_tensor(np.asarray(arrays["contacts"])[traj] > 0)  # (M, T)
-
-        starts = torch.arange(0, frames - horizon, frame_step)
-        index = torch.stack(torch.meshgrid(torch.arange(len(traj)), starts, indexing="ij"), -1).reshape(-1, 2)
-        contact = contact_windows(self._contacts, starts, self.horizon).reshape(-1)
-        keep = select_windows(contact, min_contact_fraction, window_seed)
-        self._index, self.contact = index[keep], contact[keep]
-        # free flight from every window's input state, once (float64 RK4, stored like the data)
-        m, t = self._index.unbind(-1)
-        self.ballistic = ballistic_keypoints(self.state(m, t, with_ballistic=False), self.horizon * self.frame_dt)
-        self.e3 = None
-        if e3_seed is not None:
-            self.e3 = random_e3(len(self._index), generator=int(e3_seed), reflections=reflections,
-                                translation_scale=translation_scale, kind=transform)
 
     @property
     def contact_fraction(self) -> float:
@@ -288,8 +300,8 @@ class RigidBodyDataset(Dataset):
     def __getitem__(self, i) -> dict:
         """Sample ``i`` (int), or a whole batch for a sequence/tensor of indices (B,).
 
-        Batched indexing is vectorised and much faster than stacking single
-        samples; :class:`RigidBodyDataModule` uses it via a ``BatchSampler``.
+        Batched indexing is vectorised and much faster than stacking single samples; the data loaders
+        use it through :meth:`__getitems__`.
         """
         if isinstance(i, (int, np.integer)):
             m, t = (int(v) for v in self._index[i])
@@ -303,63 +315,19 @@ class RigidBodyDataset(Dataset):
             sample = transform_sample(sample, self.e3[0][i], self.e3[1][i])
         return sample
 
-
-def rollout_targets(dataset: RigidBodyDataset, trajectory: int, t0: int, steps: int) -> torch.Tensor:
-    """True keypoints at frames ``t0 + k, t0 + 2k, ..., t0 + steps*k`` (k = horizon).
-
-    Parameters
-    ----------
-    dataset : RigidBodyDataset (untransformed frames are used)
-    trajectory : local trajectory index in ``range(dataset.num_trajectories)``
-    t0 : start frame
-    steps : number of horizon steps; requires ``t0 + steps*k < frames``
-
-    Returns
-    -------
-    Tensor, shape (steps, N, 4, 3)
-    """
-    k = dataset.horizon
-    frames = t0 + k * torch.arange(1, steps + 1)
-    if t0 < 0 or frames[-1] >= dataset.frames:
-        raise ValueError(f"rollout t0={t0}, steps={steps}, horizon={k} exceeds {dataset.frames} frames")
-    m = trajectory
-    return keypoints(dataset.positions[m, frames], dataset.axes[m, frames], dataset.sizes[m].expand(steps, -1, -1))
+    def __getitems__(self, indices) -> dict:
+        """A whole batch of samples ``indices`` (B,) in one vectorised call: what a ``DataLoader`` calls
+        (with :func:`collate_batch`) instead of gathering sample by sample. Equal to collating
+        ``[self[i] for i in indices]`` (tested)."""
+        return self[torch.as_tensor(indices, dtype=torch.int64)]
 
 
-@torch.no_grad()
-def teacher_forced_rollout_error(
-    model: Callable[[dict], torch.Tensor],
-    dataset: RigidBodyDataset,
-    trajectory: int,
-    t0: int = 0,
-    steps: int | None = None,
-) -> torch.Tensor:
-    """Multi-step error of a one-step model fed ground-truth states (teacher forcing).
-
-    Keypoints do not determine velocities, so a free-running rollout is not
-    possible; instead, for ``s = 0 .. steps-1`` the model receives the TRUE state
-    at frame ``t0 + s*k`` and predicts keypoints at ``t0 + (s+1)*k``.  The
-    result shows how the one-step error varies along the trajectory (e.g. around
-    collisions).
-
-    Parameters
-    ----------
-    model : callable mapping a batched sample dict (batch = steps) to keypoints (steps, N, 4, 3)
-    dataset, trajectory, t0 : as in :func:`rollout_targets`
-    steps : default: as many as fit
-
-    Returns
-    -------
-    Tensor, shape (steps,): mean squared keypoint distance [m^2] per step
-    """
-    k = dataset.horizon
-    if steps is None:
-        steps = (dataset.frames - 1 - t0) // k
-    targets = rollout_targets(dataset, trajectory, t0, steps)
-    states = [dataset.state(trajectory, t0 + s * k) for s in range(steps)]
-    batch = {key: torch.stack([st[key] for st in states]) for key in states[0]}
-    pred = model(batch)
-    return ((pred - targets) ** 2).sum(-1).mean(dim=(-1, -2))
+def collate_batch(batch):
+    """The data loaders' collate function: a batch from :meth:`RigidBodyDataset.__getitems__` is complete
+    already (a dict of tensors with leading dim B); anything else is collated as usual."""
+    if isinstance(batch, dict):
+        return batch
+    return torch.utils.data.default_collate(batch)
 
 
 #: the evaluation sets of a data module: name -> ``transform`` of the test split (None: plain)
@@ -393,7 +361,8 @@ class RigidBodyDataModule(L.LightningDataModule):
 
     ``test_dataloader()`` returns the loaders of :data:`EVAL_SETS` in order (Lightning reports
     metrics per ``dataloader_idx``: 0 = plain test, 1 = E(3)-transformed, 2 = rotations and
-    reflections only, 3 = translations only); ``test_e3_dataloader()`` returns the E(3) one alone.
+    reflections only, 3 = translations only). Every loader batches one way (:meth:`_loader`). Defaults:
+    :class:`experiments.settings.DataSettings`.
 
     Parameters
     ----------
@@ -411,14 +380,14 @@ class RigidBodyDataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str | os.PathLike,
-        horizon: int = 5,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        max_train_trajectories: int | None = None,
-        seed: int = 0,
-        split_fractions=(0.8, 0.1, 0.1),
-        translation_scale: float = 1.0,
-        min_contact_fraction: float | None = 0.5,
+        horizon: int = D.horizon,
+        batch_size: int = D.batch_size,
+        num_workers: int = D.num_workers,
+        max_train_trajectories: int | None = D.max_train_trajectories,
+        seed: int = D.seed,
+        split_fractions=D.split_fractions,
+        translation_scale: float = D.translation_scale,
+        min_contact_fraction: float | None = D.min_contact_fraction,
     ):
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -444,25 +413,34 @@ class RigidBodyDataModule(L.LightningDataModule):
         arrays, self.manifest = load_arrays(self.data_dir)
         self._assign(self._build(arrays, self.manifest))
 
-    def _loader(self, ds, shuffle=False):
-        # Batches are fetched with one vectorised ``ds[indices]`` call (BatchSampler,
-        # batch_size=None); the yielded batches are dicts of tensors with leading dim B.
-        if shuffle:
-            sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
-        else:
-            sampler = SequentialSampler(ds)
-        batches = BatchSampler(sampler, self.batch_size, drop_last=False)
-        return DataLoader(ds, sampler=batches, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+    def _loader(self, ds: RigidBodyDataset, sampler: Sampler | None = None, drop_last: bool = False,
+                loader: type[DataLoader] = DataLoader) -> DataLoader:
+        """The one batching path of every loader: ``batch_size`` indices at a time from ``sampler`` (default:
+        in order), each batch gathered by one vectorised :meth:`RigidBodyDataset.__getitems__` call.
+
+        Parameters
+        ----------
+        ds : RigidBodyDataset
+        sampler : Sampler, optional
+            Order of the samples (a ``DistributedSampler`` stays as it is under DDP).
+        drop_last : bool
+            Drop the last incomplete batch.
+        loader : type
+            ``DataLoader`` or a subclass of it.
+
+        Returns
+        -------
+        DataLoader
+            Yielding dicts of tensors with leading dim B.
+        """
+        return loader(ds, batch_size=self.batch_size, sampler=sampler, drop_last=drop_last, collate_fn=collate_batch,
+                      num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self):
-        return self._loader(self.train, shuffle=True)
+        return self._loader(self.train, RandomSampler(self.train, generator=torch.Generator().manual_seed(self.seed)))
 
     def val_dataloader(self):
         return self._loader(self.val)
 
     def test_dataloader(self):
         return [self._loader(getattr(self, name)) for name in EVAL_SETS]
-
-    def test_e3_dataloader(self):
-        return self._loader(self.test_e3)

@@ -80,19 +80,6 @@ def _json_value(v: Any, where: str) -> Any:
     return v
 
 
-def canonical_algebra(name: Any, where: str = "algebra") -> str:
-    """The registry's name for an algebra name, alias or ``"module:attribute"`` factory (built once here,
-    so a broken factory fails at config time); ConfigError naming the valid options otherwise."""
-    from algebras import canonical_name, get_algebra
-
-    try:
-        key = canonical_name(name if isinstance(name, str) else repr(name))
-        get_algebra(key)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"{where}: {err}") from None
-    return key
-
-
 def _model_sizes(sizes: Any, where: str) -> list[dict]:
     if not isinstance(sizes, list) or not sizes:
         raise ConfigError(f"{where}: expected a non-empty list of {{width, depth}}")
@@ -111,23 +98,14 @@ def _validate_family(entry: Any, i: int, fixed: dict) -> dict:
     if isinstance(entry, str):  # shorthand: "gatr-pga"? only the bare family names are accepted
         entry = {"family": entry}
     _check_keys(entry, FAMILY_KEYS, where)
-    fam = entry.get("family")
-    from experiments.models import FAMILIES, algebra_families, family_takes_algebra
+    from experiments.models import FAMILIES, validate_family_algebra
 
-    if fam not in FAMILIES:
-        raise ConfigError(f"{where}.family: unknown family {fam!r}; valid options: {', '.join(FAMILIES)}")
-    out: dict[str, Any] = {"family": fam}
-    if family_takes_algebra(fam):
-        if "algebra" not in entry:
-            from algebras import available_algebras
-
-            raise ConfigError(f"{where}.algebra: required for family {fam!r}; valid options: "
-                              f"{', '.join(available_algebras())} or a factory 'module:attribute'")
-        out["algebra"] = canonical_algebra(entry["algebra"], f"{where}.algebra")
-    else:
-        if entry.get("algebra") is not None:
-            raise ConfigError(f"{where}.algebra: only valid for the families {algebra_families()}, not {fam!r}")
-        out["algebra"] = None
+    try:  # the check of the training module too (an alias becomes its registry name)
+        fam, algebra = validate_family_algebra(entry.get("family"), entry.get("algebra"))
+    except ValueError as err:
+        key = "algebra" if str(entry.get("family")).strip().lower() in FAMILIES else "family"
+        raise ConfigError(f"{where}.{key}: {err}") from None
+    out: dict[str, Any] = {"family": fam, "algebra": algebra}
     aug = entry.get("augment", False)
     if not isinstance(aug, bool):
         raise ConfigError(f"{where}.augment: expected true or false, got {aug!r}")
@@ -207,6 +185,88 @@ def _validate_pilot(p: Any, families: list[dict]) -> dict | None:
     return out
 
 
+def _validate_fixed(fixed: Any) -> dict:
+    """``fixed``: a mapping of JSON values, none of them a grid or family key."""
+    if not isinstance(fixed, dict):
+        raise ConfigError(f"fixed: expected a mapping of hyper-parameters, got {fixed!r}")
+    for k, v in fixed.items():
+        if k in SPEC_KEYS:
+            raise ConfigError(f"fixed: key {k!r} is a grid/family key and cannot be fixed here; "
+                              f"grid keys: {', '.join(SPEC_KEYS)}")
+        _json_value(v, f"fixed.{k}")
+    return fixed
+
+
+def _validate_compute(d: dict, families: list[dict]) -> tuple[list[int], list[float] | None, int, int | None]:
+    """The top-level ``steps`` or ``budgets`` (every family needs one or its own), ``min_steps`` and
+    ``max_steps``: ``(steps, budgets, min_steps, max_steps)``."""
+    if "steps" in d and "budgets" in d:
+        raise ConfigError("study config: give steps or budgets, not both")
+    steps = _int_list(d["steps"], "steps") if "steps" in d else []
+    budgets = _budget_list(d["budgets"], "budgets") if "budgets" in d else None
+    for i, f in enumerate(families):
+        if not (f["steps"] or f["budgets"] or steps or budgets):
+            raise ConfigError(f"families[{i}]: no steps or budgets (give them for the family or at the top level)")
+    min_steps = _pos_int(d.get("min_steps", DEFAULT_MIN_STEPS), "min_steps")
+    max_steps = _pos_int(d["max_steps"], "max_steps") if d.get("max_steps") is not None else None
+    if max_steps is not None and max_steps < min_steps:
+        raise ConfigError(f"max_steps ({max_steps}) is below min_steps ({min_steps})")
+    return steps, budgets, min_steps, max_steps
+
+
+def _validate_data(dd: Any) -> dict:
+    """``data``: :data:`DATA_DEFAULTS` with the config's values, the simulator settings checked."""
+    _check_keys(dd, DATA_KEYS, "data")
+    data = {**DATA_DEFAULTS, **dd}
+    _pos_int(data["num_trajectories"], "data.num_trajectories")
+    _pos_int(data["bodies"], "data.bodies")
+    _pos_int(data["seed"], "data.seed", allow_zero=True)
+    for k in ("horizon", "workers"):
+        if data[k] is not None:
+            _pos_int(data[k], f"data.{k}")
+    if not isinstance(data["sim"] or {}, dict):
+        raise ConfigError(f"data.sim: expected a mapping of simulator settings, got {data['sim']!r}")
+    data["sim"] = dict(data["sim"] or {})
+    _json_value(data["sim"], "data.sim")
+    _check_simulation(data)
+    return data
+
+
+def _validate_sweep(sweep: Any, data: dict, names: list[str]) -> dict | None:
+    """``data_sweep`` (None: no data sweep), its families named by ``names`` (default: all of them)."""
+    if sweep is None:
+        return None
+    _check_keys(sweep, SWEEP_KEYS, "data_sweep")
+    if "train_trajectories" not in sweep:
+        raise ConfigError("data_sweep: missing key 'train_trajectories'")
+    sweep = dict(sweep)
+    sweep["train_trajectories"] = _int_list(sweep["train_trajectories"], "data_sweep.train_trajectories")
+    if max(sweep["train_trajectories"]) > data["num_trajectories"]:
+        raise ConfigError(f"data_sweep.train_trajectories: {max(sweep['train_trajectories'])} "
+                          f"exceeds data.num_trajectories={data['num_trajectories']}")
+    if ("width" in sweep) != ("depth" in sweep):
+        raise ConfigError("data_sweep: give both width and depth, or neither (each family's largest size)")
+    for k in ("width", "depth", "steps"):
+        if k in sweep:
+            _pos_int(sweep[k], f"data_sweep.{k}")
+    if "steps" in sweep and "budget" in sweep:
+        raise ConfigError("data_sweep: give steps or budget, not both")
+    if "budget" in sweep:
+        sweep["budget"] = _budget(sweep["budget"], "data_sweep.budget")
+    if "seeds" in sweep:
+        sweep["seeds"] = _int_list(sweep["seeds"], "data_sweep.seeds", allow_zero=True)
+    sf = sweep.get("families")
+    if sf is None:
+        sweep["families"] = list(names)
+    elif not isinstance(sf, list):
+        raise ConfigError(f"data_sweep.families: expected a list of family names, got {sf!r}")
+    else:
+        for n in sf:
+            if n not in names:
+                raise ConfigError(f"data_sweep.families: unknown family name {n!r}; valid options: {', '.join(names)}")
+    return sweep
+
+
 def _check_simulation(data: dict) -> None:
     """The data settings as the generator will see them: bodies and ``sim`` keys checked against
     :class:`experiments.rigid_body.simulate.SimConfig`, and enough frames for the horizon."""
@@ -231,7 +291,7 @@ def _check_simulation(data: dict) -> None:
 def check_spec_keys(cfg, known: Iterable[str] | None) -> None:
     """Every key of ``fixed`` and of each family's ``hparams`` of the study config ``cfg`` (a
     :class:`~experiments.scaling.grid.StudyConfig`) must be one the train function reads
-    (``known``, e.g. :data:`experiments.training.run.SPEC_KEYS`); None: the train function declares none."""
+    (``known``, e.g. :data:`experiments.settings.SPEC_KEYS`); None: the train function declares none."""
     if known is None:
         return
     known = sorted(set(known))
@@ -241,3 +301,31 @@ def check_spec_keys(cfg, known: Iterable[str] | None) -> None:
             if k not in known:
                 raise ConfigError(f"{where}: unknown setting {k!r} (the train function would ignore it); valid "
                                   f"settings: {', '.join(known)}")
+
+
+def check_specs(cfg, train_fn) -> None:
+    """Check a study's settings against its train function before anything runs: the keys
+    (:func:`check_spec_keys`, with ``train_fn.spec_keys``) and, where the train function has a validator
+    ``train_fn.check_spec`` (:func:`experiments.settings.check_spec` for the default one), the values of
+    every family's runs (their settings differ only in the grid axes, checked above).
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+    train_fn : callable
+        The train function; ``spec_keys`` and ``check_spec`` are optional attributes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the family and the setting.
+    """
+    check_spec_keys(cfg, getattr(train_fn, "spec_keys", None))
+    check = getattr(train_fn, "check_spec", None)
+    if check is None:
+        return
+    for i, fam in enumerate(cfg.families):
+        try:
+            check(cfg.family_spec(fam))
+        except ValueError as err:
+            raise ConfigError(f"families[{i}] ({fam['name']}): {err}") from None

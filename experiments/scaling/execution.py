@@ -392,8 +392,7 @@ def study_jobs(todo: list[dict], train_fn: Callable) -> list[list[dict]]:
 def optimiser_steps(specs: list[dict]) -> tuple[int, int]:
     """(steps as dedicated runs, steps actually trained): WSD runs that differ only in budget share a
     trunk up to their largest budget's cooldown start, then each trains its own cooldown."""
-    from experiments.training.module import wsd_cooldown_start
-    from experiments.training.run import _settings
+    from experiments.settings import spec_settings, wsd_cooldown_start
 
     dedicated = sum(int(s["steps"]) for s in specs)
     trained = 0
@@ -401,7 +400,7 @@ def optimiser_steps(specs: list[dict]) -> tuple[int, int]:
         if len(group) == 1 or group[0].get("scheduler") != "wsd":
             trained += sum(int(s["steps"]) for s in group)
             continue
-        frac = float(_settings(group[0])["cooldown_fraction"])
+        frac = float(spec_settings(group[0])["cooldown_fraction"])
         starts = [wsd_cooldown_start(int(s["steps"]), frac) for s in group]
         trained += max(starts) + sum(int(s["steps"]) - b for s, b in zip(group, starts))
     return dedicated, trained

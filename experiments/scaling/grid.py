@@ -46,9 +46,9 @@ from pathlib import Path
 
 import yaml
 
-from .config_checks import (DATA_DEFAULTS, DATA_KEYS, DEFAULT_MIN_STEPS, REQUIRED_TOP_KEYS, SPEC_KEYS, SWEEP_KEYS,
-                            TOP_KEYS, ConfigError, _budget, _budget_list, _check_keys, _check_simulation, _int_list,
-                            _json_value, _model_sizes, _pos_int, _validate_family, _validate_pilot)
+from .config_checks import (DEFAULT_MIN_STEPS, REQUIRED_TOP_KEYS, SPEC_KEYS, TOP_KEYS, ConfigError, _check_keys,
+                            _int_list, _model_sizes, _validate_compute, _validate_data, _validate_family,
+                            _validate_fixed, _validate_pilot, _validate_sweep)
 from .flops import estimate_flops
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -77,20 +77,15 @@ class StudyConfig:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_dict(cls, d: dict, default_name: str = "study") -> "StudyConfig":
+        """Validate a study config (the module docstring's schema); every check names the key and the valid
+        options (:class:`ConfigError`)."""
         if not isinstance(d, dict):
             raise ConfigError(f"study config: expected a mapping at the top level, got {type(d).__name__}")
         _check_keys(d, TOP_KEYS, "study config")
         for k in REQUIRED_TOP_KEYS:
             if k not in d:
                 raise ConfigError(f"study config: missing required key {k!r}")
-        fixed = d.get("fixed", {}) or {}
-        if not isinstance(fixed, dict):
-            raise ConfigError(f"fixed: expected a mapping of hyper-parameters, got {fixed!r}")
-        for k, v in fixed.items():
-            if k in SPEC_KEYS:
-                raise ConfigError(f"fixed: key {k!r} is a grid/family key and cannot be fixed here; "
-                                  f"grid keys: {', '.join(SPEC_KEYS)}")
-            _json_value(v, f"fixed.{k}")
+        fixed = _validate_fixed(d.get("fixed", {}) or {})
         fams = d["families"]
         if not isinstance(fams, list) or not fams:
             raise ConfigError("families: expected a non-empty list")
@@ -100,71 +95,16 @@ class StudyConfig:
         if dup:
             raise ConfigError(f"families: duplicate family names {sorted(dup)}; give each a unique 'name'")
         model_sizes = _model_sizes(d["model_sizes"], "model_sizes")
-        if "steps" in d and "budgets" in d:
-            raise ConfigError("study config: give steps or budgets, not both")
-        steps = _int_list(d["steps"], "steps") if "steps" in d else []
-        budgets = _budget_list(d["budgets"], "budgets") if "budgets" in d else None
-        for i, f in enumerate(families):
-            if not (f["steps"] or f["budgets"] or steps or budgets):
-                raise ConfigError(f"families[{i}]: no steps or budgets (give them for the family or at the top level)")
-        min_steps = _pos_int(d.get("min_steps", DEFAULT_MIN_STEPS), "min_steps")
-        max_steps = _pos_int(d["max_steps"], "max_steps") if d.get("max_steps") is not None else None
-        if max_steps is not None and max_steps < min_steps:
-            raise ConfigError(f"max_steps ({max_steps}) is below min_steps ({min_steps})")
+        steps, budgets, min_steps, max_steps = _validate_compute(d, families)
         pilot = _validate_pilot(d.get("pilot"), families)
         ntraj = _int_list(d["train_trajectories"], "train_trajectories")
         seeds = _int_list(d.get("seeds", [0]), "seeds", allow_zero=True)
-        data = dict(DATA_DEFAULTS)
-        dd = d.get("data", {}) or {}
-        _check_keys(dd, DATA_KEYS, "data")
-        data.update(dd)
-        _pos_int(data["num_trajectories"], "data.num_trajectories")
-        _pos_int(data["bodies"], "data.bodies")
-        _pos_int(data["seed"], "data.seed", allow_zero=True)
-        for k in ("horizon", "workers"):
-            if data[k] is not None:
-                _pos_int(data[k], f"data.{k}")
-        if not isinstance(data["sim"] or {}, dict):
-            raise ConfigError(f"data.sim: expected a mapping of simulator settings, got {data['sim']!r}")
-        data["sim"] = dict(data["sim"] or {})
-        _json_value(data["sim"], "data.sim")
-        _check_simulation(data)
+        data = _validate_data(d.get("data", {}) or {})
         if max(ntraj) > data["num_trajectories"]:
             raise ConfigError(f"train_trajectories: {max(ntraj)} exceeds data.num_trajectories="
                               f"{data['num_trajectories']}")
-        sweep = d.get("data_sweep")
-        if sweep is not None:
-            _check_keys(sweep, SWEEP_KEYS, "data_sweep")
-            if "train_trajectories" not in sweep:
-                raise ConfigError("data_sweep: missing key 'train_trajectories'")
-            sweep = dict(sweep)
-            sweep["train_trajectories"] = _int_list(sweep["train_trajectories"], "data_sweep.train_trajectories")
-            if max(sweep["train_trajectories"]) > data["num_trajectories"]:
-                raise ConfigError(f"data_sweep.train_trajectories: {max(sweep['train_trajectories'])} "
-                                  f"exceeds data.num_trajectories={data['num_trajectories']}")
-            if ("width" in sweep) != ("depth" in sweep):
-                raise ConfigError("data_sweep: give both width and depth, or neither (each family's largest size)")
-            for k in ("width", "depth", "steps"):
-                if k in sweep:
-                    _pos_int(sweep[k], f"data_sweep.{k}")
-            if "steps" in sweep and "budget" in sweep:
-                raise ConfigError("data_sweep: give steps or budget, not both")
-            if "budget" in sweep:
-                sweep["budget"] = _budget(sweep["budget"], "data_sweep.budget")
-            if "seeds" in sweep:
-                sweep["seeds"] = _int_list(sweep["seeds"], "data_sweep.seeds", allow_zero=True)
-            sf = sweep.get("families")
-            if sf is None:
-                sweep["families"] = list(names)
-            else:
-                if not isinstance(sf, list):
-                    raise ConfigError(f"data_sweep.families: expected a list of family names, got {sf!r}")
-                for n in sf:
-                    if n not in names:
-                        raise ConfigError(f"data_sweep.families: unknown family name {n!r}; valid "
-                                          f"options: {', '.join(names)}")
-        name = d.get("name", default_name)
-        return cls(name=str(name), families=families, model_sizes=model_sizes, steps=steps,
+        sweep = _validate_sweep(d.get("data_sweep"), data, names)
+        return cls(name=str(d.get("name", default_name)), families=families, model_sizes=model_sizes, steps=steps,
                    train_trajectories=ntraj, seeds=seeds, fixed=dict(fixed), data=data,
                    data_sweep=sweep, description=str(d.get("description", "") or ""),
                    budgets=budgets, min_steps=min_steps, max_steps=max_steps, pilot=pilot, raw=copy.deepcopy(d))
@@ -185,6 +125,12 @@ class StudyConfig:
         """Optimiser steps that spend ``budget`` nominal training FLOPs with ``size`` (rounded)."""
         spec = self._spec(fam, size["width"], size["depth"], 1, max(self.train_trajectories), 0)
         return max(1, round(budget / estimate_flops(spec)))
+
+    def family_spec(self, fam: dict) -> dict:
+        """A run spec of the family ``fam`` (its first model size, one step, the first seed): its settings,
+        which its runs share but for the grid axes (for checks before anything runs)."""
+        size = (fam.get("model_sizes") or self.model_sizes)[0]
+        return self._spec(fam, size["width"], size["depth"], 1, max(self.train_trajectories), self.seeds[0])
 
     def size_runs(self, fam: dict, size: dict) -> list[tuple[int, float | None]]:
         """``(steps, budget)`` of one model size of a family: its step counts (budget None), or the

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .execution import _fmt_time, _log, _now, is_done, resolve, run_group, study_jobs, try_lock
-from .config_checks import check_spec_keys
+from .config_checks import check_specs
 from .grid import ConfigError, StudyConfig, load_config, parse_shard, run_id, shard_specs
 from .results import _json_default, read_json, write_json, write_tables
 
@@ -117,20 +117,7 @@ def ensure_data(config: StudyConfig, out_dir: Path, generate_fn: str | Callable 
     try:
         if (p := done()) is not None:
             return p
-        kwargs: dict[str, Any] = {"num_trajectories": config.data["num_trajectories"],
-                                  "bodies": config.data["bodies"], "seed": config.data["seed"],
-                                  "progress": progress,
-                                  "workers": config.data.get("workers") or max(1, os.cpu_count() or 1)}
-        kwargs.update(config.data.get("sim") or {})
-        try:
-            params = inspect.signature(fn).parameters
-            if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-                dropped = [k for k in kwargs if k not in params]
-                if dropped:
-                    _log(f"[scaling] note: {getattr(fn, '__name__', fn)} takes no {dropped}; not passed")
-                kwargs = {k: v for k, v in kwargs.items() if k in params}
-        except (TypeError, ValueError):
-            pass
+        kwargs = _generator_kwargs(fn, config, progress)
         t0 = time.time()
         if progress:
             _log(f"[scaling] generating data into {data_root} ({kwargs})")
@@ -143,6 +130,26 @@ def ensure_data(config: StudyConfig, out_dir: Path, generate_fn: str | Callable 
         return path
     finally:
         lock.unlink(missing_ok=True)
+
+
+def _generator_kwargs(fn: Callable, config: StudyConfig, progress: bool) -> dict:
+    """The keyword arguments of the data generator ``fn`` for the study's data settings (those its signature
+    does not take are dropped, with a note, unless it takes ``**kwargs``)."""
+    kwargs: dict[str, Any] = {"num_trajectories": config.data["num_trajectories"],
+                              "bodies": config.data["bodies"], "seed": config.data["seed"],
+                              "progress": progress,
+                              "workers": config.data.get("workers") or max(1, os.cpu_count() or 1)}
+    kwargs.update(config.data.get("sim") or {})
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        dropped = [k for k in kwargs if k not in params]
+        if dropped:
+            _log(f"[scaling] note: {getattr(fn, '__name__', fn)} takes no {dropped}; not passed")
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return kwargs
 
 
 # ----------------------------------------------------------------------------- the study
@@ -216,7 +223,7 @@ def plan_study(config: StudyConfig | dict | str | Path, out_dir: str | Path, sha
     check_same_study(out_dir, cfg)
     # everything is validated before anything is written: a bad dotted path, a misspelt setting
     fn = _resolve_arg(train_fn, "train function (--train-fn)")
-    check_spec_keys(cfg, getattr(fn, "spec_keys", None))
+    check_specs(cfg, fn)
     if generate_fn is not None:
         _resolve_arg(generate_fn, "data generator (--generate-fn)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -275,6 +282,16 @@ def _execute_all(plan: StudyPlan, train_fn: str | Callable, jobs: int, redo: boo
             yield from future.result()
 
 
+def _outcome(rec: dict) -> str:
+    """A run's outcome in its progress line: its losses and FLOPs, who holds it, or its error."""
+    if rec["status"] == "ok":
+        return (f"test={rec.get('test_loss', float('nan')):.4g} e3={rec.get('test_e3_loss', float('nan')):.4g} "
+                f"flops={rec.get('train_flops', float('nan')):.3g}")
+    if rec["status"] == "skipped":
+        return f"left to the process that holds it ({rec.get('reason')})"
+    return f"FAILED {rec.get('error_type')}: {str(rec.get('error_message'))[:200]}"
+
+
 def record_runs(plan: StudyPlan, finished, progress: bool = True) -> list[dict]:
     """Report runs as they finish and write the tables: the end of every launcher.
 
@@ -314,16 +331,8 @@ def record_runs(plan: StudyPlan, finished, progress: bool = True) -> list[dict]:
             n_skipped += rec["status"] == "skipped"
             elapsed = time.time() - t_start
             eta = elapsed / (k + 1) * (len(todo) - k - 1)
-            if rec["status"] == "ok":
-                msg = (f"test={rec.get('test_loss', float('nan')):.4g} "
-                       f"e3={rec.get('test_e3_loss', float('nan')):.4g} "
-                       f"flops={rec.get('train_flops', float('nan')):.3g}")
-            elif rec["status"] == "skipped":
-                msg = f"left to the process that holds it ({rec.get('reason')})"
-            else:
-                msg = f"FAILED {rec.get('error_type')}: {str(rec.get('error_message'))[:200]}"
             line = (f"[scaling] {k + 1}/{len(todo)} {rid} {rec['status']} in "
-                    f"{_fmt_time(rec.get('wall_time_s') or 0)} {msg} | elapsed {_fmt_time(elapsed)} "
+                    f"{_fmt_time(rec.get('wall_time_s') or 0)} {_outcome(rec)} | elapsed {_fmt_time(elapsed)} "
                     f"ETA {_fmt_time(eta)}")
             if bar is not None:
                 bar.write(line)

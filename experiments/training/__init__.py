@@ -1,7 +1,9 @@
 """Lightning training of all model families on the rigid-body data.
 
-module : :class:`BodyDynamicsModule` (loss, metrics, optimiser / schedule, family validation)
+module : :class:`BodyDynamicsModule` (loss, metrics, optimiser / schedule)
 data   : :class:`TrainingDataModule` (exact resume, in-process cache, optional auto-generation)
+
+Their settings, defaults and validation: :mod:`experiments.settings`.
 run    : :func:`train_run`, the scaling sweep's ``train_fn(spec, data_dir, run_dir) -> dict``
 evaluation : :func:`window_errors` / :func:`score`, whole-split scoring (contact vs contact-free)
 

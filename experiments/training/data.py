@@ -8,7 +8,9 @@ optional automatic generation of a small dataset.
   ``(seed, epoch)`` and which skips the batches already consumed in the current epoch when a run
   is resumed from a mid-epoch checkpoint - ``--ckpt_path`` continues with exactly the batches an
   uninterrupted run would have seen;
-* batches are gathered with tensor indexing (:class:`BatchedDataset`), not sample by sample;
+* batches are made as in every loader of the base class (one vectorised gather per batch,
+  :meth:`~experiments.rigid_body.dataset.RigidBodyDataModule._loader`), the training batches in the
+  order of that sampler;
 * loaded arrays and built datasets are cached in-process (keyed by the resolved data directory
   and the manifest's modification time), so many short runs (scaling sweeps) pay the loading once;
 * ``auto_generate=True``: if ``data_dir`` holds no dataset, a small one is generated there (in
@@ -23,12 +25,13 @@ import math
 import os
 from pathlib import Path
 
-import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torch.utils.data import DataLoader, DistributedSampler
 
-from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset
+from experiments.rigid_body.dataset import RigidBodyDataModule
+from experiments.settings import DATA_DEFAULTS as D, DataSettings, check_data_settings, with_parameters
 
-__all__ = ["BatchedDataset", "collate_batched", "ResumableSampler", "ResumableLoader", "TrainingDataModule", "load_cached_arrays", "clear_cache", "missing_data_message"]
+__all__ = ["ResumableSampler", "ResumableLoader", "TrainingDataModule", "load_cached_arrays", "clear_cache",
+           "missing_data_message"]
 
 #: frames per trajectory of the benchmark's task (the scaling presets' ``data.sim.frames``)
 BENCHMARK_FRAMES = 16
@@ -124,42 +127,6 @@ class ResumableSampler(DistributedSampler):
         return iter(indices[skip:])
 
 
-class BatchedDataset(Dataset):
-    """View of a :class:`RigidBodyDataset` that gathers whole batches with tensor indexing.
-
-    ``DataLoader`` calls ``__getitems__(indices)`` (one call per batch instead of one per
-    sample); use it with ``collate_fn=collate_batched``.  The batches are identical to
-    collating ``[base[i] for i in indices]`` (tested), several times faster for small models.
-    """
-
-    def __init__(self, base: RigidBodyDataset):
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.base[i]
-
-    def __getitems__(self, indices) -> dict:
-        # RigidBodyDataset.__getitem__ gathers a whole batch from a tensor of indices.
-        return self.base[torch.as_tensor(indices, dtype=torch.int64)]
-
-
-def collate_batched(batch):
-    """Collate function for :class:`BatchedDataset` (batches are already collated)."""
-    if isinstance(batch, dict):
-        return batch
-    return default_collate(batch)
-
-
-def _batched(ds):
-    """A :class:`BatchedDataset` over ``ds`` if it has the expected layout, else ``ds`` itself."""
-    if all(hasattr(ds, a) for a in ("_index", "e3", "positions", "axes", "horizon", "trajectory_ids")):
-        return BatchedDataset(ds)
-    return ds
-
-
 class ResumableLoader(DataLoader):
     """DataLoader marked resumable for Lightning (``state_dict`` / ``load_state_dict``).
 
@@ -179,44 +146,33 @@ class TrainingDataModule(RigidBodyDataModule):
 
     Parameters
     ----------
-    data_dir : generated dataset directory
-    horizon : prediction horizon in frames
-    batch_size, num_workers : DataLoader settings
-    max_train_trajectories : use only the first this many training trajectories
-    seed : split / shuffle seed (the E(3) test set uses ``seed + 1``)
-    split_fractions : (train, val, test) trajectory fractions
-    translation_scale : std of the E(3) test set's translations [m]
-    bodies : bodies per scene expected in the data (checked against the manifest; the CLI links
-        it to ``model.num_bodies``); also used by ``auto_generate``
-    auto_generate : generate a small dataset into ``data_dir`` if there is none
-    auto_generate_trajectories : trajectories of that dataset
-    frames : frames per trajectory expected of the dataset (a mismatch is an error naming both), and of
-        an auto-generated one; None accepts any existing dataset and generates 16 (the benchmark's task:
-        0.3 s windows of collisions; the generator's default 51 frames is the older, contact-poor task)
-    drop_last : drop the last incomplete training batch of each epoch
-    shuffle_seed : seed of the training order (default: ``seed``)
-    min_contact_fraction : contact windows' minimum share of every split (see
-        :func:`experiments.rigid_body.dataset.select_windows`; None keeps every window)
+    data_dir, horizon, batch_size, num_workers, max_train_trajectories, seed, split_fractions, \
+translation_scale, bodies, auto_generate, auto_generate_trajectories, frames, drop_last, shuffle_seed, \
+min_contact_fraction
+        The fields of :class:`experiments.settings.DataSettings`, where they are defined with their defaults
+        and checked (:func:`~experiments.settings.check_data_settings`). The command line's ``--data.*``;
+        ``--help`` shows the descriptions.
     """
 
     def __init__(
         self,
-        data_dir: str | os.PathLike = "data/rigid_body",
-        horizon: int = 5,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        max_train_trajectories: int | None = None,
-        seed: int = 0,
-        split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        translation_scale: float = 1.0,
-        bodies: int = 4,
-        auto_generate: bool = False,
-        auto_generate_trajectories: int = 200,
-        frames: int | None = None,
-        drop_last: bool = False,
-        shuffle_seed: int | None = None,
-        min_contact_fraction: float | None = 0.5,
+        data_dir: str | os.PathLike = D.data_dir,
+        horizon: int = D.horizon,
+        batch_size: int = D.batch_size,
+        num_workers: int = D.num_workers,
+        max_train_trajectories: int | None = D.max_train_trajectories,
+        seed: int = D.seed,
+        split_fractions: tuple[float, float, float] = D.split_fractions,
+        translation_scale: float = D.translation_scale,
+        bodies: int = D.bodies,
+        auto_generate: bool = D.auto_generate,
+        auto_generate_trajectories: int = D.auto_generate_trajectories,
+        frames: int | None = D.frames,
+        drop_last: bool = D.drop_last,
+        shuffle_seed: int | None = D.shuffle_seed,
+        min_contact_fraction: float | None = D.min_contact_fraction,
     ):
+        check_data_settings({k: v for k, v in locals().items() if k not in ("self", "__class__", "data_dir")})
         super().__init__(data_dir, horizon=horizon, batch_size=batch_size, num_workers=num_workers,
                          max_train_trajectories=max_train_trajectories, seed=seed,
                          split_fractions=split_fractions, translation_scale=translation_scale,
@@ -305,12 +261,8 @@ class TrainingDataModule(RigidBodyDataModule):
                 math.ceil(len(self._sampler) / self.batch_size)
             if consumed < per_epoch:
                 self._sampler.skip(consumed * self.batch_size)
-        return ResumableLoader(_batched(self.train), batch_size=self.batch_size, sampler=self._sampler,
-                               drop_last=self.drop_last, collate_fn=collate_batched, num_workers=self.num_workers,
-                               persistent_workers=self.num_workers > 0)
+        return self._loader(self.train, self._sampler, drop_last=self.drop_last, loader=ResumableLoader)
 
-    def _loader(self, ds, shuffle=False):
-        if shuffle:
-            return super()._loader(ds, shuffle=True)
-        return DataLoader(_batched(ds), batch_size=self.batch_size, shuffle=False, collate_fn=collate_batched,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+# the command line's --help reads each option's description from the class docstring: the settings' own
+TrainingDataModule.__doc__ = with_parameters(TrainingDataModule.__doc__, DataSettings)

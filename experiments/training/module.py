@@ -11,7 +11,8 @@ i.e. the squared Euclidean distance of each predicted keypoint from its target, 
 then averaged over keypoints (4), bodies (N) and samples.  ``sqrt(loss)`` is an RMS keypoint error
 in metres.
 
-Families (validated in ``__init__``, before any training starts):
+Settings: the fields of :class:`experiments.settings.ModelSettings`, defined there with their defaults and
+checked in ``__init__`` by :func:`experiments.settings.check_model_settings` (before any training starts):
 
 * the families of :data:`experiments.models.FAMILIES`; ``gatr`` takes an ``algebra`` from
   :func:`algebras.available_algebras` (plug-ins included; aliases are canonicalised) or an importable
@@ -39,6 +40,11 @@ import time
 import lightning as L
 import torch
 
+from experiments.models import validate_family_algebra
+from experiments.resume import check_resume, resume_conflicts, resume_exemptions
+from experiments.settings import (EXECUTION_SETTINGS, MODEL_DEFAULTS as D, SCHEDULERS, ModelSettings,
+                                  check_model_settings, with_parameters, wsd_cooldown_start)
+
 __all__ = [
     "BodyDynamicsModule",
     "keypoint_mse",
@@ -46,19 +52,11 @@ __all__ = [
     "valid_algebras",
     "validate_family_algebra",
     "SCHEDULERS",
+    "EXECUTION_SETTINGS",
     "wsd_cooldown_start",
     "resume_conflicts",
     "resume_exemptions",
 ]
-
-SCHEDULERS = ("cosine", "linear", "constant", "wsd")
-#: hyper-parameters that change how the model runs, not what it computes: resuming may change them
-EXECUTION_SETTINGS = ("compile",)
-
-
-def wsd_cooldown_start(total_steps: int, cooldown_fraction: float) -> int:
-    """First optimiser step of a WSD run's cooldown: ``total - max(1, round(fraction * total))``."""
-    return int(total_steps) - max(1, round(float(cooldown_fraction) * int(total_steps)))
 
 
 def keypoint_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -87,199 +85,50 @@ def valid_algebras() -> tuple[str, ...]:
     return tuple(available_algebras())
 
 
-def validate_family_algebra(family: str, algebra: str | None) -> tuple[str, str | None]:
-    """Check ``family`` / ``algebra`` and return them canonicalised (an alias becomes its name; a
-    ``"module:attribute"`` factory stays as given, so a checkpoint rebuilds the same algebra).
-
-    Raises
-    ------
-    ValueError
-        Listing the valid values, for an unknown family, an unknown algebra, a family that needs an
-        algebra without one, or an algebra given to a family that takes none.
-    """
-    from experiments.models import FAMILIES, algebra_families
-
-    fam = str(family).lower()
-    if fam not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
-    if not FAMILIES[fam].takes_algebra:
-        if algebra not in (None, "", "none", "None"):
-            raise ValueError(f"family {fam!r} takes no algebra (got {algebra!r}; pass --model.algebra null); "
-                             f"algebras ({', '.join(valid_algebras())}) are for the families {algebra_families()}")
-        return fam, None
-    if algebra in (None, "", "none", "None"):
-        raise ValueError(f"family {fam!r} needs an algebra; valid algebras: {', '.join(valid_algebras())}")
-    from algebras import canonical_name, get_algebra
-
-    try:
-        name = canonical_name(str(algebra))
-        get_algebra(name)  # a factory that fails or returns no algebra: the error names it now
-    except (ValueError, TypeError) as err:
-        raise ValueError(str(err)) from None
-    return fam, name
-
-
-def _differs(a, b) -> bool:
-    """Hyper-parameters compared as saved (tuples and lists alike)."""
-    norm = (lambda x: list(x) if isinstance(x, (tuple, list)) else x)  # noqa: E731
-    return norm(a) != norm(b)
-
-
-def _resolved(settings) -> dict:
-    """``settings`` with ``family`` and ``algebra`` named as :func:`validate_family_algebra` names them (an
-    alias resolved); left as given where they are invalid (building the model then says why)."""
-    out = dict(settings)
-    if "family" in out:
-        try:
-            out["family"], out["algebra"] = validate_family_algebra(out["family"], out.get("algebra"))
-        except ValueError:
-            pass
-    return out
-
-
-def _same_schedule_until(saved, requested, step: int) -> bool:
-    """Whether a checkpoint at ``step`` of a WSD run with ``saved`` settings is a branch point of a run with
-    ``requested`` settings: both are WSD with the same warm-up, and neither has started its cooldown before
-    ``step``."""
-    if requested.get("scheduler") != "wsd" or saved.get("scheduler") != "wsd" or saved.get("total_steps") is None \
-            or requested.get("total_steps") is None:
-        return False
-    same = all(not _differs(saved.get(k), requested.get(k)) for k in ("warmup_steps", "cooldown_fraction"))
-    fraction = requested["cooldown_fraction"]
-    return same and step <= min(wsd_cooldown_start(int(saved["total_steps"]), fraction),
-                                wsd_cooldown_start(int(requested["total_steps"]), fraction))
-
-
-def resume_exemptions(saved, requested, step: int) -> set[str]:
-    """The settings a resume may change: the :data:`EXECUTION_SETTINGS`, and ``total_steps`` where the
-    checkpoint is a branch point of the requested WSD schedule.
-
-    Parameters
-    ----------
-    saved : mapping
-        The checkpoint's hyper-parameters.
-    requested : mapping
-        The settings of the resumed run (:class:`BodyDynamicsModule`'s arguments).
-    step : int
-        The checkpoint's global step.
-
-    Returns
-    -------
-    set of str
-    """
-    exempt = set(EXECUTION_SETTINGS)
-    if _same_schedule_until(saved, requested, step):
-        exempt.add("total_steps")  # a WSD cooldown branch: both schedules agree up to the checkpoint
-    return exempt
-
-
-def resume_conflicts(saved, requested, step: int) -> dict:
-    """The settings a resume would silently drop: resuming restores weights, optimiser and schedule, so
-    every setting both name must agree, except those of :func:`resume_exemptions`. Family and algebra
-    are compared after resolving aliases (``ega`` is ``euclidean``). The one comparison of the training
-    CLI (``--ckpt_path``) and :meth:`BodyDynamicsModule.on_load_checkpoint`.
-
-    Parameters
-    ----------
-    saved : mapping
-        The checkpoint's hyper-parameters.
-    requested : mapping
-        The settings of the resumed run.
-    step : int
-        The checkpoint's global step.
-
-    Returns
-    -------
-    dict
-        ``{setting: (checkpoint value, requested value)}``, empty when the run may resume.
-    """
-    exempt = resume_exemptions(saved, requested, step)
-    saved, resolved = _resolved(saved), _resolved(requested)
-    return {k: (saved[k], resolved[k]) for k in sorted(resolved)
-            if k in saved and k not in exempt and _differs(saved[k], resolved[k])}
-
-
 class BodyDynamicsModule(L.LightningModule):
     """Train a keypoint-prediction model of any family.
 
     Parameters
     ----------
-    family : a key of :data:`experiments.models.FAMILIES` ("gatr", "transformer", "mlp")
-    algebra : for ``gatr``: a name from :func:`algebras.available_algebras` (or an alias), or an
-        importable factory ``"module:attribute"``; must be None for the other families
-    width, depth, num_heads : model size (see :func:`experiments.models.build_model`)
-    num_bodies : bodies per scene (tokens per sample); must match the data
-    augment : apply a random E(3) transformation (with reflections) to every training batch
-    augment_translation_scale : std of the augmentation translations [m]
-    lr : peak learning rate (AdamW)
-    weight_decay : AdamW weight decay
-    betas : AdamW betas
-    warmup_steps : linear warm-up from 0 to ``lr``
-    scheduler : after warm-up: "cosine" (to ``min_lr_ratio * lr``), "linear" (to the same),
-        "constant", or "wsd" (warmup-stable-decay: constant, then a (1 - sqrt) cooldown to the same over
-        the last ``cooldown_fraction`` of the run; Hägele et al. 2024, arXiv 2405.18392). A WSD run to
-        ``T`` steps equals, up to its cooldown start, every longer WSD run with the same warm-up, so
-        one run can serve many budgets (:func:`experiments.training.run.train_branches`)
-    min_lr_ratio : final learning rate as a fraction of ``lr``
-    cooldown_fraction : for "wsd": the cooldown's share of ``total_steps`` (rounded, at least one step)
-    total_steps : length of the schedule in optimiser steps; default: the trainer's
-        ``estimated_stepping_batches`` (``max_steps`` when set)
-    seed : seed of the augmentation stream (combined with rank and step, so resuming from a
-        checkpoint reproduces it exactly)
-    model_kwargs : further keyword arguments for ``build_model``
-    compile : run the model through ``torch.compile`` (an execution setting: a checkpoint resumes with
-        either value)
+    family, algebra, width, depth, num_heads, num_bodies, augment, augment_translation_scale, lr, weight_decay, \
+betas, warmup_steps, scheduler, min_lr_ratio, cooldown_fraction, total_steps, seed, model_kwargs, compile
+        The fields of :class:`experiments.settings.ModelSettings`, where they are defined with their defaults
+        and checked (:func:`~experiments.settings.check_model_settings`; an invalid value fails here, before
+        any training). The command line's ``--model.*``; ``--help`` shows the descriptions.
     """
 
     def __init__(
         self,
-        family: str = "gatr",
-        algebra: str | None = None,
-        width: int = 16,
-        depth: int = 2,
-        num_heads: int = 4,
-        num_bodies: int = 4,
-        augment: bool = False,
-        augment_translation_scale: float = 1.0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999),
-        warmup_steps: int = 100,
-        scheduler: str = "cosine",
-        min_lr_ratio: float = 0.0,
-        cooldown_fraction: float = 0.2,
-        total_steps: int | None = None,
-        seed: int = 0,
-        model_kwargs: dict | None = None,
-        compile: bool = False,
+        family: str = D.family,
+        algebra: str | None = D.algebra,
+        width: int = D.width,
+        depth: int = D.depth,
+        num_heads: int = D.num_heads,
+        num_bodies: int = D.num_bodies,
+        augment: bool = D.augment,
+        augment_translation_scale: float = D.augment_translation_scale,
+        lr: float = D.lr,
+        weight_decay: float = D.weight_decay,
+        betas: tuple[float, float] = D.betas,
+        warmup_steps: int = D.warmup_steps,
+        scheduler: str = D.scheduler,
+        min_lr_ratio: float = D.min_lr_ratio,
+        cooldown_fraction: float = D.cooldown_fraction,
+        total_steps: int | None = D.total_steps,
+        seed: int = D.seed,
+        model_kwargs: dict | None = D.model_kwargs,
+        compile: bool = D.compile,
     ):
         super().__init__()
-        family, algebra = validate_family_algebra(family, algebra)
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}; valid schedulers: {', '.join(SCHEDULERS)}")
-        for name, v in (("width", width), ("depth", depth), ("num_heads", num_heads), ("num_bodies", num_bodies)):
-            if int(v) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v}")
-        numbers = {"lr": lr, "weight_decay": weight_decay, "min_lr_ratio": min_lr_ratio,
-                   "augment_translation_scale": augment_translation_scale, "betas": tuple(betas)}
-        for name, value in numbers.items():
-            if not all(math.isfinite(float(v)) for v in (value if isinstance(value, tuple) else (value,))):
-                raise ValueError(f"{name} must be finite, got {value}")
-        if not 0 < float(cooldown_fraction) <= 1:
-            raise ValueError(f"cooldown_fraction must be in (0, 1], got {cooldown_fraction}")
-        if warmup_steps < 0 or lr <= 0 or weight_decay < 0 or not 0 <= min_lr_ratio <= 1:
-            raise ValueError(f"need warmup_steps >= 0, lr > 0, weight_decay >= 0, 0 <= min_lr_ratio <= 1; got "
-                             f"warmup_steps={warmup_steps}, lr={lr}, weight_decay={weight_decay}, "
-                             f"min_lr_ratio={min_lr_ratio}")
+        checked = check_model_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.save_hyperparameters()
-        self.hparams.family, self.hparams.algebra = family, algebra
+        self.hparams.family, self.hparams.algebra = checked["family"], checked["algebra"]
 
         from experiments.models import build_model
 
-        self.model = build_model(family, algebra, width=width, depth=depth, num_heads=num_heads,
-                                 num_bodies=num_bodies, **(model_kwargs or {}))
-        # compiled forward kept out of the module tree: the state dict and checkpoints stay the model's own
-        self.__dict__["_run_model"] = torch.compile(self.model) if compile else self.model
+        # compile: the family's own way (GATr: its network's GATrConfig.compile), see ModelSettings
+        self.model = build_model(checked["family"], checked["algebra"], width=width, depth=depth,
+                                 num_heads=num_heads, num_bodies=num_bodies, compile=compile, **(model_kwargs or {}))
         self.flops_per_sample = float(self.model.nominal_flops_per_sample(num_bodies))
         self.samples_seen = 0  # training samples over all ranks (persisted in checkpoints)
         self._t_batch = None
@@ -287,7 +136,7 @@ class BodyDynamicsModule(L.LightningModule):
     # ------------------------------------------------------------------ model
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self._run_model(batch)
+        return self.model(batch)
 
     def num_parameters(self) -> int:
         n = getattr(self.model, "num_parameters", None)
@@ -385,12 +234,8 @@ class BodyDynamicsModule(L.LightningModule):
         checkpoint["samples_seen"] = self.samples_seen
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("hyper_parameters") or {}
-        changed = resume_conflicts(saved, self.hparams, int(checkpoint.get("global_step", 0)))
-        if changed:  # resuming restores weights, optimiser and schedule: new settings would be dropped silently
-            detail = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
-            raise ValueError(f"the checkpoint was trained with other model settings ({detail}); resume with the "
-                             "checkpoint's settings, or start a new run")
+        # resuming restores weights, optimiser and schedule: new settings would be dropped silently
+        check_resume(checkpoint.get("hyper_parameters") or {}, self.hparams, int(checkpoint.get("global_step", 0)))
         self.samples_seen = int(checkpoint.get("samples_seen", 0))
 
     # ------------------------------------------------------------------ optimiser
@@ -433,3 +278,7 @@ class BodyDynamicsModule(L.LightningModule):
             total = int(est) if math.isfinite(est) else max(1, h.warmup_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.lr_factor(s, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+
+# the command line's --help reads each option's description from the class docstring: the settings' own
+BodyDynamicsModule.__doc__ = with_parameters(BodyDynamicsModule.__doc__, ModelSettings)

@@ -28,51 +28,22 @@ from pathlib import Path
 
 import torch
 
+from experiments.settings import SPEC_DEFAULTS, SPEC_KEYS, WSD_WARMUP_STEPS, check_spec, spec_data_settings, \
+    spec_module_settings, spec_settings, wsd_cooldown_start
+
 __all__ = ["train_run", "train_branches", "branch_key", "build_from_spec", "SPEC_DEFAULTS", "SPEC_KEYS",
            "WSD_WARMUP_STEPS"]
 
-SPEC_DEFAULTS = {
-    "family": "gatr", "algebra": None, "augment": False, "width": 16, "depth": 2, "num_heads": 4,
-    "steps": 100, "train_trajectories": None, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0,
-    "warmup_steps": None, "scheduler": "cosine", "min_lr_ratio": 0.0, "cooldown_fraction": 0.2, "seed": 0,
-    "horizon": 5, "bodies": 4, "eval_batches": None, "eval_batch_size": 512, "precision": "32-true",
-    "gradient_clip_val": None, "model_kwargs": None, "num_threads": 1, "min_contact_fraction": 0.5,
-}
-#: every spec key a run reads (its settings, the grid's labels): the runner refuses others before anything runs
-SPEC_KEYS = frozenset(SPEC_DEFAULTS) | {"name", "budget", "stage"}
-#: warm-up of a WSD run when the spec sets none: a constant, so that runs to different budgets share
-#: their schedule up to each cooldown (a warm-up that grew with the budget would break the branches)
-WSD_WARMUP_STEPS = 50
-
-
-def _settings(spec: dict) -> dict:
-    s = {**SPEC_DEFAULTS, **{k: v for k, v in spec.items() if v is not None or k == "algebra"}}
-    if int(s["steps"]) < 1:
-        raise ValueError(f"steps must be positive, got {s['steps']}")
-    if s["warmup_steps"] is None:  # cosine/linear: 5% of the run, at most 100 steps
-        s["warmup_steps"] = WSD_WARMUP_STEPS if s["scheduler"] == "wsd" else min(100, max(1, int(s["steps"]) // 20))
-    return s
-
 
 def build_from_spec(spec: dict, data_dir: Path):
-    """(module, datamodule, settings) for a run spec (unknown spec keys are ignored)."""
+    """(module, datamodule, settings) for a run spec (its settings: :func:`experiments.settings.spec_settings`;
+    unknown spec keys are ignored)."""
     from .data import TrainingDataModule
     from .module import BodyDynamicsModule
 
-    s = _settings(spec)
-    module = BodyDynamicsModule(
-        family=s["family"], algebra=s["algebra"], width=int(s["width"]), depth=int(s["depth"]),
-        num_heads=int(s["num_heads"]), num_bodies=int(s["bodies"]), augment=bool(s["augment"]),
-        lr=float(s["lr"]), weight_decay=float(s["weight_decay"]), warmup_steps=int(s["warmup_steps"]),
-        scheduler=s["scheduler"], min_lr_ratio=float(s["min_lr_ratio"]),
-        cooldown_fraction=float(s["cooldown_fraction"]), total_steps=int(s["steps"]),
-        seed=int(s["seed"]), model_kwargs=s["model_kwargs"],
-    )
-    dm = TrainingDataModule(
-        data_dir, horizon=int(s["horizon"]), batch_size=int(s["batch_size"]), num_workers=0,
-        max_train_trajectories=s["train_trajectories"], seed=0, bodies=int(s["bodies"]),
-        shuffle_seed=int(s["seed"]), min_contact_fraction=s["min_contact_fraction"],
-    )
+    s = spec_settings(spec)
+    module = BodyDynamicsModule(**spec_module_settings(s))
+    dm = TrainingDataModule(data_dir, **spec_data_settings(s))
     return module, dm, s
 
 
@@ -150,19 +121,17 @@ def train_branches(specs: list[dict], data_dir: Path, run_dirs: list[Path], trun
     ``wall_time_s`` are those of a dedicated run (trunk segments up to the branch point + the branch),
     plus ``branch`` = {``trunk_steps``, ``trunk_time_s``, ``cooldown_time_s``}.
     """
-    from .module import wsd_cooldown_start
-
     if not specs:
         return
     keys = {branch_key(sp) for sp in specs}
-    if len(keys) != 1 or any(_settings(sp)["scheduler"] != "wsd" for sp in specs):
+    if len(keys) != 1 or any(spec_settings(sp)["scheduler"] != "wsd" for sp in specs):
         raise ValueError("train_branches takes WSD runs (scheduler 'wsd') that differ only in 'steps'")
     order = sorted(range(len(specs)), key=lambda i: int(specs[i]["steps"]))
     total = max(int(sp["steps"]) for sp in specs)
     trunk_dir = Path(trunk_dir)
     trunk_dir.mkdir(parents=True, exist_ok=True)
     trunk_spec = {**specs[order[-1]], "steps": total}
-    frac = float(_settings(trunk_spec)["cooldown_fraction"])
+    frac = float(spec_settings(trunk_spec)["cooldown_fraction"])
     times = _read_times(trunk_dir)
     with _Threads(trunk_spec):
         for i in order:
@@ -188,6 +157,7 @@ def train_branches(specs: list[dict], data_dir: Path, run_dirs: list[Path], trun
 
 train_run.branches = train_branches  # the runner groups WSD runs that differ only in budget into one trunk
 train_run.spec_keys = SPEC_KEYS  # the runner refuses settings that no run would read
+train_run.check_spec = check_spec  # and values this validator refuses, before anything runs
 
 
 def _trunk_points(trunk_dir: Path) -> list[int]:

@@ -4,10 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.rigid_body.dataset import (
-    RigidBodyDataModule, RigidBodyDataset, keypoints, rollout_targets, select_windows, split_indices,
-    teacher_forced_rollout_error,
-)
+from experiment_helpers import rollout_targets, teacher_forced_rollout_error
+from experiments.rigid_body.dataset import RigidBodyDataModule, RigidBodyDataset, keypoints, select_windows, split_indices
 from experiments.rigid_body.generate import generate_dataset
 from experiments.rigid_body.simulate import quat_to_matrix
 from experiments.rigid_body.storage import load_arrays
@@ -175,7 +173,8 @@ def test_datamodule(data_dir):
     b2 = next(iter(dm.train_dataloader()))
     torch.testing.assert_close(b["positions"], b2["positions"])  # seeded shuffling
     test, test_e3, test_rot, test_trans = dm.test_dataloader()
-    assert len(test.dataset) == len(test_e3.dataset) == len(dm.test_e3_dataloader().dataset) == len(test_rot.dataset)
+    assert len(test.dataset) == len(test_e3.dataset) == len(test_rot.dataset) == len(test_trans.dataset)
+    assert test_e3.dataset is dm.test_e3
     assert len(list(dm.val_dataloader())) > 0
     x, y = next(iter(test)), next(iter(test_e3))
     r, t = next(iter(test_rot)), next(iter(test_trans))

@@ -178,9 +178,10 @@ def test_family_axes_override_the_top_level_ones():
 @pytest.mark.parametrize(
     "change, match",
     [
-        ({"families": [{"family": "resnet"}]}, r"unknown family 'resnet'.*gatr, transformer, mlp"),
+        ({"families": [{"family": "resnet"}]},
+         r"families\[0\]\.family: unknown model family 'resnet'.*gatr, transformer, mlp"),
         ({"families": [{"family": "gatr", "algebra": "quaternionic"}]}, r"unknown algebra 'quaternionic'.*conformal"),
-        ({"families": [{"family": "gatr"}]}, r"families\[0\]\.algebra: required"),
+        ({"families": [{"family": "gatr"}]}, r"families\[0\]\.algebra: family 'gatr' needs an algebra"),
         ({"families": [{"family": "mlp", "algebra": "pga"}]}, r"only valid for the families \['gatr'\]"),
         ({"families": [{"family": "mlp", "augment": "yes"}]}, r"augment"),
         ({"families": [{"family": "mlp", "colour": 1}]}, r"unknown key 'colour'.*valid keys"),

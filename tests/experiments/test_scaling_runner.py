@@ -452,6 +452,13 @@ def _write_yaml(path, d):
 
 @pytest.mark.parametrize("change, message", [
     ({"fixed": {"batch_size": 8, "learnng_rate": 0.5}}, "fixed: unknown setting 'learnng_rate'"),
+    # values: the training module's own validator, on every family before anything runs
+    ({"fixed": {"batch_size": 8, "lr": -0.1}}, "families[0] (gatr-pga): need lr > 0"),
+    ({"fixed": {"batch_size": 8, "scheduler": "wsdd"}}, "families[0] (gatr-pga): unknown scheduler 'wsdd'; valid"),
+    ({"fixed": {"batch_size": 0}}, "families[0] (gatr-pga): batch_size must be a positive integer, got 0"),
+    ({"data_sweep": None, "families": [{"name": "tf", "family": "transformer",
+                                        "hparams": {"model_kwargs": {"compile": True}}}]},
+     "families[0] (tf): model_kwargs: give compile as a setting of its own"),
     ({"data": {"num_trajectories": 80, "bodies": 1}}, "bodies must be between 2 and 16"),
     ({"data": {"num_trajectories": 80, "bodies": 4, "sim": {"framez": 16}}}, "data.sim: unknown key 'framez'"),
     ({"data": {"num_trajectories": 80, "bodies": 4, "sim": {"frames": 1}}}, "frames"),

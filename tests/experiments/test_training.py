@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 from experiments.rigid_body.dataset import RigidBodyDataset
-import torch
-
 from experiments.rigid_body.generate import generate_dataset
 from experiments.train import main
 from experiments.training import BodyDynamicsModule, TrainingDataModule, keypoint_mse, train_run
@@ -129,18 +129,30 @@ def test_missing_data_dir_message_and_auto_generate(tmp_path, monkeypatch):
 
 
 def test_batched_gathering_equals_per_sample_collation(data_dir):
+    """Every loader takes one batching path: a batch gathered by one vectorised call
+    (RigidBodyDataset.__getitems__) equal to collating its samples one by one, the training batches in
+    the order of the resumable sampler."""
     from torch.utils.data import default_collate
 
-    from experiments.training.data import BatchedDataset
+    from experiments.rigid_body.dataset import collate_batch
 
-    dm = TrainingDataModule(data_dir, horizon=2, bodies=BODIES)
+    dm = TrainingDataModule(data_dir, horizon=2, bodies=BODIES, batch_size=4)
     dm.setup("fit")
-    for ds in (dm.train, dm.test_e3):  # plain and E(3)-transformed samples
-        idx = [5, 0, len(ds) - 1, 3]
-        fast, slow = BatchedDataset(ds).__getitems__(idx), default_collate([ds[i] for i in idx])
+
+    def same(fast, slow):
         assert fast.keys() == slow.keys()
         for k in slow:
             torch.testing.assert_close(fast[k], slow[k], rtol=0, atol=0, msg=k)
+
+    for ds in (dm.train, dm.test_e3):  # plain and E(3)-transformed samples
+        idx = [5, 0, len(ds) - 1, 3]
+        same(ds.__getitems__(idx), default_collate([ds[i] for i in idx]))
+    train = dm.train_dataloader()
+    order = list(train.sampler)
+    assert order != sorted(order)  # shuffled
+    same(next(iter(train)), default_collate([dm.train[i] for i in order[:4]]))
+    for loader in (train, dm.val_dataloader(), *dm.test_dataloader()):
+        assert loader.collate_fn is collate_batch and loader.batch_size == 4
 
 
 def test_bodies_mismatch_is_explained(data_dir):
@@ -351,7 +363,7 @@ def test_resume_with_other_model_settings_is_refused(data_dir, tmp_path, monkeyp
     assert cli_main(small_args(config, data_dir, *common, "--trainer.max_steps", "4", "--ckpt_path", str(ckpt))) == 0
 
 
-def test_resume_resolves_aliases_and_may_change_execution_settings(data_dir, tmp_path, monkeypatch):
+def test_resume_resolves_aliases_and_may_change_execution_settings(data_dir, tmp_path, monkeypatch, capsys):
     """A euclidean checkpoint resumes with --model.algebra ega (its own alias) and another --model.compile
     (an execution setting, kept as requested): the CLI and the module compare settings one way."""
     monkeypatch.chdir(tmp_path)
@@ -367,7 +379,14 @@ def test_resume_resolves_aliases_and_may_change_execution_settings(data_dir, tmp
     cli = main(small_args(config, data_dir, *common, "--model.algebra", "ega", "--trainer.max_steps", "6",
                           "--ckpt_path", last))
     assert (cli.trainer.global_step, cli.model.hparams.algebra, cli.model.hparams.compile) == (6, "euclidean", False)
-    from experiments.training.module import resume_conflicts
+    from experiments.train import cli_main
+
+    # a model setting is refused, named alone (a changed compile beside it is not a conflict)
+    assert cli_main(small_args(config, data_dir, *common, "--model.compile", "true", "--model.num_heads", "4",
+                               "--trainer.max_steps", "8", "--ckpt_path", last)) == 2
+    err = capsys.readouterr().err
+    assert "other model settings (num_heads: checkpoint 2, requested 4)" in err and "compile" not in err
+    from experiments.resume import resume_conflicts
 
     saved = {"family": "gatr", "algebra": "euclidean", "lr": 1e-3, "compile": False}
     assert resume_conflicts(saved, {**saved, "algebra": "EGA", "compile": True}, step=2) == {}
@@ -427,17 +446,28 @@ def test_interrupted_automatic_generation_resumes(tmp_path, capsys):
     assert len(on.train) > 0
 
 
-def test_compile_option_compiles_the_forward_and_keeps_checkpoints_plain(data_dir):
-    """--model.compile true runs the model through torch.compile; the state dict (checkpoints) has the plain
-    model's keys, and compile is an execution setting a resumed run may change."""
+def test_one_compile_switch_with_the_family_s_meaning(data_dir, monkeypatch):
+    """--model.compile true: a GATr family sets its network's own GATrConfig.compile (the blocks compiled with
+    fullgraph=True, the inputs checked eagerly); a baseline compiles its whole forward. Either way the state
+    dict (checkpoints) is the plain model's, and compile is an execution setting a resumed run may change."""
     from experiments.training.module import EXECUTION_SETTINGS
 
-    cfg = REPO / "experiments/configs/gatr_projective.yaml"
-    base = ["--config", str(cfg), "--data.data_dir", str(data_dir), "--data.bodies", "3"]
-    compiled = main([*base, "--model.compile", "true"], run=False).model
-    plain = main(base, run=False).model
-    assert compiled._run_model is not compiled.model and compiled._run_model._orig_mod is compiled.model
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: calls.append(kwargs) or fn)  # the switch, not inductor
+    base = ["--data.data_dir", str(data_dir), "--data.bodies", "3", "--model.width", "4", "--model.depth", "1"]
+    gatr = [*base, "--config", str(REPO / "experiments/configs/gatr_projective.yaml")]
+    compiled, plain = main([*gatr, "--model.compile", "true"], run=False).model, main(gatr, run=False).model
+    assert compiled.model.net.config.compile and not plain.model.net.config.compile and calls == []
     assert set(compiled.state_dict()) == set(plain.state_dict())
+    dm = TrainingDataModule(data_dir, horizon=5, bodies=BODIES)
+    dm.setup("fit")
+    batch = dm.train[torch.arange(2)]
+    compiled(batch)  # (the fake compiler runs the forward eagerly)
+    assert calls == [{"fullgraph": True}]  # GATr's own compile, on its first call
+    tf = [*base, "--config", str(REPO / "experiments/configs/transformer.yaml")]
+    compiled, plain = main([*tf, "--model.compile", "true"], run=False).model, main(tf, run=False).model
+    assert calls[1:] == [{}] and compiled.model._compiled_call_impl is not None  # nn.Module.compile
+    assert plain.model._compiled_call_impl is None and set(compiled.state_dict()) == set(plain.state_dict())
     assert "compile" in EXECUTION_SETTINGS
 
 
@@ -453,7 +483,7 @@ def test_the_run_folder_follows_the_algebra_and_configs_train_on_the_benchmark_t
     assert run_name({"family": "transformer", "model_kwargs": {"centre": True}, "augment": False}) == "transformer_centred"
     for cfg in (REPO / "experiments/configs").glob("*.yaml"):
         text = cfg.read_text()
-        assert "frames: 16" in text and "name: auto" in text, cfg.name
+        assert "frames: 16" in text and "logger" not in yaml.safe_load(text)["trainer"], cfg.name  # named "auto"
     dm = TrainingDataModule(data_dir, horizon=2, bodies=BODIES, frames=16)  # the fixture has 12 frames
     with pytest.raises(ValueError, match="has 12 frames per trajectory but frames=16; pass --data.frames 12"):
         dm.setup("fit")
