@@ -3,6 +3,7 @@
     python -m experiments.benchmark                                    # CPU reference setting, all models
     python -m experiments.benchmark --reference-gatr ~/src/geometric-algebra-transformer
     python -m experiments.benchmark --device cuda --dtype bfloat16 --items 1024 4096 16384 --batch 1
+    python -m experiments.benchmark --compare-to /tmp/prev --algebras projective conformal --modes eager
 
 One invocation builds every model, then times them in alternating rounds (each round runs ``--steps``
 forward+backward+SGD steps of every model in turn), so drifts of a shared machine hit all models alike.
@@ -13,7 +14,10 @@ peak memory. Models:
 * ours on every registered algebra (or ``--algebras``), eager and ``torch.compile(fullgraph=True)``;
 * a pre-norm ``torch.nn.TransformerEncoder`` whose width matches the FLOPs of ours on ``--match``;
 * lgatr (Cl(1,3), eager and compiled) next to ours on ``--lorentz-algebra`` when lgatr is installed;
-* the reference projective GATr when ``--reference-gatr`` gives its source tree.
+* the reference projective GATr when ``--reference-gatr`` gives its source tree;
+* with ``--compare-to PATH``, each of ours built from another checkout of this project (an older
+  release) in a worker process, timed right after ours in every round; the table adds new / old
+  (:mod:`experiments.benchmark_compare`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 
+from experiments.benchmark_compare import CompareError, OtherTree, add_old_twins, check_tree, describe_tree, ratio_cells
+from experiments.benchmark_worker import build_gatr, make_step, mv_loss, time_steps
 from experiments.cli import examples, prog
 from experiments.models.baselines import transformer_flops
 from gatr import GATr
@@ -73,30 +78,20 @@ class Entry:
     compile_s: float = 0.0
     rates: list = field(default_factory=list)
     step: Callable | None = None
-
-
-def _mv_loss(out):
-    return out[0].float().square().mean() + out[1].float().mean()
+    params: int = 0
+    spec: str | None = None  # ours: the algebra it runs on (what --compare-to builds in the other tree)
+    compiled: bool = False
+    timer: Callable[[int], float] | None = None  # steps -> seconds
+    twin: Entry | None = None  # ours: the same model from the --compare-to tree
+    kwargs: dict = field(default_factory=dict)  # keyword inputs of the forward call
 
 
 def _prepare(entry: Entry, compiled: bool, device, dtype) -> None:
     """Build the step (compiling first if asked) and run it twice: compile, then warm caches."""
-    run = torch.compile(entry.model, fullgraph=True) if compiled else entry.model
-    opt = torch.optim.SGD(entry.model.parameters(), lr=1e-9)
-    autocast = torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with autocast:
-            out = run(*entry.inputs)
-        entry.loss(out).backward()
-        opt.step()
-
-    t0 = time.perf_counter()
-    step()
-    entry.compile_s = time.perf_counter() - t0 if compiled else 0.0
-    step()
-    entry.step = step
+    entry.step, entry.compile_s = make_step(entry.model, entry.inputs, entry.loss, compiled, device, dtype,
+                                            entry.kwargs)
+    entry.params = sum(p.numel() for p in entry.model.parameters())
+    entry.timer = lambda steps: time_steps(entry.step, steps, device)
 
 
 def build_entries(args, device) -> list[Entry]:
@@ -106,14 +101,11 @@ def build_entries(args, device) -> list[Entry]:
     b, n, mv, s, blocks, heads = args.batch, args.items, args.mv_channels, args.s_channels, args.blocks, args.heads
     entries, target = [], None
 
-    def gatr_entry(label, algebra, compiled):
-        torch.manual_seed(0)
-        net = GATr(algebra, 1, 1, mv, 1, 1, s, blocks, heads).to(device)
-        dim = net.algebra.dim
-        inputs = (torch.randn(b, n, 1, dim, device=device), torch.randn(b, n, 1, device=device), None, None,
-                  torch.randn(b, 1, 1, dim, device=device))
-        return Entry(label + (" compiled" if compiled else ""), net, inputs, _mv_loss,
-                     net.nominal_flops_per_token(n)), compiled
+    def gatr_entry(label, algebra, compiled, spec):  # built as the --compare-to worker builds the old tree's
+        net, inputs, kwargs = build_gatr(GATr, algebra, dict(batch=b, items=n, mv=mv, s=s, blocks=blocks,
+                                                             heads=heads), device)
+        return Entry(label + (" compiled" if compiled else ""), net, inputs, mv_loss, net.nominal_flops_per_token(n),
+                     spec=spec, compiled=compiled, kwargs=kwargs), compiled
 
     from experiments.peers import LGATrNet, lgatr_available
 
@@ -121,10 +113,11 @@ def build_entries(args, device) -> list[Entry]:
     match = canonical_name(args.match or ("projective" if "projective" in names else names[0]))
     with_lgatr = not args.no_lgatr and lgatr_available()
     lorentz = None
+    lorentz_spec = args.lorentz_algebra or ("spacetime" if "spacetime" in available_algebras()
+                                            else "examples.spacetime.gatr_spacetime:spacetime")
     if with_lgatr:
         try:
-            lorentz = get_algebra(args.lorentz_algebra or ("spacetime" if "spacetime" in available_algebras()
-                                                           else "examples.spacetime.gatr_spacetime:spacetime"))
+            lorentz = get_algebra(lorentz_spec)
         except ValueError as err:
             print(f"# ours on Cl(1,3) skipped: {err}", file=sys.stderr)
     lorentz_label = f"ours Cl(1,3) [{lorentz.group.name}]" if lorentz is not None else None
@@ -133,7 +126,7 @@ def build_entries(args, device) -> list[Entry]:
         algebra = get_algebra(name)
         label = lorentz_label if algebra is lorentz else f"ours {algebra.name}"  # timed once, named for lgatr
         for compiled in args.modes:
-            todo.append(gatr_entry(label, name, compiled == "compiled"))
+            todo.append(gatr_entry(label, name, compiled == "compiled", name))
             if canonical_name(name) == match and target is None:
                 target = todo[-1][0].flops
     if not args.no_transformer and target is not None:
@@ -148,18 +141,18 @@ def build_entries(args, device) -> list[Entry]:
         torch.manual_seed(0)
         ref = ReferenceGATr(args.reference_gatr, mv, s, blocks, heads).to(device)
         todo.append((Entry("reference GATr v1.4 (projective)", ref, (torch.randn(b, n, 1, 16, device=device),
-                                                                       torch.randn(b, n, 1, device=device)), _mv_loss),
+                                                                       torch.randn(b, n, 1, device=device)), mv_loss),
                      False))
     if with_lgatr:
         if lorentz is not None and not any(get_algebra(name) is lorentz for name in names):
             for compiled in args.modes:
-                todo.append(gatr_entry(lorentz_label, lorentz, compiled == "compiled"))
+                todo.append(gatr_entry(lorentz_label, lorentz, compiled == "compiled", lorentz_spec))
         for compiled in args.modes:
             torch.manual_seed(0)
             net = LGATrNet(mv, s, blocks, heads).to(device)
             inputs = (torch.randn(b, n, 1, 16, device=device), torch.randn(b, n, 1, device=device))
             todo.append((Entry("lgatr 2.x (Cl(1,3), mlp_ratio=2)" + (" compiled" if compiled == "compiled" else ""),
-                               net, inputs, _mv_loss), compiled == "compiled"))
+                               net, inputs, mv_loss), compiled == "compiled"))
     for entry, compiled in todo:
         print(f"# preparing {entry.label} ...", file=sys.stderr, flush=True)
         _prepare(entry, compiled, device, getattr(torch, args.dtype))
@@ -168,19 +161,12 @@ def build_entries(args, device) -> list[Entry]:
 
 
 def time_rounds(entries: list[Entry], rounds: int, steps: int, tokens: int, device) -> None:
-    """Alternating rounds: every model runs ``steps`` steps per round; rates in tokens/s."""
+    """Alternating rounds: every model runs ``steps`` steps per round, in order; rates in tokens/s."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for r in range(rounds):
         for e in entries:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                e.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            e.rates.append(tokens * steps / (time.perf_counter() - t0))
+            e.rates.append(tokens * steps / e.timer(steps))
         print(f"# round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
 
 
@@ -192,13 +178,18 @@ def report(entries: list[Entry], args) -> None:
     print(f"device={args.device} dtype={args.dtype} threads={torch.get_num_threads()} batch={args.batch} "
           f"items={args.items} blocks={args.blocks} mv={args.mv_channels} s={args.s_channels} heads={args.heads}; "
           f"{args.rounds} alternating rounds x {args.steps} steps")
-    print(f"| model | params | GFLOP/token | tokens/s (median) | range | x {base.label} | compile s |")
-    print("|---|---|---|---|---|---|---|")
+    extra = ["new/old (median)", "new/old (min)"] if args.compare_to else []
+    if args.compare_to:
+        print(f"old = {describe_tree(args.compare_to)}; new/old: per-round ratios of tokens/s, ours vs the old "
+              f"tree's same model timed right after it")
+    print("| " + " | ".join(["model", "params", "GFLOP/token", "tokens/s (median)", "range", f"x {base.label}",
+                             "compile s", *extra]) + " |")
+    print("|---" * (7 + len(extra)) + "|")
     for e in entries:
-        params = sum(p.numel() for p in e.model.parameters())
         flops = f"{e.flops / 1e9:.4f}" if e.flops else "-"
-        print(f"| {e.label} | {params:,} | {flops} | {median[e.label]:,.0f} | {min(e.rates):,.0f}-{max(e.rates):,.0f} "
-              f"| {median[e.label] / median[base.label]:.2f} | {e.compile_s:.0f} |")
+        cells = [e.label, f"{e.params:,}", flops, f"{median[e.label]:,.0f}", f"{min(e.rates):,.0f}-{max(e.rates):,.0f}",
+                 f"{median[e.label] / median[base.label]:.2f}", f"{e.compile_s:.0f}"]
+        print("| " + " | ".join(cells + (ratio_cells(e) if args.compare_to else [])) + " |")
     ratios = []
     ref = by_label.get("reference GATr v1.4 (projective)")
     ours_pga = [e for e in entries if e.label.startswith("ours projective") and "distance" not in e.label]
@@ -235,14 +226,15 @@ def _check_args(args) -> str | None:
                     + ("" if torch.version.cuda else " (a CPU-only build)"))
     elif device.type == "mps" and not torch.backends.mps.is_available():
         return f"--device {args.device}: MPS is not available here"
-    return None
+    return check_tree(args.compare_to) if args.compare_to else None
 
 
 def main(argv=None) -> int:
     program = prog("experiments.benchmark", "gatr-benchmark")
     p = argparse.ArgumentParser(prog=program, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=examples(program, "--algebras projective conformal --modes eager",
-                                                "--reference-gatr ../geometric-algebra-transformer", "--equivariance"))
+                                                "--reference-gatr ../geometric-algebra-transformer",
+                                                "--compare-to ../gatr-previous --modes eager", "--equivariance"))
     p.add_argument("--algebras", nargs="+", default=None,
                    help="algebras to time (default: every registered one, plug-ins included)")
     p.add_argument("--modes", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
@@ -262,6 +254,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=3, help="steps per model per round")
     p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
+    p.add_argument("--compare-to", default=None, metavar="PATH",
+                   help="another checkout of this project (e.g. an older release): time its GATr models in the same "
+                        "rounds and add new/old columns")
     p.add_argument("--equivariance", action="store_true", help="print equivariance error vs depth instead")
     args = p.parse_args(argv)
     problem = _check_args(args)
@@ -274,13 +269,21 @@ def main(argv=None) -> int:
 
         print_equivariance_vs_depth(args.algebras)
         return 0
+    device, other, timing = torch.device(args.device), None, False
     try:
-        device = torch.device(args.device)
+        other = OtherTree(args.compare_to, args) if args.compare_to else None  # a bad tree fails before compiling
         entries = build_entries(args, device)
-    except (ValueError, RuntimeError) as err:
+        entries = add_old_twins(entries, other, Entry) if other else entries
+        timing = True
+        time_rounds(entries, args.rounds, args.steps, args.batch * args.items, device)
+    except (ValueError, RuntimeError) as err:  # while timing, only the other tree's failures are one line
+        if timing and not isinstance(err, CompareError):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    time_rounds(entries, args.rounds, args.steps, args.batch * args.items, device)
+    finally:
+        if other is not None:
+            other.close()
     report(entries, args)
     return 0
 
