@@ -149,40 +149,50 @@ def generate_dataset(
     if workers < 1:
         raise ValueError("workers must be positive")
     sim = SimConfig(bodies=bodies, **sim_kwargs)
-    config = {
-        "format": FORMAT_VERSION,
-        "num_trajectories": int(num_trajectories),
-        "seed": int(seed),
-        "shard_size": int(shard_size),
-        "sim": sim.to_dict(),
-    }
+    config = {"format": FORMAT_VERSION, "num_trajectories": int(num_trajectories), "seed": int(seed),
+              "shard_size": int(shard_size), "sim": sim.to_dict()}
     out = Path(out_dir)
+    base = _start_manifest(out, config)
+    num_shards = math.ceil(num_trajectories / shard_size)
+    bounds = [(k * shard_size, min((k + 1) * shard_size, num_trajectories)) for k in range(num_shards)]
+    todo = [k for k, (a, b) in enumerate(bounds) if not _shard_ok(out / shard_name(k), config, a, b)]
+    n_todo = sum(bounds[k][1] - bounds[k][0] for k in todo)
+    t0 = time.perf_counter()
+    _simulate_shards(out, base, bounds, todo, workers, progress)
+    _finish_manifest(out, base, bounds, sim, {"simulated": n_todo, "seconds": round(time.perf_counter() - t0, 3),
+                                              "workers": workers})
+    return out
+
+
+def _start_manifest(out: Path, config: dict) -> dict:
+    """Create ``out`` and mark its dataset incomplete until every shard is written; refuse a directory
+    generated with another ``config``. Returns the manifest's common part (config, seed, version)."""
     out.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(out)
     if manifest is not None:
         _check_config(manifest.get("config", {}), config, out / MANIFEST)
-    version = package_version()
-    base = {"config": config, "seed": int(seed), "version": version}
+    base = {"config": config, "seed": config["seed"], "version": package_version()}
     if manifest is None or manifest.get("complete") is not True:
         write_json_atomic(out / MANIFEST, {**base, "complete": False})
+    return base
 
-    num_shards = math.ceil(num_trajectories / shard_size)
-    bounds = [(k * shard_size, min((k + 1) * shard_size, num_trajectories)) for k in range(num_shards)]
-    todo = [k for k, (a, b) in enumerate(bounds) if not _shard_ok(out / shard_name(k), config, a, b)]
 
-    # Chunks small enough for load balancing and a smooth progress bar.
+def _simulate_shards(out: Path, base: dict, bounds: list[tuple[int, int]], todo: list[int], workers: int,
+                     progress: bool) -> None:
+    """Simulate the trajectories of shards ``todo`` (``bounds[k]``: their global indices) in chunks, in-process
+    or on ``workers`` processes, writing each shard as soon as its chunks are in."""
+    config, seed = base["config"], base["seed"]
     n_todo = sum(bounds[k][1] - bounds[k][0] for k in todo)
+    # Chunks small enough for load balancing and a smooth progress bar.
     chunk = max(1, min(64, math.ceil(n_todo / (8 * workers)))) if n_todo else 1
     tasks = [(k, a, min(a + chunk, bounds[k][1])) for k in todo for a in range(bounds[k][0], bounds[k][1], chunk)]
     pending = {k: {} for k in todo}
-
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=num_trajectories, initial=num_trajectories - n_todo, unit="traj",
-                   desc="rigid-body trajectories", smoothing=0.1)
-    t0 = time.perf_counter()
+        total = config["num_trajectories"]
+        bar = tqdm(total=total, initial=total - n_todo, unit="traj", desc="rigid-body trajectories", smoothing=0.1)
 
     def collect(k, a, result):
         pending[k][a] = result
@@ -201,21 +211,28 @@ def generate_dataset(
             for k, a, b in tasks:
                 collect(k, a, simulate_range(a, b, seed, config["sim"]))
         else:
-            # spawn (safe with torch / threads loaded); workers exit if this process is killed
-            pool = worker_pool(workers)
-            try:
-                futures = {pool.submit(simulate_range, a, b, seed, config["sim"]): (k, a) for k, a, b in tasks}
-                for fut in as_completed(futures):
-                    collect(*futures[fut], fut.result())
-            except BaseException:  # e.g. KeyboardInterrupt: drop queued work, keep written shards
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown()
+            _simulate_on_workers(tasks, seed, config["sim"], workers, collect)
     finally:
         if bar is not None:
             bar.close()
-    elapsed = time.perf_counter() - t0
 
+
+def _simulate_on_workers(tasks: list[tuple[int, int, int]], seed: int, sim: dict, workers: int, collect) -> None:
+    """``collect(shard, start, arrays)`` for every task ``(shard, start, stop)``, simulated on ``workers``
+    processes (spawned: safe with torch and threads loaded; they exit if this process is killed)."""
+    pool = worker_pool(workers)
+    try:
+        futures = {pool.submit(simulate_range, a, b, seed, sim): (k, a) for k, a, b in tasks}
+        for fut in as_completed(futures):
+            collect(*futures[fut], fut.result())
+    except BaseException:  # e.g. KeyboardInterrupt: drop queued work, keep written shards
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _finish_manifest(out: Path, base: dict, bounds: list[tuple[int, int]], sim: SimConfig, last_run: dict) -> None:
+    """Mark the dataset in ``out`` complete: its shards, counts, frame spacing and this run's work."""
     shards, rejected = [], 0
     for k, (a, b) in enumerate(bounds):
         _, meta = load_shard(out / shard_name(k))
@@ -225,12 +242,11 @@ def generate_dataset(
         **base,
         "complete": True,
         "shards": shards,
-        "counts": {"trajectories": int(num_trajectories), "rejected": int(rejected),
-                   "bodies": int(bodies), "frames": sim.frames},
+        "counts": {"trajectories": int(base["config"]["num_trajectories"]), "rejected": int(rejected),
+                   "bodies": int(sim.bodies), "frames": sim.frames},
         "frame_dt": sim.timestep * sim.frame_stride,
-        "last_run": {"simulated": n_todo, "seconds": round(elapsed, 3), "workers": workers},
+        "last_run": last_run,
     })
-    return out
 
 
 #: ``SimConfig`` fields with a command-line flag (``frame_stride`` -> ``--frame-stride``)

@@ -155,6 +155,29 @@ def sample_scene(rng: np.random.Generator, config: SimConfig) -> dict:
         ``velocity`` (N,3) world, ``angular_velocity`` (N,3) world.
     """
     n = config.bodies
+    shape, geom_size, sizes = _sample_shapes(rng, config)
+    density = np.exp(rng.uniform(*np.log(config.density_range), size=n))
+    position = _place_bodies(rng, np.linalg.norm(sizes, axis=1), config)  # conservative bounding radii
+
+    quat = rng.normal(size=(n, 4))
+    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
+
+    # Aim at the centre (origin) with noise, random speeds and spins.
+    to_centre = -position / np.maximum(np.linalg.norm(position, axis=1, keepdims=True), 1e-9)
+    direction = to_centre + config.aim_noise * rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    speed = rng.uniform(*config.speed_range, size=(n, 1))
+    velocity = speed * direction
+    angular_velocity = config.spin_scale * rng.normal(size=(n, 3))
+    return dict(
+        shape=shape, sizes=sizes, geom_size=geom_size, density=density,
+        position=position, quat=quat, velocity=velocity, angular_velocity=angular_velocity,
+    )
+
+
+def _sample_shapes(rng: np.random.Generator, config: SimConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random shapes ``(N,)`` with their MuJoCo geom sizes ``(N, 3)`` and semi-axis extents ``(N, 3)``."""
+    n = config.bodies
     lo, hi = config.size_range
     shape = rng.integers(0, 4, size=n)
     geom_size = np.zeros((n, 3))
@@ -171,11 +194,13 @@ def sample_scene(rng: np.random.Generator, config: SimConfig) -> dict:
             r, hl = 0.6 * a[0], a[1]
             geom_size[i] = (r, hl, 0)
             sizes[i] = (r, r, hl + r)
-    density = np.exp(rng.uniform(*np.log(config.density_range), size=n))
-    bound = np.linalg.norm(sizes, axis=1)  # conservative bounding radius
+    return shape, geom_size, sizes
 
-    # Place bodies without overlap of bounding spheres in a ball whose radius grows
-    # with N; enlarge the ball if placement keeps failing.
+
+def _place_bodies(rng: np.random.Generator, bound: np.ndarray, config: SimConfig) -> np.ndarray:
+    """Centres ``(N, 3)`` of bodies with bounding radii ``bound`` (N,), without overlap of the bounding spheres,
+    in a ball whose radius grows with N (enlarged while placement keeps failing), then centred on the origin."""
+    n = config.bodies
     radius = config.spread * (n / 4.0) ** (1.0 / 3.0)
     position = np.zeros((n, 3))
     placed = 0
@@ -190,22 +215,7 @@ def sample_scene(rng: np.random.Generator, config: SimConfig) -> dict:
         tries += 1
         if tries % 200 == 0:
             radius *= 1.1
-    position -= position.mean(axis=0)
-
-    quat = rng.normal(size=(n, 4))
-    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
-
-    # Aim at the centre (origin) with noise, random speeds and spins.
-    to_centre = -position / np.maximum(np.linalg.norm(position, axis=1, keepdims=True), 1e-9)
-    direction = to_centre + config.aim_noise * rng.normal(size=(n, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    speed = rng.uniform(*config.speed_range, size=(n, 1))
-    velocity = speed * direction
-    angular_velocity = config.spin_scale * rng.normal(size=(n, 3))
-    return dict(
-        shape=shape, sizes=sizes, geom_size=geom_size, density=density,
-        position=position, quat=quat, velocity=velocity, angular_velocity=angular_velocity,
-    )
+    return position - position.mean(axis=0)
 
 
 def scene_xml(scene: dict, config: SimConfig) -> str:
@@ -251,6 +261,25 @@ def simulate_scene(scene: dict, config: SimConfig) -> dict:
         ``shape`` (N,) int8, ``sizes`` (N,3), ``mass`` (N,),
         ``inertia`` (N,3,3) body-frame inertia tensor about the centre of mass.
     """
+    model, data = _start_simulation(scene, config)
+    frames = _record_frames(model, data, config)
+    _check_stable(data, frames["positions"], config)
+    iq = quat_to_matrix(model.body_iquat[1:])
+    return dict(
+        positions=frames["positions"],
+        orientations=frames["orientations"],
+        velocity=frames["velocity"],
+        angular_velocity=np.einsum("tnij,tnj->tni", frames["xmat"], frames["local_angular_velocity"]),  # to world
+        contacts=frames["contacts"],
+        shape=np.asarray(scene["shape"], dtype=np.int8),
+        sizes=np.asarray(scene["sizes"], dtype=np.float64),
+        mass=model.body_mass[1:].copy(),
+        inertia=np.einsum("nij,nj,nkj->nik", iq, model.body_inertia[1:], iq),
+    )
+
+
+def _start_simulation(scene: dict, config: SimConfig):
+    """The MuJoCo model and data of ``scene``, in its initial state (kinematics computed)."""
     model = mujoco.MjModel.from_xml_string(scene_xml(scene, config))
     data = mujoco.MjData(model)
     n = config.bodies
@@ -263,25 +292,29 @@ def simulate_scene(scene: dict, config: SimConfig) -> dict:
     rot0 = quat_to_matrix(scene["quat"])
     qvel[:, 3:] = np.einsum("nji,nj->ni", rot0, scene["angular_velocity"])
     mujoco.mj_forward(model, data)
+    return model, data
 
-    T = config.frames
-    positions = np.empty((T, n, 3))
-    orientations = np.empty((T, n, 4))
-    velocity = np.empty((T, n, 3))
-    local_w = np.empty((T, n, 3))
-    xmats = np.empty((T, n, 3, 3))
-    contacts = np.zeros(T, dtype=np.int32)
+
+def _record_frames(model, data, config: SimConfig) -> dict:
+    """Step the simulation and record ``config.frames`` frames, ``config.frame_stride`` steps apart:
+    ``positions``, ``orientations``, ``velocity``, ``contacts`` (as :func:`simulate_scene` returns them),
+    ``local_angular_velocity`` (T, N, 3) in the body frames and their rotations ``xmat`` (T, N, 3, 3)."""
+    n, T = config.bodies, config.frames
+    qvel = data.qvel.reshape(n, 6)
+    out = {"positions": np.empty((T, n, 3)), "orientations": np.empty((T, n, 4)), "velocity": np.empty((T, n, 3)),
+           "contacts": np.zeros(T, dtype=np.int32), "local_angular_velocity": np.empty((T, n, 3)),
+           "xmat": np.empty((T, n, 3, 3))}
     xmat = data.xmat[1:].reshape(n, 3, 3)  # views, updated in place by MuJoCo
 
     def record(t):
-        positions[t] = data.xpos[1:]
-        orientations[t] = data.xquat[1:]
-        velocity[t] = qvel[:, :3]
-        local_w[t] = qvel[:, 3:]
-        xmats[t] = xmat
+        out["positions"][t] = data.xpos[1:]
+        out["orientations"][t] = data.xquat[1:]
+        out["velocity"][t] = qvel[:, :3]
+        out["local_angular_velocity"][t] = qvel[:, 3:]
+        out["xmat"][t] = xmat
 
     record(0)
-    contacts[0] = data.ncon
+    out["contacts"][0] = data.ncon
     step = mujoco.mj_step
     for t in range(1, T):
         c = 0
@@ -289,32 +322,22 @@ def simulate_scene(scene: dict, config: SimConfig) -> dict:
             step(model, data)
             if data.ncon > c:
                 c = data.ncon
-        contacts[t] = c
+        out["contacts"][t] = c
         # mj_step leaves xpos/xmat at the state *before* the last integration;
         # refresh kinematics so that positions match qpos/qvel of this frame.
         mujoco.mj_kinematics(model, data)
         record(t)
+    return out
 
+
+def _check_stable(data, positions: np.ndarray, config: SimConfig) -> None:
+    """Raise :class:`UnstableSimulationError` if MuJoCo reset the state or a position is not finite."""
     fatal = [name for name in _FATAL_WARNINGS if data.warning[getattr(mujoco.mjtWarning, name)].number > 0]
     if fatal or not np.isfinite(positions).all():
         raise UnstableSimulationError(
             f"the simulation is unstable ({', '.join(fatal) or 'non-finite state'}) with timestep={config.timestep} s, "
             f"speeds up to {config.speed_range[1]} m/s and spin scale {config.spin_scale} rad/s; use a smaller "
             "--timestep (default 0.001) or slower bodies")
-    angular_velocity = np.einsum("tnij,tnj->tni", xmats, local_w)  # local -> world
-    iq = quat_to_matrix(model.body_iquat[1:])
-    inertia = np.einsum("nij,nj,nkj->nik", iq, model.body_inertia[1:], iq)
-    return dict(
-        positions=positions,
-        orientations=orientations,
-        velocity=velocity,
-        angular_velocity=angular_velocity,
-        contacts=contacts,
-        shape=np.asarray(scene["shape"], dtype=np.int8),
-        sizes=np.asarray(scene["sizes"], dtype=np.float64),
-        mass=model.body_mass[1:].copy(),
-        inertia=inertia,
-    )
 
 
 def simulate_trajectory(rng: np.random.Generator, config: SimConfig) -> tuple[dict, int]:

@@ -91,19 +91,8 @@ def _submitit_options(args):
                            slurm_params=SubmititOptions.parse_slurm_params(args.slurm_param), **kwargs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 1 some run failed, 2 bad input).
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        Arguments after the program name (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        The exit code.
-    """
+def _parser() -> argparse.ArgumentParser:
+    """The command line's parser: subcommands ``run``, ``analyze``, ``compare`` and ``list``."""
     program = prog("experiments.scaling", "gatr-scaling")
     ap = argparse.ArgumentParser(prog=program, description="Scaling-law studies: run grids, fit power laws, report.",
                                  epilog=examples(program, *EXAMPLES),
@@ -134,66 +123,99 @@ def main(argv: list[str] | None = None) -> int:
     p_cmp.add_argument("--markdown", default=None, help="also write the table to this file")
     p_ls = sub.add_parser("list", help="print the grid: run ids and estimated FLOPs")
     _add_config_args(p_ls)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _list(args) -> int:
+    """``list``: the grid's run ids with their estimated FLOPs, the pilot's first round and the step counts."""
+    cfg = _config(args)
+    specs = cfg.expand(collections.defaultdict(lambda: "pilot") if cfg.pilot is not None else None)
+    mine = shard_specs(specs, parse_shard(args.shard))
+    print(f"# study {cfg.name!r}: {len(specs)} runs" + (f", shard {args.shard}: {len(mine)}" if args.shard else ""))
+    if cfg.pilot is not None:
+        from .pilot import pilot_round
+
+        first = pilot_round(cfg, "/nonexistent")
+        print(f"# learning-rate pilot first: {len(first)} runs (more where an optimum sits at an edge), "
+              f"{sum(estimate_flops(s) for s in first):.3g} FLOPs; the grid's lr is the pilot's choice")
+    print(f"{'run_id':64s} {'est. FLOPs':>11s}")
+    total = 0.0
+    for s in mine:
+        f = estimate_flops(s)
+        total += f
+        print(f"{run_id(s):64s} {f:11.3g}")
+    print(f"# total nominal training FLOPs: {total:.3g} (the models' own counts; the training code "
+          f"records each run's)")
+    dedicated, trained = optimiser_steps(mine)
+    print(f"# optimiser steps: {dedicated:,} as dedicated runs, {trained:,} trained (WSD runs of one "
+          f"family, size and seed share their trunk)")
+    return 0
+
+
+def _run(args) -> int:
+    """``run``: train (a shard of) a study locally or as a submitit job array; 1 if a run failed."""
+    cfg = _config(args)
+    options = _submitit_options(args)
+    gen = None if str(args.generate_fn).lower() == "none" else args.generate_fn
+    common = dict(shard=parse_shard(args.shard), train_fn=args.train_fn, generate_fn=gen,
+                  progress=not args.no_progress, force=args.force)
+    if options is None:
+        recs = run_study(cfg, args.out, jobs=args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 4),
+                         **common)
+    else:
+        from .launchers import run_study_submitit
+
+        recs = run_study_submitit(cfg, args.out, options, wait=not args.no_wait, **common)
+    if args.analyze:
+        from .report import analyze
+
+        analyze(args.out)
+    return 0 if all(r.get("status") in ("ok", "skipped", "submitted") for r in recs) else 1
+
+
+def _compare(args) -> int:
+    """``compare``: two studies of one grid side by side, printed (and written with ``--markdown``)."""
+    from .compare import compare_studies, render_comparison
+
+    if args.n_boot < 1:
+        raise ConfigError(f"--n-boot: expected a positive integer, got {args.n_boot}")
+    text = render_comparison(compare_studies(args.a, args.b, n_boot=args.n_boot))
+    print(text, end="")
+    if args.markdown:
+        from .results import atomic_write_text
+
+        atomic_write_text(args.markdown, text)
+    return 0
+
+
+def _analyze(args) -> int:
+    """``analyze``: fit, plot and report a study directory."""
+    from .report import analyze
+
+    analyze(args.out, n_boot=args.n_boot)
+    return 0
+
+
+#: the subcommands' functions
+COMMANDS = {"list": _list, "run": _run, "compare": _compare, "analyze": _analyze}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 some run failed, 2 bad input).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
+    args = _parser().parse_args(argv)
     try:
-        if args.cmd == "list":
-            cfg = _config(args)
-            specs = cfg.expand(collections.defaultdict(lambda: "pilot") if cfg.pilot is not None else None)
-            mine = shard_specs(specs, parse_shard(args.shard))
-            print(f"# study {cfg.name!r}: {len(specs)} runs" + (f", shard {args.shard}: {len(mine)}" if args.shard else ""))
-            if cfg.pilot is not None:
-                from .pilot import pilot_round
-
-                first = pilot_round(cfg, "/nonexistent")
-                print(f"# learning-rate pilot first: {len(first)} runs (more where an optimum sits at an edge), "
-                      f"{sum(estimate_flops(s) for s in first):.3g} FLOPs; the grid's lr is the pilot's choice")
-            print(f"{'run_id':64s} {'est. FLOPs':>11s}")
-            total = 0.0
-            for s in mine:
-                f = estimate_flops(s)
-                total += f
-                print(f"{run_id(s):64s} {f:11.3g}")
-            print(f"# total nominal training FLOPs: {total:.3g} (the models' own counts; the training code "
-                  f"records each run's)")
-            dedicated, trained = optimiser_steps(mine)
-            print(f"# optimiser steps: {dedicated:,} as dedicated runs, {trained:,} trained (WSD runs of one "
-                  f"family, size and seed share their trunk)")
-            return 0
-        if args.cmd == "run":
-            cfg = _config(args)
-            options = _submitit_options(args)
-            gen = None if str(args.generate_fn).lower() == "none" else args.generate_fn
-            common = dict(shard=parse_shard(args.shard), train_fn=args.train_fn, generate_fn=gen,
-                          progress=not args.no_progress, force=args.force)
-            if options is None:
-                recs = run_study(cfg, args.out, jobs=args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 4),
-                                 **common)
-            else:
-                from .launchers import run_study_submitit
-
-                recs = run_study_submitit(cfg, args.out, options, wait=not args.no_wait, **common)
-            if args.analyze:
-                from .report import analyze
-
-                analyze(args.out)
-            return 0 if all(r.get("status") in ("ok", "skipped", "submitted") for r in recs) else 1
-        if args.cmd == "compare":
-            from .compare import compare_studies, render_comparison
-
-            if args.n_boot < 1:
-                raise ConfigError(f"--n-boot: expected a positive integer, got {args.n_boot}")
-            text = render_comparison(compare_studies(args.a, args.b, n_boot=args.n_boot))
-            print(text, end="")
-            if args.markdown:
-                from .results import atomic_write_text
-
-                atomic_write_text(args.markdown, text)
-            return 0
-        if args.cmd == "analyze":
-            from .report import analyze
-
-            analyze(args.out, n_boot=args.n_boot)
-            return 0
+        return COMMANDS[args.cmd](args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -202,7 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # --out is a file, under a file, not writable, ...
         print(f"error: {getattr(args, 'out', '')}: {e.strerror or e}", file=sys.stderr)
         return 2
-    return 2
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -288,21 +288,7 @@ def compute_matched(study: StudyData, n_boot: int = 500, seed: int = 0, max_budg
     median, ci68, ci95}}, and ``samples`` (the bootstrap draws, for paired comparisons; not serialised).
     """
     fams = [f for f in study.configs if len(study.grid(f)) >= 1]
-    ranges = []
-    for f in fams:
-        g = study.grid(f)
-        c = np.array([x.cost(axis) for x in g])
-        fr = pareto_frontier(c, np.array([np.nanmean(x.val) for x in g]))
-        ranges.append((float(c[fr].min()), float(c.max())) if len(fr) else (math.inf, -math.inf))
-    levels = sorted({x.budget for f in fams for x in study.grid(f) if x.budget is not None})
-    if axis == "flops" and levels and ranges:
-        # every grid budget that two or more families reach: a family is compared where its frontier is
-        # defined (NaN below its cheapest frontier config, flat above its largest)
-        def reached(b):
-            return sum(lo * (1 - BUDGET_RTOL) <= b for lo, _ in ranges)
-        budgets = np.array([b for b in levels if reached(b) >= 2])
-    else:
-        budgets = np.array(common_budgets(ranges, max_budgets))
+    budgets = _matched_budgets(study, fams, axis, max_budgets)
     ts = study.test_set
     rng = np.random.default_rng(seed)
     n_traj = len(ts.trajectory) if ts is not None else 0
@@ -326,20 +312,7 @@ def compute_matched(study: StudyData, n_boot: int = 500, seed: int = 0, max_budg
             point = envelope(compute, np.array([v.mean() for v in val]), np.array([p.mean() for p in per_seed]), budgets)
             by_seed = np.array([envelope(compute, np.array([v[s] for v in val]), np.array([p[s] for p in per_seed]),
                                          budgets) for s in range(seeds)])
-            boot = np.full((n_boot, len(budgets)), math.nan)
-            if weights is not None or any(x.n_seeds > 1 for x in g):
-                w_losses = [x.seed_losses(weights, contact) if weights is not None else
-                            np.repeat(x.seed_losses(None, contact)[:, None], n_boot, 1) for x in g]  # K x (S, B)
-                draws_t, draws_v = [], []
-                for x, wl in zip(g, w_losses):
-                    idx = rng.integers(0, x.n_seeds, size=(n_boot, x.n_seeds))
-                    full_t = wl.mean(0)  # (B,)
-                    draw_t = np.take_along_axis(wl.T, idx, 1).mean(1)
-                    draws_t.append(_inflate(draw_t, full_t, x.n_seeds))
-                    draws_v.append(_inflate(x.val[idx].mean(1), np.full(n_boot, x.val.mean()), x.n_seeds))
-                draws_t, draws_v = np.array(draws_t), np.array(draws_v)  # (K, B)
-                for b in range(n_boot):
-                    boot[b] = envelope(compute, draws_v[:, b], draws_t[:, b], budgets)
+            boot = _bootstrap_envelope(g, compute, budgets, weights, contact, rng, n_boot)
             samples[key] = boot
             res[key] = _summary(point, by_seed, boot)
             if ts is not None:
@@ -350,6 +323,46 @@ def compute_matched(study: StudyData, n_boot: int = 500, seed: int = 0, max_budg
         out["families"][f] = res
         out["samples"][f] = samples
     return out
+
+
+def _matched_budgets(study: StudyData, fams: list[str], axis: str, max_budgets: int) -> np.ndarray:
+    """The budgets of :func:`compute_matched`: every grid budget that two or more families reach (a family
+    is compared where its frontier is defined: NaN below its cheapest frontier config, flat above its
+    largest), or ``max_budgets`` log-spaced ones inside every family's range."""
+    ranges = []
+    for f in fams:
+        g = study.grid(f)
+        c = np.array([x.cost(axis) for x in g])
+        fr = pareto_frontier(c, np.array([np.nanmean(x.val) for x in g]))
+        ranges.append((float(c[fr].min()), float(c.max())) if len(fr) else (math.inf, -math.inf))
+    levels = sorted({x.budget for f in fams for x in study.grid(f) if x.budget is not None})
+    if axis == "flops" and levels and ranges:
+        def reached(b):
+            return sum(lo * (1 - BUDGET_RTOL) <= b for lo, _ in ranges)
+        return np.array([b for b in levels if reached(b) >= 2])
+    return np.array(common_budgets(ranges, max_budgets))
+
+
+def _bootstrap_envelope(g: list, compute: np.ndarray, budgets: np.ndarray, weights: np.ndarray | None,
+                        contact: bool, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap draws ``(n_boot, budgets)`` of a family's envelope: test trajectories resampled (``weights``)
+    and seeds resampled per config (draws from ``rng``); NaN when there is nothing to resample."""
+    boot = np.full((n_boot, len(budgets)), math.nan)
+    if weights is None and not any(x.n_seeds > 1 for x in g):
+        return boot
+    w_losses = [x.seed_losses(weights, contact) if weights is not None else
+                np.repeat(x.seed_losses(None, contact)[:, None], n_boot, 1) for x in g]  # K x (S, B)
+    draws_t, draws_v = [], []
+    for x, wl in zip(g, w_losses):
+        idx = rng.integers(0, x.n_seeds, size=(n_boot, x.n_seeds))
+        full_t = wl.mean(0)  # (B,)
+        draw_t = np.take_along_axis(wl.T, idx, 1).mean(1)
+        draws_t.append(_inflate(draw_t, full_t, x.n_seeds))
+        draws_v.append(_inflate(x.val[idx].mean(1), np.full(n_boot, x.val.mean()), x.n_seeds))
+    draws_t, draws_v = np.array(draws_t), np.array(draws_v)  # (K, B)
+    for b in range(n_boot):
+        boot[b] = envelope(compute, draws_v[:, b], draws_t[:, b], budgets)
+    return boot
 
 
 def _summary(point: np.ndarray, by_seed: np.ndarray, boot: np.ndarray) -> list[dict]:
