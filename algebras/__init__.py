@@ -9,7 +9,7 @@
 from .clifford_algebra import CliffordAlgebra
 from .conformal import ConformalAlgebra
 from .constants import AlgebraTensors
-from .contract import NetworkAlgebra
+from .contract import Embedding3D, NetworkAlgebra, NetworkConstants
 from .euclidean import EuclideanAlgebra
 from .geometry3d import Euclidean3DAlgebra
 from .groups import VersorGroup, pin_group, plane_group
@@ -21,7 +21,8 @@ from .structure import GroupStructure
 
 __all__ = [
     "ENTRY_POINT_GROUP", "AlgebraTensors", "Bilinear", "CliffordAlgebra", "ConformalAlgebra",
-    "DistanceProjectiveAlgebra", "Euclidean3DAlgebra", "EuclideanAlgebra", "GroupStructure", "NetworkAlgebra",
+    "DistanceProjectiveAlgebra", "Embedding3D", "Euclidean3DAlgebra", "EuclideanAlgebra", "GroupStructure",
+    "NetworkAlgebra", "NetworkConstants",
     "ProjectiveAlgebra", "VersorGroup", "algebra_aliases", "algebra_spec", "available_algebras", "canonical_name",
     "get_algebra", "pin_group", "plane_group", "register_algebra",
 ]

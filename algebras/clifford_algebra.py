@@ -17,6 +17,7 @@ import torch
 
 from .action import GroupAction
 from .constants import AlgebraTensors
+from .contract import NetworkConstants
 from .embedding import BasicEmbeddings
 from .groups import VersorGroup, pin_group
 from .hooks import Bilinear, NetworkHooks
@@ -104,6 +105,23 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         if found is None:
             found = self._tensors[key] = AlgebraTensors(self, *key)
         return found
+
+    def network_constants(self) -> NetworkConstants:
+        """What the network reads from this algebra, derived from its signature and group (built once).
+
+        Returns
+        -------
+        NetworkConstants
+            Blades, equivariant maps and invariants (:attr:`structure`), and the tables and reference
+            components of :attr:`bilinears`.
+        """
+        if "_network_constants" not in self.__dict__:
+            bilinears = self.bilinears
+            self.__dict__["_network_constants"] = NetworkConstants(
+                self.dim, tuple(self.blades), self.structure.linear_basis, self.structure.invariant_basis,
+                self.structure.invariant_functionals, np.stack([b.table for b in bilinears]),
+                tuple(b.reference_component for b in bilinears))
+        return self.__dict__["_network_constants"]
 
     def tensors_like(self, x: torch.Tensor) -> AlgebraTensors:
         """:meth:`tensors` on ``x``'s device, in its dtype (the default dtype for non-floating ``x``).

@@ -25,9 +25,13 @@ class AlgebraTensors:
     Product tables are ``(dim, dim, dim)`` with ``z_k = sum_ij x_i y_j table[i, j, k]``. Members are
     built on first use; :meth:`build` builds them all.
 
+    The network's members (the equivariant maps, the bilinears) come from the algebra's
+    :class:`~algebras.contract.NetworkConstants` (:attr:`constants`); the product tables, involutions and
+    norm data are the algebra's own (its products and hooks read them through ``algebra.arrays``).
+
     Parameters
     ----------
-    algebra : CliffordAlgebra
+    algebra : NetworkAlgebra
         The algebra whose float64 NumPy constants are converted.
     device : torch.device
     dtype : torch.dtype
@@ -36,6 +40,11 @@ class AlgebraTensors:
     def __init__(self, algebra, device: torch.device, dtype: torch.dtype):
         self.algebra, self.device, self.dtype = algebra, device, dtype
         self._derived: dict = {}
+
+    @cached_property
+    def constants(self):
+        """The algebra's :class:`~algebras.contract.NetworkConstants` (what the network reads)."""
+        return self.algebra.network_constants()
 
     def _tensor(self, array, dtype: torch.dtype | None = None) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=dtype or self.dtype, device=self.device)
@@ -106,27 +115,27 @@ class AlgebraTensors:
     @cached_property
     def linear_basis(self) -> torch.Tensor:
         """``(n_maps, dim, dim)``: the equivariant linear maps."""
-        return self._tensor(self.algebra.structure.linear_basis)
+        return self._tensor(self.constants.linear_basis)
 
     @cached_property
     def invariant_basis(self) -> torch.Tensor:
         """``(k, dim)``: multivectors fixed by the group."""
-        return self._tensor(self.algebra.structure.invariant_basis)
+        return self._tensor(self.constants.invariant_basis)
 
     @cached_property
     def invariant_functionals(self) -> torch.Tensor:
         """``(k', dim)``: linear functionals fixed by the group."""
-        return self._tensor(self.algebra.structure.invariant_functionals)
+        return self._tensor(self.constants.invariant_functionals)
 
     @cached_property
     def bilinear_tables(self) -> torch.Tensor:
-        """``(n_bilinears, dim, dim, dim)``: the tables of ``algebra.bilinears``."""
-        return self._tensor(np.stack([b.table for b in self.algebra.bilinears]))
+        """``(n_bilinears, dim, dim, dim)``: the tables of the bilinear layer's maps."""
+        return self._tensor(self.constants.bilinear_tables)
 
     @cached_property
     def bilinear_references(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """``(component (nb,) long, has_reference (nb,) bool, any_reference)`` of ``algebra.bilinears``."""
-        refs = [b.reference_component for b in self.algebra.bilinears]
+        """``(component (nb,) long, has_reference (nb,) bool, any_reference)`` of the bilinears."""
+        refs = self.constants.bilinear_references
         return (self._tensor([0 if r is None else r for r in refs], torch.long),
                 self._tensor([r is not None for r in refs], torch.bool), any(r is not None for r in refs))
 

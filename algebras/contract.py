@@ -10,11 +10,64 @@ come as tensors from one per-(device, dtype) cache, :meth:`NetworkAlgebra.tensor
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Optional, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from .constants import AlgebraTensors
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkConstants:
+    """Everything the network and its kernels read from an algebra: one typed value, float64 NumPy arrays.
+
+    :meth:`NetworkAlgebra.network_constants` returns it; :class:`~algebras.constants.AlgebraTensors`
+    converts its arrays to tensors per (device, dtype), and nothing in :mod:`gatr` reads the algebra in
+    any other way (the attention features and the norm are the algebra's own methods, below).
+
+    Parameters
+    ----------
+    dim : int
+        Number of blades.
+    blades : tuple of tuple of int, or None
+        The basis vectors of each blade (``()`` the scalar), in component order; None for an algebra
+        whose components are not named by blades (the kernels then keep their general paths).
+    linear_basis : ndarray, shape (n_maps, dim, dim)
+        The equivariant linear maps, ``y = B_m @ x``.
+    invariant_basis : ndarray, shape (k, dim)
+        Multivectors fixed by the group (the scalar 1 among them).
+    invariant_functionals : ndarray, shape (k', dim)
+        Linear functionals fixed by the group.
+    bilinear_tables : ndarray, shape (n_bilinears, dim, dim, dim)
+        The bilinear layer's maps, ``z_k = sum_ij x_i y_j T[b, i, j, k]``.
+    bilinear_references : tuple of (int or None)
+        Per bilinear, the component of a reference multivector that scales it (the projective join's
+        pseudoscalar), or None.
+    """
+
+    dim: int
+    blades: Optional[tuple]
+    linear_basis: np.ndarray
+    invariant_basis: np.ndarray
+    invariant_functionals: np.ndarray
+    bilinear_tables: np.ndarray
+    bilinear_references: tuple
+
+    def __post_init__(self):
+        d = self.dim
+        checks = {"linear_basis": (3, (d, d)), "invariant_basis": (2, (d,)), "invariant_functionals": (2, (d,)),
+                  "bilinear_tables": (4, (d, d, d))}
+        for name, (ndim, tail) in checks.items():
+            shape = np.shape(getattr(self, name))
+            if len(shape) != ndim or shape[1:] != tail:
+                raise ValueError(f"NetworkConstants.{name} must have shape (n, {', '.join(map(str, tail))}), "
+                                 f"got {shape}")
+        if len(self.bilinear_references) != np.shape(self.bilinear_tables)[0]:
+            raise ValueError("NetworkConstants: one bilinear reference (or None) per bilinear table")
+        if self.blades is not None and len(self.blades) != d:
+            raise ValueError(f"NetworkConstants: {len(self.blades)} blades for dim {d}")
 
 
 @runtime_checkable
@@ -39,12 +92,20 @@ class NetworkAlgebra(Protocol):
         """Length ``F`` of :meth:`query_features` / :meth:`key_features` per multivector."""
         ...
 
+    def network_constants(self) -> NetworkConstants:
+        """Everything the network's layers and kernels read, as one typed value (built once).
+
+        Returns
+        -------
+        NetworkConstants
+        """
+
     def tensors(self, device, dtype: torch.dtype) -> AlgebraTensors:
         """The algebra's constants as tensors on ``device`` in ``dtype``, one cached object per pair.
 
-        The network reads ``linear_basis (n_maps, dim, dim)``, ``invariant_basis (k, dim)``,
-        ``invariant_functionals (k', dim)``, ``bilinear_tables (nb, dim, dim, dim)`` and
-        ``bilinear_references`` from it; kernels keep their derived data in it
+        The network reads the members converted from :meth:`network_constants` (``linear_basis``,
+        ``invariant_basis``, ``invariant_functionals``, ``bilinear_tables``, ``bilinear_references``,
+        ``constants``); kernels keep their derived data in it
         (:meth:`AlgebraTensors.derived <algebras.constants.AlgebraTensors.derived>`).
 
         Parameters
@@ -120,3 +181,42 @@ class NetworkAlgebra(Protocol):
         Tensor, shape (..., F)
             ``F`` is :attr:`attention_feature_dim`.
         """
+
+
+@runtime_checkable
+class Embedding3D(Protocol):
+    """What a model of 3D geometry reads from an algebra besides :class:`NetworkAlgebra` (the rigid-body
+    model of :mod:`experiments.models` does): embeddings of E(3) quantities and the group action.
+
+    The euclidean, projective and conformal backends provide it; a plain :class:`~algebras.CliffordAlgebra`
+    of a new signature does not. ``isinstance(alg, Embedding3D)`` checks that every member is present.
+
+    Attributes
+    ----------
+    embedding_parity : dict of str to int
+        Per embedding kind (``"point"``, ``"direction"``, ...), the sign ``-1`` an odd versor gives it
+        (``+1`` where none); empty when nothing picks up ``det(g)``.
+    """
+
+    embedding_parity: dict
+
+    def embed_point(self, x: torch.Tensor) -> torch.Tensor:
+        """Positions ``(..., 3)`` -> multivectors ``(..., dim)``."""
+
+    def embed_direction(self, v: torch.Tensor) -> torch.Tensor:
+        """Translation-invariant vectors ``(..., 3)`` -> multivectors ``(..., dim)``."""
+
+    def embed_axial_vector(self, w: torch.Tensor) -> torch.Tensor:
+        """Axial vectors ``(..., 3)`` (angular velocities: ``w -> det(R) R w``) -> multivectors ``(..., dim)``."""
+
+    def extract_point(self, mv: torch.Tensor) -> torch.Tensor:
+        """Multivectors ``(..., dim)`` -> positions ``(..., 3)``."""
+
+    def random_versors(self, n: int, generator=None) -> torch.Tensor:
+        """``n`` random group elements ``(n, dim)``."""
+
+    def act(self, versor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The group action of ``versor`` on multivectors ``x (..., dim)``."""
+
+    def parity(self, versor: torch.Tensor) -> torch.Tensor:
+        """1 for odd versors, 0 for even ones."""

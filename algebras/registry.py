@@ -11,7 +11,7 @@ Three ways in, all ending in the same table:
   (``--model.algebra my_pkg.algebras:spacetime``); it is registered under that string once it has
   built an algebra.
 
-A factory is a callable ``(**options) -> CliffordAlgebra`` (a class works). Only working algebras are
+A factory is a callable ``(**options) -> NetworkAlgebra`` (a ``CliffordAlgebra`` or any object of the contract; a class works). Only working algebras are
 listed: a plug-in that cannot be loaded, is not callable, or fails to build its default algebra is
 dropped from :func:`available_algebras`, and its errors name the entry point and its value.
 """
@@ -243,9 +243,12 @@ def _build(name: str, options: dict) -> CliffordAlgebra:
     except (TypeError, ValueError) as err:
         _mark_broken(name, factory, options, str(err))
         raise (TypeError if isinstance(err, TypeError) else ValueError)(f"{label} failed: {err}") from err
-    if not isinstance(algebra, CliffordAlgebra):
+    if not isinstance(algebra, NetworkAlgebra):
         _mark_broken(name, factory, options, f"it returned {type(algebra).__name__}")
-        raise TypeError(f"{label} returned {type(algebra).__name__}, not a CliffordAlgebra")
+        missing = [m for m in ("name", "dim", "attention_feature_dim", "network_constants", "tensors", "check",
+                               "squared_norm", "query_features", "key_features") if not hasattr(algebra, m)]
+        raise TypeError(f"{label} returned {type(algebra).__name__}, not an algebra the network can use "
+                        f"(a NetworkAlgebra such as CliffordAlgebra); it lacks {', '.join(missing)}")
     _FACTORIES.setdefault(name, factory)
     return algebra
 

@@ -10,17 +10,15 @@
   multiply-adds instead of the ``dim^3`` of the table product. One gather, multiply and sum that
   ``torch.compile`` fuses into a single loop; the gradients are the same form with the tables transposed
   (``dL/dx_i = sum_k g_k S[i, k] y_{P[i, k]}``, ``dL/dy_j = sum_k g_k S'[j, k] x_{P'[j, k]}``).
-* ``"xor"``: in the label order of :mod:`gatr.kernels.block_layout` output ``k`` is
+* ``"xor"``: in the label order of :mod:`gatr.kernels.label_layout` output ``k`` is
   ``sum_i sign[i, k] x_i y_{k xor d(i)}``: ``dim`` broadcast multiplies with constant shifts of ``y`` that
   the compiler fuses into one loop vectorised over channels; the gradients are xor shifts again. As a
-  primitive on ``(N, nb, dim)`` operands it permutes them to label order and back; inside
-  :class:`~gatr.layers.GeometricBilinear` the operands are already there (no permutation).
-* ``"auto"``: ``"dense"``. Measured on 2 CPU cores (32k products, float32, forward): conformal 23 ms
-  dense vs 196 ms gather and 47 ms as a loop over blades; projective 4.6 vs 43 / 11 ms. Compiled, the
-  dense kernel stays one opaque operator (``gatr::outer_gemm``), while the traced gather compiled to a
-  slower loop. :class:`~gatr.layers.GeometricBilinear` resolves ``"auto"`` itself: under
-  ``torch.compile`` on CPUs with the sparse linear kernel it runs ``"xor"`` in the block layout
-  (measured +31% for the whole projective network, +48% conformal; ``python -m experiments.benchmark``).
+  function of ``(N, nb, dim)`` operands it permutes them to label order and back; in a network whose
+  execution plan runs the label layout (:mod:`gatr.kernels.plan`) the operands are already there.
+
+``"auto"`` is resolved by the execution plan: the table GEMM (``"dense"``), or ``"xor"`` in the label
+layout under ``torch.compile`` on CPUs (the measured choices are in the README's kernel figures).
+Compiled, the dense kernel stays one opaque operator (``gatr::outer_gemm``).
 
 Every kernel maps ``x, y (N, n_bilinears, dim)`` to ``z (N, n_bilinears, dim)``.
 """
@@ -31,7 +29,7 @@ from typing import NamedTuple
 
 import torch
 
-from .block_layout import XorBilinear, block_layout, monomial_partners
+from .label_layout import XorBilinear, label_layout, monomial_partners
 
 #: Elements of one chunk of outer products: about 4 MB in float32 on CPUs, where the chunk should
 #: stay in cache; on GPUs one large GEMM beats many small launches, so chunks are far larger.
@@ -50,7 +48,7 @@ def product_matrices(t) -> dict[str, torch.Tensor]:
     -------
     dict of {"forward", "grad_left", "grad_right"} to Tensor, shape (nb, dim^2, dim)
 
-    ``"forward"``: row ``(i, j)``, column ``k`` of block ``b`` holds ``T_b[i, j, k]``, so
+    ``"forward"``: row ``(i, j)``, column ``k`` of slice ``b`` holds ``T_b[i, j, k]``, so
     ``outer(x_b, y_b).flatten() @ M[b] = z_b``. ``"grad_left"``: rows ``(j, k)``, columns ``i``;
     ``"grad_right"``: rows ``(i, k)``, columns ``j``.
     """
@@ -225,11 +223,11 @@ def sparse_bilinear(alg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def xor_bilinear(alg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The xor-shift kernel (:class:`gatr.kernels.block_layout.XorBilinear`) on ``(N, nb, dim)`` operands,
-    permuted to label order and back; :func:`dense_bilinear` where the algebra has no block layout.
+    """The xor-shift kernel (:class:`gatr.kernels.label_layout.XorBilinear`) on ``(N, nb, dim)`` operands,
+    permuted to label order and back; :func:`dense_bilinear` where the algebra has no label layout.
 
-    :class:`~gatr.layers.GeometricBilinear` runs the shifts on operands already in the block layout
-    (no permutation); this form is the primitive's, for other callers and tests.
+    In a network whose plan runs the label layout the shifts run on operands already there (no
+    permutation, :meth:`gatr.kernels.plan.ExecutionPlan.bilinear_products`); this form is for other callers.
 
     Parameters
     ----------
@@ -240,7 +238,7 @@ def xor_bilinear(alg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     -------
     Tensor, shape (N, nb, dim)
     """
-    layout = alg.tensors(x.device, x.dtype).derived(block_layout)
+    layout = alg.tensors(x.device, x.dtype).derived(label_layout)
     if layout is None:
         return dense_bilinear(alg, x, y)
     to_labels = lambda a: a.index_select(2, layout.order).transpose(1, 2).unsqueeze(-1)  # noqa: E731
@@ -248,31 +246,5 @@ def xor_bilinear(alg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return z.index_select(1, torch.argsort(layout.order)).transpose(1, 2).contiguous()
 
 
-#: The kernels by name (``"auto"`` is resolved by :func:`select_bilinear_kernel`).
+#: The kernels by name (``"auto"`` is resolved by the execution plan, :func:`gatr.kernels.plan.resolve_plan`).
 BILINEAR_KERNELS = {"dense": dense_bilinear, "sparse": sparse_bilinear, "xor": xor_bilinear}
-
-
-def select_bilinear_kernel(name: str, device: torch.device):
-    """The kernel function for ``name``.
-
-    Parameters
-    ----------
-    name : str
-        ``"auto"`` or a key of :data:`BILINEAR_KERNELS`.
-    device : torch.device
-
-    Returns
-    -------
-    callable
-
-    Raises
-    ------
-    ValueError
-        For an unknown name, listing the valid ones.
-    """
-    if name == "auto":
-        name = "dense"
-    try:
-        return BILINEAR_KERNELS[name]
-    except KeyError:
-        raise ValueError(f"unknown bilinear kernel {name!r}; valid: {['auto', *BILINEAR_KERNELS]}") from None

@@ -7,7 +7,7 @@ import torch
 from algebras import get_algebra
 
 from ..flops import attention_flops
-from ..kernels.block_layout import block_layout, from_blocks
+from ..kernels.plan import ExecutionPlan
 from ..primitives.attention import build_attention_mask, geometric_sdpa
 from ._checks import check_inputs, check_mask_shape
 from .base import EquiModule
@@ -31,23 +31,15 @@ class _AttentionBase(EquiModule):
         self.output = EquiLinear(self.algebra, num_heads * hidden_mv_channels, out_mv_channels,
                                  num_heads * hidden_s_channels, out_s_channels)
 
-    def _split(self, mv, s, heads, parts, blocks=False):
-        """``(..., items, parts*heads*hm, dim)`` -> ``parts`` tensors ``(..., heads, items, hm, dim)`` (+ scalars).
-
-        With ``blocks``: ``(..., items, dim, parts*heads*hm)`` -> ``(..., heads, items, dim, hm)``.
-        """
-        if blocks:
-            mv = mv.unflatten(-1, (parts, heads, self.hidden_mv_channels)).movedim(-3, 0).movedim(-2, -4)
-        else:
-            mv = mv.unflatten(-2, (parts, heads, self.hidden_mv_channels)).movedim(-4, 0).transpose(-4, -3)
+    def _split(self, plan, mv, s, heads, parts):
+        """Multivector channels ``parts*heads*hm`` (in the plan's layout) and scalars ``parts*heads*hs`` ->
+        ``parts`` pairs ``(mv (..., heads, items, ...), s (..., heads, items, hs))``."""
         s = s.unflatten(-1, (parts, heads, self.hidden_s_channels)).movedim(-3, 0).transpose(-3, -2)
-        return list(zip(mv, s))
+        return list(zip(plan.split_heads(mv, parts, heads, self.hidden_mv_channels), s))
 
-    def _attend(self, q, k, v, attention_mask, key_padding_mask, blocks=False):
+    def _attend(self, plan, q, k, v, attention_mask, key_padding_mask):
         (q_mv, q_s), (k_mv, k_s), (v_mv, v_s) = q, k, v
-        if blocks:  # features from blade-ordered queries and keys; values stay (..., dim, hm)
-            layout = self.algebra.tensors(q_mv.device, q_mv.dtype).derived(block_layout)
-            q_mv, k_mv = from_blocks(layout, q_mv), from_blocks(layout, k_mv)
+        q_mv, k_mv = plan.leave(q_mv), plan.leave(k_mv)  # the features read blade-ordered multivectors
         if self.validate_inputs:
             logits = (*q_mv.shape[:-4], q_mv.shape[-4], q_mv.shape[-3], k_mv.shape[-3])  # (..., heads, q, k)
             check_mask_shape("attention_mask", attention_mask, logits)
@@ -61,15 +53,11 @@ class _AttentionBase(EquiModule):
             k_s, v_s = (torch.where(real, t, torch.zeros((), dtype=t.dtype, device=t.device)) for t in (k_s, v_s))
             k_mv, v_mv = (torch.where(real[..., None], t, torch.zeros((), dtype=t.dtype, device=t.device))
                           for t in (k_mv, v_mv))
-        # values enter only as whole rows, so (..., dim, hm) values come back as (..., dim, hm)
+        # values enter only as whole rows, so values in the plan's layout come back in it
         out_mv, out_s = geometric_sdpa(self.algebra, q_mv, k_mv, v_mv, q_s, k_s, v_s, mask,
                                        self.dropout if self.training else 0.0)
-        if blocks:  # (..., heads, items, dim, hm) -> (..., items, dim, heads*hm)
-            out_mv = out_mv.movedim(-4, -2).flatten(-2)
-        else:  # (..., heads, items, hm, dim) -> (..., items, heads*hm, dim)
-            out_mv = out_mv.transpose(-4, -3).flatten(-3, -2)
         out_s = out_s.transpose(-3, -2).flatten(-2)
-        return self.output(out_mv, out_s, blocks_in=blocks, blocks_out=blocks)
+        return self.output(plan.merge_heads(out_mv), out_s, plan=plan)
 
     def own_flops_per_token(self, num_items: int) -> int:
         """``Q K^T`` and ``A V`` over ``num_items`` keys, per query token (:mod:`gatr.flops`)."""
@@ -109,13 +97,13 @@ class GeometricAttention(_AttentionBase):
                               heads * hidden_s_channels)
         self.nest_children()
 
-    def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None, blocks: bool = False):
+    def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None, plan: ExecutionPlan | None = None):
         """Self-attention over the items.
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, in_mv_channels, dim)
-            Multivector inputs; ``(..., items, dim, in_mv_channels)`` with ``blocks``.
+            Multivector inputs (in the plan's layout when a ``plan`` is given).
         scalars : Tensor, shape (..., items, in_s_channels), optional
             Scalar inputs; None only when ``in_s_channels == 0``.
         attention_mask : Tensor, optional
@@ -124,25 +112,26 @@ class GeometricAttention(_AttentionBase):
         key_padding_mask : Tensor of bool, shape (..., items), optional
             True for real items, False for padding; padded keys and values are zeroed, so whatever
             they hold (even nan) never reaches real items.
-        blocks : bool
-            Multivectors in and out in the block layout (:mod:`gatr.kernels.block_layout`; not checked).
+        plan : ExecutionPlan, optional
+            The plan of the enclosing network (:mod:`gatr.kernels.plan`); None: this layer's own.
 
         Returns
         -------
         mv : Tensor, shape (..., items, out_mv_channels, dim)
-            ``(..., items, dim, out_mv_channels)`` with ``blocks``.
+            In the plan's layout when a ``plan`` is given.
         scalars : Tensor, shape (..., items, out_s_channels)
             Always a tensor (0 channels wide when ``out_s_channels == 0``).
         """
-        if self.validate_inputs and not blocks:
-            scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
-        y_mv, y_s = self.qkv(mv, scalars, blocks_in=blocks, blocks_out=blocks)
+        if plan is None:
+            if self.validate_inputs:
+                scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
+            plan = self.own_plan(mv)  # no bilinears: blade order
+        y_mv, y_s = self.qkv(mv, scalars, plan=plan)
         h, kvh, hm, hs = self.num_heads, self.kv_heads, self.hidden_mv_channels, self.hidden_s_channels
-        split = h * hm
-        q_mv, kv_mv = (y_mv[..., :split], y_mv[..., split:]) if blocks else (y_mv[..., :split, :], y_mv[..., split:, :])
-        q = self._split(q_mv, y_s[..., : h * hs], h, 1, blocks)[0]
-        k, v = self._split(kv_mv, y_s[..., h * hs :], kvh, 2, blocks)
-        return self._attend(q, k, v, attention_mask, key_padding_mask, blocks)
+        q_mv, kv_mv = y_mv.split([h * hm, 2 * kvh * hm], plan.channel_axis)
+        q = self._split(plan, q_mv, y_s[..., : h * hs], h, 1)[0]
+        k, v = self._split(plan, kv_mv, y_s[..., h * hs :], kvh, 2)
+        return self._attend(plan, q, k, v, attention_mask, key_padding_mask)
 
 
 class GeometricCrossAttention(_AttentionBase):
@@ -208,6 +197,7 @@ class GeometricCrossAttention(_AttentionBase):
         if self.validate_inputs:
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels, "query")
             kv_scalars = check_inputs(self, kv_mv, kv_scalars, self.kv_mv_channels, self.kv_s_channels, "key/value")
-        q = self._split(*self.q(mv, scalars), self.num_heads, 1)[0]
-        k, v = self._split(*self.kv(kv_mv, kv_scalars), self.kv_heads, 2)
-        return self._attend(q, k, v, attention_mask, key_padding_mask)
+        plan = self.own_plan(mv)  # no bilinears: blade order
+        q = self._split(plan, *self.q(mv, scalars, plan=plan), self.num_heads, 1)[0]
+        k, v = self._split(plan, *self.kv(kv_mv, kv_scalars, plan=plan), self.kv_heads, 2)
+        return self._attend(plan, q, k, v, attention_mask, key_padding_mask)

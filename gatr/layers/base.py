@@ -1,11 +1,11 @@
-"""What every GATr layer shares: one input check at the outermost layer, and its own FLOP count."""
+"""What every GATr layer shares: one input check and one execution plan at the outermost layer, its own FLOP count."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..kernels import prepare
+from ..kernels.plan import ExecutionPlan, prepare, resolve_plan
 
 
 class EquiModule(nn.Module):
@@ -16,22 +16,57 @@ class EquiModule(nn.Module):
       with :meth:`nest_children`, so one forward checks once, at its boundary.
     * :meth:`flops_per_token`: this layer's own forward FLOPs (:meth:`own_flops_per_token`, the
       convention of :mod:`gatr.flops`) plus those of its sub-layers.
+    * the execution plan (:mod:`gatr.kernels.plan`): every forward takes ``plan=None``. The outermost layer
+      resolves one for its blade-ordered inputs (:meth:`own_plan`) and hands it to its sub-layers, whose
+      multivectors then travel in the plan's layout; a layer only reads the layout through the plan.
     * the algebra's constants and kernel data are built when a layer is built and after every ``.to()``
       (:meth:`prepare_constants`), so a compiled forward only reads cached tensors.
     """
 
     validate_inputs: bool = True
+    #: ``"linear"`` or ``"bilinear"`` for a layer whose ``kernel`` attribute names a kernel of that kind.
+    kernel_role: str | None = None
 
     def __init__(self) -> None:
         super().__init__()
 
+    def kernel_names(self) -> tuple[str, str | None]:
+        """The (linear, bilinear) kernel names this layer runs with when called on its own.
+
+        Those of this layer and its first sub-layers that name one (``EquiLinear.kernel``,
+        ``GeometricBilinear.kernel``); ``"auto"`` for the linear maps and None for the bilinears by default.
+
+        Returns
+        -------
+        (str, str or None)
+        """
+        names = {"linear": None, "bilinear": None}
+        for module in self.modules():
+            role = getattr(module, "kernel_role", None)
+            if role is not None and names[role] is None:
+                names[role] = module.kernel
+        return names["linear"] or "auto", names["bilinear"]
+
+    def own_plan(self, mv: torch.Tensor) -> ExecutionPlan:
+        """The execution plan of a forward of this layer on its own, for blade-ordered inputs ``mv``.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., channels, dim)
+
+        Returns
+        -------
+        ExecutionPlan
+        """
+        return resolve_plan(self.algebra, mv, *self.kernel_names())
+
     def prepare_constants(self) -> None:
-        """Build the algebra's constants and kernel data where this layer's parameters live (see
+        """Build the algebra's constants and the data of this layer's kernels where its parameters live (see
         :func:`gatr.kernels.prepare`); called when a layer is built and after every ``.to()``."""
         algebra = getattr(self, "algebra", None)
         if algebra is not None:
             param = next(self.parameters(), None)
-            prepare(algebra, param.device if param is not None else torch.device("cpu"))
+            prepare(algebra, param.device if param is not None else torch.device("cpu"), *self.kernel_names())
 
     def _apply(self, fn, *args, **kwargs):
         out = super()._apply(fn, *args, **kwargs)

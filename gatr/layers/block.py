@@ -7,28 +7,29 @@ from torch import nn
 
 from algebras import get_algebra
 
+from ..kernels.plan import ExecutionPlan
 from ._checks import check_inputs
 from .attention import GeometricAttention
 from .base import EquiModule
-from .bilinear import GeometricBilinear
+from .bilinear import GeometricBilinear, reference_from_inputs
 from .linear import EquiLinear
 from .nonlinearity import ScalarGatedNonlinearity
 from .norm import EquiLayerNorm
 
 
-def mv_dropout(mv: torch.Tensor, p: float, training: bool, blocks: bool = False) -> torch.Tensor:
+def mv_dropout(mv: torch.Tensor, p: float, training: bool, component_axis: int = -1) -> torch.Tensor:
     """Dropout of whole multivectors (one mask entry per channel), so it stays equivariant.
 
     Parameters
     ----------
     mv : Tensor, shape (..., channels, dim)
-        Multivectors; ``(..., dim, channels)`` with ``blocks``.
+        Multivectors.
     p : float
         Probability of zeroing a multivector; kept ones are scaled by ``1 / (1 - p)``.
     training : bool
         Apply only when True (``mv`` is returned unchanged otherwise, or when ``p == 0``).
-    blocks : bool
-        ``mv`` is in the block layout (:mod:`gatr.kernels.block_layout`).
+    component_axis : int
+        The axis of ``mv`` holding the components (-2 in the label layout ``(..., dim, channels)``).
 
     Returns
     -------
@@ -36,7 +37,8 @@ def mv_dropout(mv: torch.Tensor, p: float, training: bool, blocks: bool = False)
     """
     if not training or p == 0.0:
         return mv
-    shape = mv.shape[:-2] + (1, mv.shape[-1]) if blocks else mv.shape[:-1] + (1,)
+    shape = list(mv.shape)
+    shape[component_axis] = 1  # one decision per multivector
     keep = torch.rand(shape, device=mv.device) >= p
     return mv * keep.to(mv.dtype) / (1.0 - p)
 
@@ -57,33 +59,42 @@ class GeometricMLP(EquiModule):
 
     def __init__(self, algebra, mv_channels: int, s_channels: int, activation: str = "gelu"):
         super().__init__()
-        self.bilinear = GeometricBilinear(algebra, mv_channels, 2 * mv_channels, s_channels, 2 * s_channels)
+        self.algebra = get_algebra(algebra)
+        self.bilinear = GeometricBilinear(self.algebra, mv_channels, 2 * mv_channels, s_channels, 2 * s_channels)
         self.nonlinearity = ScalarGatedNonlinearity(activation)
-        self.linear = EquiLinear(algebra, 2 * mv_channels, mv_channels, 2 * s_channels, s_channels)
+        self.linear = EquiLinear(self.algebra, 2 * mv_channels, mv_channels, 2 * s_channels, s_channels)
         self.nest_children()
 
-    def forward(self, mv, scalars=None, reference_mv=None, blocks: bool = False):
+    def forward(self, mv, scalars=None, reference_mv=None, plan: ExecutionPlan | None = None):
         """Bilinear, gated nonlinearity, linear; shapes are preserved.
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, mv_channels, dim)
-            Multivector inputs; ``(..., items, dim, mv_channels)`` with ``blocks``.
+            Multivector inputs (in the plan's layout when a ``plan`` is given).
         scalars : Tensor, shape (..., items, s_channels), optional
             None only when ``s_channels == 0``.
         reference_mv : Tensor, shape (..., dim), optional
             Passed to :meth:`GeometricBilinear.forward`.
-        blocks : bool
-            Multivectors in and out in the block layout (:mod:`gatr.kernels.block_layout`).
+        plan : ExecutionPlan, optional
+            The plan of the enclosing network (:mod:`gatr.kernels.plan`); None: this layer's own.
 
         Returns
         -------
         mv : Tensor, shaped like the input
         scalars : Tensor, shape (..., items, s_channels)
         """
-        mv, scalars = self.bilinear(mv, scalars, reference_mv=reference_mv, blocks=blocks)
-        mv, scalars = self.nonlinearity(mv, scalars, blocks=blocks)
-        return self.linear(mv, scalars, blocks_in=blocks, blocks_out=blocks)
+        outermost = plan is None
+        if outermost:
+            if self.validate_inputs:
+                scalars = check_inputs(self, mv, scalars, self.bilinear.in_mv_channels, self.bilinear.in_s_channels)
+            plan = self.own_plan(mv)
+            reference_mv = reference_from_inputs(mv) if reference_mv is None else reference_mv
+            mv = plan.enter(mv)
+        mv, scalars = self.bilinear(mv, scalars, reference_mv=reference_mv, plan=plan)
+        mv, scalars = self.nonlinearity(mv, scalars, plan=plan)
+        mv, scalars = self.linear(mv, scalars, plan=plan)
+        return (plan.leave(mv) if outermost else mv), scalars
 
 
 class GATrBlock(EquiModule):
@@ -121,20 +132,20 @@ class GATrBlock(EquiModule):
         self.mlp = GeometricMLP(self.algebra, mv_channels, s_channels, activation)
         self.nest_children()
 
-    def _residual(self, mv, scalars, update, blocks=False):
+    def _residual(self, plan, mv, scalars, update):
         d_mv, d_s = update
-        d_mv = mv_dropout(d_mv, self.dropout, self.training, blocks)
+        d_mv = mv_dropout(d_mv, self.dropout, self.training, plan.component_axis)
         d_s = nn.functional.dropout(d_s, self.dropout, self.training)
         return mv + d_mv, (scalars + d_s if scalars is not None else d_s)
 
     def forward(self, mv, scalars=None, attention_mask=None, key_padding_mask=None, reference_mv=None,
-                blocks: bool = False):
+                plan: ExecutionPlan | None = None):
         """``x = x + Attention(Norm(x)); x = x + MLP(Norm(x))``.
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, mv_channels, dim)
-            Multivector inputs; ``(..., items, dim, mv_channels)`` with ``blocks``.
+            Multivector inputs (in the plan's layout when a ``plan`` is given).
         scalars : Tensor, shape (..., items, s_channels), optional
             None only when ``s_channels == 0``.
         attention_mask : Tensor, optional
@@ -144,9 +155,8 @@ class GATrBlock(EquiModule):
             True for real items.
         reference_mv : Tensor, shape (..., dim), optional
             For the MLP's reference-scaled bilinears (see :class:`GeometricBilinear`).
-        blocks : bool
-            Multivectors in and out in the block layout (:mod:`gatr.kernels.block_layout`; not checked):
-            every sub-layer then runs in it, with no permutation of the components.
+        plan : ExecutionPlan, optional
+            The plan of the enclosing network (:mod:`gatr.kernels.plan`); None: this block's own.
 
         Returns
         -------
@@ -154,10 +164,15 @@ class GATrBlock(EquiModule):
         scalars : Tensor, shape (..., items, s_channels)
             Always a tensor (0 channels wide when ``s_channels == 0``).
         """
-        if self.validate_inputs and not blocks:
-            scalars = check_inputs(self, mv, scalars, self.mv_channels, self.s_channels)
-        h_mv, h_s = self.norm(mv, scalars, blocks=blocks)
-        update = self.attention(h_mv, h_s, attention_mask, key_padding_mask, blocks=blocks)
-        mv, scalars = self._residual(mv, scalars, update, blocks)
-        h_mv, h_s = self.norm(mv, scalars, blocks=blocks)
-        return self._residual(mv, scalars, self.mlp(h_mv, h_s, reference_mv=reference_mv, blocks=blocks), blocks)
+        outermost = plan is None
+        if outermost:
+            if self.validate_inputs:
+                scalars = check_inputs(self, mv, scalars, self.mv_channels, self.s_channels)
+            plan = self.own_plan(mv)
+            mv = plan.enter(mv)
+        h_mv, h_s = self.norm(mv, scalars, plan=plan)
+        update = self.attention(h_mv, h_s, attention_mask, key_padding_mask, plan=plan)
+        mv, scalars = self._residual(plan, mv, scalars, update)
+        h_mv, h_s = self.norm(mv, scalars, plan=plan)
+        mv, scalars = self._residual(plan, mv, scalars, self.mlp(h_mv, h_s, reference_mv=reference_mv, plan=plan))
+        return (plan.leave(mv) if outermost else mv), scalars

@@ -8,7 +8,7 @@ from torch import nn
 from algebras import get_algebra
 
 from ..flops import linear_flops
-from ..kernels.linear import equi_linear, select_linear_kernel
+from ..kernels.plan import ExecutionPlan, check_kernel_names
 from ..primitives.linear import equi_bias, equi_matrix, init_stds
 from ._checks import check_inputs
 from .base import EquiModule
@@ -20,7 +20,8 @@ class EquiLinear(EquiModule):
     Multivector-to-multivector weights are coefficients of the algebra's equivariant maps; scalars
     enter the multivector outputs along the invariant multivectors and multivectors enter the scalar
     outputs through the invariant functionals; the multivector bias lies along the invariant
-    multivectors (:mod:`gatr.primitives.linear`). Executed by a kernel of :mod:`gatr.kernels.linear`.
+    multivectors (:mod:`gatr.primitives.linear`). Executed by the kernel the execution plan names
+    (:mod:`gatr.kernels.plan`).
 
     Parameters
     ----------
@@ -31,8 +32,11 @@ class EquiLinear(EquiModule):
     gain : float
         Output standard deviation for unit-variance inputs (default 1).
     kernel : {"auto", "dense", "sparse"}
-        Execution kernel (:data:`gatr.kernels.LINEAR_KERNELS`).
+        Execution kernel when the layer is called on its own (:data:`gatr.kernels.LINEAR_KERNELS`); inside a
+        network the network's plan decides (``GATrConfig.linear_kernel``).
     """
+
+    kernel_role = "linear"
 
     def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
                  out_s_channels: int = 0, bias: bool = True, gain: float = 1.0, kernel: str = "auto"):
@@ -42,7 +46,7 @@ class EquiLinear(EquiModule):
                 "EquiLinear needs >= 1 multivector channels in and out and >= 0 scalar channels, got "
                 f"mv {in_mv_channels}->{out_mv_channels}, s {in_s_channels}->{out_s_channels}"
             )
-        select_linear_kernel(kernel, 0, torch.device("cpu"))  # a clear error for an unknown name, now
+        check_kernel_names(linear=kernel)
         self.algebra = get_algebra(algebra)
         self.kernel = kernel
         self.in_mv_channels, self.out_mv_channels = in_mv_channels, out_mv_channels
@@ -90,33 +94,35 @@ class EquiLinear(EquiModule):
         return (equi_matrix(self.algebra, self.weight_mv, self.weight_s2mv, self.weight_mv2s, self.weight_s),
                 equi_bias(self.algebra, self.bias_mv, self.bias_s))
 
-    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, blocks_in: bool = False,
-                blocks_out: bool = False):
-        """Apply the equivariant linear map with this layer's kernel.
+    def weights(self) -> tuple:
+        """``(w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s)``: the arguments of :func:`~gatr.primitives.equi_matrix` and
+        :func:`~gatr.primitives.equi_bias` (None where this layer has none)."""
+        return (self.weight_mv, self.weight_s2mv, self.weight_mv2s, self.weight_s, self.bias_mv, self.bias_s)
+
+    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, plan: ExecutionPlan | None = None):
+        """Apply the equivariant linear map.
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, in_mv_channels, dim)
-            Multivector inputs; ``(..., items, dim, in_mv_channels)`` with ``blocks_in``.
+            Multivector inputs (in the plan's layout when a ``plan`` is given).
         scalars : Tensor, shape (..., items, in_s_channels), optional
             Scalar inputs; None only when ``in_s_channels == 0``.
-        blocks_in, blocks_out : bool
-            Multivectors in / out in the block layout (:mod:`gatr.kernels.block_layout`), the execution
-            layout of :class:`~gatr.nets.GATr` under ``torch.compile`` (block-layout inputs are not
-            checked).
+        plan : ExecutionPlan, optional
+            The plan of the enclosing network (:mod:`gatr.kernels.plan`); None: this layer's own.
 
         Returns
         -------
         mv : Tensor, shape (..., items, out_mv_channels, dim)
-            ``(..., items, dim, out_mv_channels)`` with ``blocks_out``.
+            In the plan's layout when a ``plan`` is given.
         scalars : Tensor, shape (..., items, out_s_channels)
             Always a tensor (0 channels wide when ``out_s_channels == 0``).
         """
-        if self.validate_inputs and not blocks_in:
-            scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
-        return equi_linear(self.algebra, mv, scalars, self.weight_mv, self.weight_s2mv, self.weight_mv2s,
-                           self.weight_s, self.bias_mv, self.bias_s, kernel=self.kernel, blocks_in=blocks_in,
-                           blocks_out=blocks_out)
+        if plan is None:
+            if self.validate_inputs:
+                scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels)
+            plan = self.own_plan(mv)  # no bilinears: blade order
+        return plan.linear_map(mv, scalars, *self.weights())
 
     def own_flops_per_token(self, num_items: int) -> int:
         """Counted as its dense matrix (:mod:`gatr.flops`), whatever kernel runs it.

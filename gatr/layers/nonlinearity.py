@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..kernels.plan import ExecutionPlan
 from ..primitives.nonlinearity import gated_nonlinearity, get_activation
 from .base import EquiModule
 
@@ -21,17 +22,17 @@ class ScalarGatedNonlinearity(EquiModule):
         get_activation(activation)
         self.activation = activation
 
-    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, blocks: bool = False):
+    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, plan: ExecutionPlan | None = None):
         """``(act(<mv>_0) * mv, act(scalars))``.
 
         Parameters
         ----------
         mv : Tensor, shape (..., channels, dim)
-            Multivectors; ``(..., dim, channels)`` with ``blocks``.
+            Multivectors (in the plan's layout when a ``plan`` is given).
         scalars : Tensor, shape (..., s_channels), optional
             None is treated as 0 channels.
-        blocks : bool
-            ``mv`` is in the block layout (:mod:`gatr.kernels.block_layout`).
+        plan : ExecutionPlan, optional
+            The plan of the enclosing network (:mod:`gatr.kernels.plan`); None: blade order.
 
         Returns
         -------
@@ -40,7 +41,8 @@ class ScalarGatedNonlinearity(EquiModule):
         """
         if scalars is None:
             scalars = mv.new_zeros(*mv.shape[:-2], 0)
-        return gated_nonlinearity(mv, scalars, self.activation, blocks)
+        gates = None if plan is None else plan.scalar_part(mv)
+        return gated_nonlinearity(mv, scalars, self.activation, gates)
 
     def extra_repr(self) -> str:
         return self.activation

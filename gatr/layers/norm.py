@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 
 from algebras import get_algebra
 
-from ..kernels.block_layout import block_layout, from_blocks
+from ..kernels.plan import ExecutionPlan
 from ..primitives.norm import equi_layer_norm, scalar_layer_norm
 from .base import EquiModule
 
@@ -32,17 +30,17 @@ class EquiLayerNorm(EquiModule):
         self.eps = eps
         self.prepare_constants()
 
-    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, blocks: bool = False):
+    def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, plan: ExecutionPlan | None = None):
         """Normalise the multivectors equivariantly and the scalars by a standard layer norm.
 
         Parameters
         ----------
         mv : Tensor, shape (..., channels, dim)
-            Multivectors; normalised over the channel axis. ``(..., dim, channels)`` with ``blocks``.
+            Multivectors (in the plan's layout when a ``plan`` is given); normalised over the channels.
         scalars : Tensor, shape (..., s_channels), optional
             None is treated as 0 channels.
-        blocks : bool
-            ``mv`` is in the block layout (:mod:`gatr.kernels.block_layout`; not checked).
+        plan : ExecutionPlan, optional
+            The plan of the enclosing network (:mod:`gatr.kernels.plan`); None: blade order.
 
         Returns
         -------
@@ -51,12 +49,11 @@ class EquiLayerNorm(EquiModule):
         scalars : Tensor, shape (..., s_channels)
             :func:`~gatr.primitives.scalar_layer_norm` of ``scalars``.
         """
-        if self.validate_inputs and not blocks:
-            self.algebra.check(mv, "EquiLayerNorm input")
         if scalars is None:
             scalars = mv.new_zeros(*mv.shape[:-2], 0)
-        to_components = None
-        if blocks:
-            layout = self.algebra.tensors(mv.device, mv.dtype).derived(block_layout)
-            to_components = partial(from_blocks, layout)
-        return equi_layer_norm(self.algebra, mv, self.eps, to_components), scalar_layer_norm(scalars)
+        if plan is None:
+            if self.validate_inputs:
+                self.algebra.check(mv, "EquiLayerNorm input")
+            return equi_layer_norm(self.algebra, mv, self.eps), scalar_layer_norm(scalars)
+        # the norms are taken in blade order; mv is scaled in the plan's layout
+        return equi_layer_norm(self.algebra, mv, self.eps, blades=plan.leave(mv)), scalar_layer_norm(scalars)

@@ -14,8 +14,7 @@ from torch.utils.checkpoint import checkpoint as torch_checkpoint
 from algebras import algebra_spec, get_algebra
 
 from ..flops import training_flops
-from ..kernels import select_bilinear_kernel, select_linear_kernel
-from ..kernels.linear import uses_block_layout
+from ..kernels.plan import ExecutionPlan, check_kernel_names, resolve_plan
 from ..layers import EquiLinear, GATrBlock, reference_from_inputs
 from ..layers._checks import check_inputs, check_mask_shape
 from ..layers.base import EquiModule
@@ -53,9 +52,10 @@ class GATrConfig:
     activation : str
         Gate of the scalar-gated nonlinearity (:data:`gatr.primitives.ACTIVATIONS`).
     linear_kernel, bilinear_kernel : str
-        Execution kernels (:mod:`gatr.kernels`), ``"auto"`` by default. With bilinear kernel ``"xor"``
-        (and ``"auto"`` under ``torch.compile`` on CPUs where the linear maps run sparse) the hidden
-        multivectors run in the block layout (:meth:`GATr._block_layout`).
+        Execution kernels (:mod:`gatr.kernels`), ``"auto"`` by default: the network's execution plan
+        (:meth:`GATr.execution_plan`). With bilinear kernel ``"xor"`` (and ``"auto"`` under
+        ``torch.compile`` on CPUs where the linear maps run sparse) the hidden multivectors travel in the
+        label layout (:mod:`gatr.kernels.label_layout`).
     compile : bool
         Run the blocks through ``torch.compile(fullgraph=True)`` (inputs are still checked eagerly, with
         the same errors); the module, its state dict and its config are unchanged.
@@ -235,6 +235,30 @@ class GATr(EquiModule):
         self.nest_children()
         self.set_kernels(c.linear_kernel, c.bilinear_kernel)
 
+    def kernel_names(self) -> tuple[str, str]:
+        """The (linear, bilinear) kernel names of the network's plan: its config's.
+
+        Returns
+        -------
+        (str, str)
+        """
+        return self.config.linear_kernel, self.config.bilinear_kernel
+
+    def execution_plan(self, mv: torch.Tensor) -> ExecutionPlan:
+        """How a forward on ``mv`` executes: kernels and the hidden layout (:mod:`gatr.kernels.plan`).
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., items, in_mv_channels, dim)
+
+        Returns
+        -------
+        ExecutionPlan
+            Decided by the config's kernel names, ``mv``'s device, dtype and size, and whether
+            ``torch.compile`` is tracing.
+        """
+        return self.own_plan(mv)
+
     @classmethod
     def from_config(cls, config: GATrConfig | dict) -> "GATr":
         """A GATr from a :class:`GATrConfig` or a dict of its fields.
@@ -274,11 +298,7 @@ class GATr(EquiModule):
         ValueError
             For an unknown kernel name.
         """
-        cpu = torch.device("cpu")
-        if linear is not None:
-            select_linear_kernel(linear, 0, cpu)  # clear errors for unknown names, before any change
-        if bilinear is not None:
-            select_bilinear_kernel(bilinear, cpu)
+        check_kernel_names(linear, bilinear)  # clear errors for unknown names, before any change
         for module in self.modules():
             if linear is not None and isinstance(module, EquiLinear):
                 module.kernel = linear
@@ -286,6 +306,9 @@ class GATr(EquiModule):
                 module.kernel = bilinear
         self.config = dataclasses.replace(self.config, linear_kernel=linear or self.config.linear_kernel,
                                           bilinear_kernel=bilinear or self.config.bilinear_kernel)
+        for module in self.modules():  # the data of the new kernels, built ahead of a compiled forward
+            if isinstance(module, EquiModule):
+                module.prepare_constants()
         return self
 
     def _check(self, mv, scalars, attention_mask, key_padding_mask, reference_mv):
@@ -346,26 +369,16 @@ class GATr(EquiModule):
         mv, scalars, reference_mv = _zero_padding(key_padding_mask, mv, scalars, reference_mv)
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv, key_padding_mask)
-        blocks = self._block_layout(mv)
-        h_mv, h_s = self.linear_in(mv, scalars, blocks_out=blocks)
+        plan = self.execution_plan(mv)
+        h_mv, h_s = self.linear_in(plan.enter(mv), scalars, plan=plan)
         for block in self.blocks:
             args = (h_mv, h_s, attention_mask, key_padding_mask, reference_mv)
             if self.config.checkpoint and torch.is_grad_enabled():
-                h_mv, h_s = torch_checkpoint(block, *args, blocks=blocks, use_reentrant=False)
+                h_mv, h_s = torch_checkpoint(block, *args, plan=plan, use_reentrant=False)
             else:
-                h_mv, h_s = block(*args, blocks=blocks)
-        return self.linear_out(h_mv, h_s, blocks_in=blocks)
-
-    def _block_layout(self, mv: torch.Tensor) -> bool:
-        """Whether the hidden multivectors run in the block layout (:mod:`gatr.kernels.block_layout`).
-
-        Between ``linear_in`` and ``linear_out`` they are then ``(..., items, dim, channels)`` in label
-        order, where the sparse linear maps, the xor-shift bilinears, the norms, the gates and the
-        attention all work without permuting components. Taken with bilinear kernel ``"xor"``, and with
-        ``"auto"`` under ``torch.compile`` on CPUs where the linear maps run sparse (measured: the
-        permutations it saves cost more than its longer compiled graph there; eagerly it does not pay).
-        """
-        return uses_block_layout(self.algebra, self.config.bilinear_kernel, self.config.linear_kernel, mv)
+                h_mv, h_s = block(*args, plan=plan)
+        out_mv, out_s = self.linear_out(h_mv, h_s, plan=plan)
+        return plan.leave(out_mv), out_s
 
     def nominal_flops_per_token(self, num_items: int) -> float:
         """Forward + backward FLOPs per token (item), summed from the layers' own counts (:mod:`gatr.flops`).

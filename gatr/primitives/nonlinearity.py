@@ -42,7 +42,8 @@ def get_activation(name: str):
     return ACTIVATIONS[name]
 
 
-def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str = "gelu", blocks: bool = False):
+def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str = "gelu",
+                       gates: torch.Tensor | None = None):
     """Scalar-gated nonlinearity: ``act(<x>_0) * x`` per multivector, ``act(s)`` on scalars.
 
     Equivariant because the scalar component ``<x>_0`` is invariant.
@@ -53,8 +54,9 @@ def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str 
     scalars : Tensor ``(..., s_channels)``
     activation : str
         A name of :data:`ACTIVATIONS`.
-    blocks : bool
-        ``mv`` is in the block layout ``(..., dim, channels)`` (the scalar is its first row there too).
+    gates : Tensor, optional
+        The scalar components ``<x>_0``, broadcastable to ``mv``; default ``mv[..., :1]`` (pass them when
+        ``mv`` is in another layout, e.g. :meth:`gatr.kernels.plan.ExecutionPlan.scalar_part`).
 
     Returns
     -------
@@ -62,4 +64,4 @@ def gated_nonlinearity(mv: torch.Tensor, scalars: torch.Tensor, activation: str 
     scalars : Tensor ``(..., s_channels)``
     """
     act = get_activation(activation)
-    return act(mv[..., :1, :] if blocks else mv[..., :1]) * mv, act(scalars)
+    return act(mv[..., :1] if gates is None else gates) * mv, act(scalars)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 
-def equi_layer_norm(alg, mv: torch.Tensor, eps: float = 1e-6, to_components=None) -> torch.Tensor:
+def equi_layer_norm(alg, mv: torch.Tensor, eps: float = 1e-6, blades: torch.Tensor | None = None) -> torch.Tensor:
     """Normalise ``mv (..., channels, dim)`` by the root mean over channels of
     ``alg.squared_norm`` (invariant and non-negative, so the result is equivariant).
 
@@ -19,9 +19,10 @@ def equi_layer_norm(alg, mv: torch.Tensor, eps: float = 1e-6, to_components=None
     mv : Tensor ``(..., channels, dim)``
     eps : float
         Added to the mean squared norm.
-    to_components : callable, optional
-        For multivectors in another layout (the block layout ``(..., dim, channels)``): maps them to
-        ``(..., channels, dim)`` in blade order for the norm (e.g. :func:`gatr.kernels.block_layout.from_blocks`).
+    blades : Tensor, shape (..., channels, dim), optional
+        The same multivectors in blade order, when ``mv`` holds them in another layout (the label layout
+        ``(..., dim, channels)`` of an execution plan); default ``mv``. The norms are taken of these; ``mv`` is
+        scaled.
 
     Returns
     -------
@@ -31,7 +32,7 @@ def equi_layer_norm(alg, mv: torch.Tensor, eps: float = 1e-6, to_components=None
     dtype = torch.float64 if mv.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=mv.device.type, enabled=False):
         x = mv.to(dtype)
-        sq = alg.squared_norm(x if to_components is None else to_components(x)).mean(-1)  # (...)
+        sq = alg.squared_norm(x if blades is None else blades.to(dtype)).mean(-1)  # (...)
         out = x * torch.rsqrt(sq + eps)[..., None, None]
     return out.to(mv.dtype)
 

@@ -39,7 +39,7 @@ def _outputs_and_grads(net, run, x, s, kwargs):
                                             (True, ("sparse", "sparse")), (True, ("sparse", "auto"))])
 def test_fullgraph_compile_equals_eager_with_zero_graph_breaks(alg, masked, kernels):
     """Every kernel traces: tiny inputs take the dense linear kernel under "auto", so "sparse" is forced; with
-    it, "auto" bilinears run eagerly on the table path and compiled in the block layout (xor shifts)."""
+    it, "auto" bilinears run eagerly on the table path and compiled in the label layout (xor shifts)."""
     torch.manual_seed(0)
     net = tiny_net(alg, linear_kernel=kernels[0], bilinear_kernel=kernels[1])
     x, s, kwargs = _inputs(alg, masked)
@@ -47,11 +47,11 @@ def test_fullgraph_compile_equals_eager_with_zero_graph_breaks(alg, masked, kern
     assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
     assert explained.graph_count == 1
     traced = explained.graphs[0].code
-    # "auto" bilinears on the sparse linear kernel run in the block layout once compiled: no table GEMM, and
-    # the hidden stream stays in it from linear_in to linear_out, so no component permutation in between
+    # "auto" bilinears on the sparse linear kernel run in the label layout once compiled: no table GEMM, and
+    # the hidden stream enters it once before linear_in, so the sparse maps never permute components
     assert ("outer_gemm" in traced) is (kernels == ("auto", "auto")), "bilinear execution path"
     if kernels == ("sparse", "auto"):
-        assert traced.count("permute_columns") == 1 and "block_matmul" in traced, "hidden stream layout"
+        assert "permute_columns" not in traced and "sector_matmul" in traced, "hidden stream layout"
     dynamo.reset()
     # fullgraph=True raises on any break; aot_eager traces the backward too, without C++ code generation
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager")

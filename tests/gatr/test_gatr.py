@@ -27,9 +27,9 @@ def small_net(alg, **kw):
 
 @pytest.mark.parametrize("kernels", [("dense", "auto"), ("sparse", "auto"), ("sparse", "xor")])
 def test_gatr_equivariant_with_masks(alg, kernels):
-    """Eagerly "auto" bilinears run on the table path; "xor" runs the hidden stream in the block layout."""
+    """Eagerly "auto" bilinears run on the table path; "xor" runs the hidden stream in the label layout."""
     net = small_net(alg, linear_kernel=kernels[0], bilinear_kernel=kernels[1], multi_query=True).double()
-    assert net._block_layout(randn(1, 1, 2, alg.dim)) is (kernels[1] == "xor")
+    assert (net.execution_plan(randn(1, 1, 2, alg.dim)).labels is not None) is (kernels[1] == "xor")
     ref = reference_pseudoscalar(alg, 4)
     kpm = torch.ones(4, 6, dtype=torch.bool)
     kpm[:, 4:] = False
@@ -316,8 +316,8 @@ def test_inputs_are_checked_once_at_the_network_boundary(alg, monkeypatch):
 
 
 @pytest.mark.parametrize("linear", ["sparse", "dense"])
-def test_block_layout_network_equals_blade_order(alg, linear):
-    """The hidden stream in the block layout (bilinear kernel "xor": every layer reads and writes
+def test_label_layout_network_equals_blade_order(alg, linear):
+    """The hidden stream in the label layout (bilinear kernel "xor": every layer reads and writes
     ``(..., dim, channels)`` in label order) computes what the blade-ordered network does: outputs and the
     gradients of inputs and parameters to 1e-12 (float64), with masks, multi-query attention, a default
     reference and gradient checkpointing."""
@@ -336,10 +336,42 @@ def test_block_layout_network_equals_blade_order(alg, linear):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_dropout_in_the_block_layout_drops_whole_multivectors():
+def test_dropout_in_the_label_layout_drops_whole_multivectors():
     from gatr.layers.block import mv_dropout
 
-    x = torch.ones(50, 16, 8)  # (items, dim, channels) in the block layout
-    y = mv_dropout(x, 0.5, True, blocks=True)
+    x = torch.ones(50, 16, 8)  # (items, dim, channels) in the label layout
+    y = mv_dropout(x, 0.5, True, component_axis=-2)
     kept = y[:, 0, :] != 0  # one decision per (item, channel), shared by all 16 components
     assert torch.equal((y != 0), kept[:, None, :].expand_as(y)) and 0 < kept.float().mean() < 1
+
+
+def test_state_dicts_of_bilinear_version_1_load_to_the_same_network():
+    """Version 1 ordered the bilinear layer's operand channels (left/right, hidden, bilinear) and its product
+    channels (hidden, bilinear); version 2 orders them (.., bilinear, hidden). A version-1 state dict (its
+    channels in the old order, metadata version 1) loads into the same function: equal outputs (float64)."""
+    from gatr import GeometricBilinear
+
+    torch.manual_seed(0)
+    net = small_net(get_algebra("projective")).double()
+    old = net.state_dict()
+    for name, module in net.named_modules():
+        if not isinstance(module, GeometricBilinear):
+            continue
+        nb, h = module.num_bilinears, module.hidden_mv_channels
+        assert nb == 2  # geometric product and join: the orders differ
+        # old channel (s, c, b) holds new channel (s, b, c)
+        operand = torch.arange(2 * nb * h).view(2, nb, h).transpose(1, 2).reshape(-1)
+        product = torch.arange(nb * h).view(nb, h).t().reshape(-1)
+        for key, axis, index in (("operands.weight_mv", 0, operand), ("operands.weight_s2mv", 0, operand),
+                                 ("operands.bias_mv", 0, operand), ("output.weight_mv", 1, product),
+                                 ("output.weight_mv2s", 1, product)):
+            old[f"{name}.{key}"] = old[f"{name}.{key}"].index_select(axis, index)
+        old._metadata[name]["version"] = 1
+    loaded = small_net(get_algebra("projective")).double()
+    loaded.load_state_dict(old)
+    x, s = randn(2, 5, 2, 16), randn(2, 5, 2)
+    ref = reference_pseudoscalar(get_algebra("projective"), 2)
+    for a, b in zip(net(x, s, reference_mv=ref), loaded(x, s, reference_mv=ref)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert not torch.equal(old["blocks.0.mlp.bilinear.operands.weight_mv"],
+                           net.state_dict()["blocks.0.mlp.bilinear.operands.weight_mv"])

@@ -8,7 +8,8 @@ from algebras import get_algebra
 
 from gatr import EquiLinear, GATr, GeometricBilinear
 from gatr.kernels import BILINEAR_KERNELS, LINEAR_KERNELS, SPARSE_MIN_TOKENS, select_linear_kernel
-from gatr.kernels.linear import dense_linear, sparse_linear, sparse_structure
+from gatr.kernels.linear import dense_linear
+from gatr.kernels.sparse_linear import sector_structure, sparse_linear
 
 from gatr_test_utils import assert_equivariant, randn
 
@@ -67,12 +68,12 @@ def test_linear_kernels_give_gradients_of_gradients(kernel):
 
 def test_auto_choice_and_unknown_names():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert select_linear_kernel("auto", SPARSE_MIN_TOKENS, cpu) is sparse_linear
-    assert select_linear_kernel("auto", SPARSE_MIN_TOKENS - 1, cpu) is dense_linear
-    assert select_linear_kernel("auto", 10**6, gpu) is dense_linear
-    assert select_linear_kernel("auto", 10**6, cpu, block_size=1) is dense_linear  # G(3,0,0): thin blocks
-    # ... unless compiled, where the sparse map (and the bilinears' block layout) measured faster for them too
-    picked = torch.compile(lambda: select_linear_kernel("auto", 10**6, cpu, block_size=1) is sparse_linear,
+    assert select_linear_kernel("auto", SPARSE_MIN_TOKENS, cpu) == "sparse"
+    assert select_linear_kernel("auto", SPARSE_MIN_TOKENS - 1, cpu) == "dense"
+    assert select_linear_kernel("auto", 10**6, gpu) == "dense"
+    assert select_linear_kernel("auto", 10**6, cpu, sector_size=1) == "dense"  # G(3,0,0): thin sectors
+    # ... unless compiled, where the sparse map (and the bilinears' label layout) measured faster for them too
+    picked = torch.compile(lambda: select_linear_kernel("auto", 10**6, cpu, sector_size=1) == "sparse",
                            fullgraph=True, backend="eager")
     assert picked()
     with pytest.raises(ValueError, match=r"unknown linear kernel 'fast'; valid: \['auto', 'dense', 'sparse'\]"):
@@ -91,15 +92,15 @@ def test_kernels_are_set_network_wide_and_kernel_data_is_cached(alg):
     net.set_kernels(linear="dense")
     assert {m.kernel for m in net.modules() if isinstance(m, EquiLinear)} == {"dense"}
     t = alg.tensors("cpu", torch.float32)
-    assert t.derived(sparse_structure) is t.derived(sparse_structure)
-    st = t.derived(sparse_structure)
-    # the blocks partition the components and hold every nonzero of the maps
+    assert t.derived(sector_structure) is t.derived(sector_structure)
+    st = t.derived(sector_structure)
+    # the sectors partition the components and hold every nonzero of the maps
     assert sorted(st.order.tolist()) == list(range(alg.dim))
     assert torch.equal(st.order[st.position], torch.arange(alg.dim))
     rebuilt, offset = torch.zeros_like(t.linear_basis), 0
-    for (k, p), blocks in zip(st.groups, st.block_bases):
+    for (k, p), sectors in zip(st.groups, st.sector_bases):
         members = st.order[offset : offset + k * p].view(k, p)
-        rebuilt[:, members[:, :, None], members[:, None, :]] = blocks
+        rebuilt[:, members[:, :, None], members[:, None, :]] = sectors
         offset += k * p
     torch.testing.assert_close(rebuilt, t.linear_basis)
 
@@ -118,7 +119,7 @@ class _BlockAlgebra:
         for block in ([0], [1, 4], [2, 3, 5]):
             idx = torch.tensor(block)
             basis[:, idx[:, None], idx[None, :]] = torch.randn(3, len(block), len(block), generator=g, dtype=torch.float64)
-        self.t = SimpleNamespace(linear_basis=basis, device=torch.device("cpu"),
+        self.t = SimpleNamespace(linear_basis=basis, device=torch.device("cpu"), constants=SimpleNamespace(blades=None),
                                  invariant_basis=torch.eye(6, dtype=torch.float64)[[0, 4]] * 2,
                                  invariant_functionals=torch.eye(6, dtype=torch.float64)[[0]])
         self.t.derived = lambda build: build(self.t)
@@ -131,7 +132,7 @@ def test_sparse_kernel_with_blocks_of_several_sizes_equals_dense():
     """Several groups of blocks (one batched GEMM each) and a scrambled block order: the sparse kernel equals
     the dense matrix, values and gradients (float64, 1e-12)."""
     alg = _BlockAlgebra()
-    st = sparse_structure(alg.t)
+    st = sector_structure(alg.t)
     assert st.groups == ((1, 1), (1, 2), (1, 3))
     w = [randn(4, 3, 3), randn(4, 2, 2), randn(5, 3, 1), randn(5, 2), randn(4, 2), randn(5)]
     w = [x.requires_grad_() for x in w]
@@ -148,20 +149,21 @@ def test_custom_operators_pass_opcheck():
     """The opaque kernels (what the compiler sees): fake kernels, autograd and schema agree with the real ones."""
     from algebras import get_algebra
     from gatr.kernels.bilinear import outer_gemm, product_matrices
-    from gatr.kernels.linear import _block_major, block_matmul, block_matmul_backward, permute_columns
+    from gatr.kernels.ops import permute_columns, sector_matmul, sector_matmul_backward
+    from gatr.kernels.sparse_linear import _sector_major
 
     alg = get_algebra("projective")
     t = alg.tensors("cpu", torch.float64)
     m = t.derived(product_matrices)
     x, y = randn(6, 2, 16).requires_grad_(), randn(6, 2, 16).requires_grad_()
     torch.library.opcheck(outer_gemm, (x, y, m["forward"], m["grad_left"], m["grad_right"]))
-    st = t.derived(sparse_structure)
+    st = t.derived(sector_structure)
     xs = randn(3 * 16, 7).t().requires_grad_()  # non-contiguous token rows
     ws = [randn(k, p * 3, p * 5).requires_grad_() for k, p in st.groups]
-    (to_in, from_in), (to_out, from_out) = _block_major(st, 3), _block_major(st, 5)
+    (to_in, from_in), (to_out, from_out) = _sector_major(st, 3), _sector_major(st, 5)
     torch.library.opcheck(permute_columns, (xs, to_in, from_in))
-    torch.library.opcheck(block_matmul, (xs, ws, from_out))
-    torch.library.opcheck(block_matmul_backward, (randn(7, 5 * 16), xs.detach(), [w.detach() for w in ws], to_out))
+    torch.library.opcheck(sector_matmul, (xs, ws, from_out))
+    torch.library.opcheck(sector_matmul_backward, (randn(7, 5 * 16), xs.detach(), [w.detach() for w in ws], to_out))
 
 
 def _user_algebra():
@@ -175,11 +177,11 @@ def test_sparse_bilinear_equals_the_table_product(alg, which):
     """The gather (monomial) and xor-shift kernels equal sum_ij x_i y_j T[i, j, k] to 1e-12 in float64, gradients
     too, for every backend and a user-registered signature; a bilinear layer on them stays equivariant."""
     from gatr.kernels.bilinear import dense_bilinear, sparse_bilinear, xor_bilinear
-    from gatr.kernels.block_layout import block_layout
+    from gatr.kernels.label_layout import label_layout
 
     alg = alg if which == "fixture" else _user_algebra()
     t = alg.tensors("cpu", torch.float64)
-    assert t.derived(block_layout) is not None  # so xor_bilinear runs its own path, not the dense fallback
+    assert t.derived(label_layout) is not None  # so xor_bilinear runs its own path, not the dense fallback
     tables = t.bilinear_tables
     x, y = randn(9, tables.shape[0], alg.dim).requires_grad_(), randn(9, tables.shape[0], alg.dim).requires_grad_()
     expected = torch.einsum("nbi,nbj,bijk->nbk", x, y, tables)
@@ -212,11 +214,11 @@ def test_xor_bilinear_gives_gradients_of_gradients():
 
 
 @pytest.mark.parametrize("reference", ["default", "batch", "item", "shared", "channel"])
-def test_bilinear_layer_in_the_block_layout_equals_the_table_path(alg, reference):
-    """GeometricBilinear with kernel "xor" runs in the block layout (operands emitted block-major, products
-    as xor shifts, the output map reading them, parameter channels permuted): values and the gradients of
-    inputs and parameters equal the table path's to 1e-12 (float64), for a default reference and references
-    per batch entry, per item and shared; one per operand channel keeps the table path."""
+def test_bilinear_layer_in_the_label_layout_equals_the_table_path(alg, reference):
+    """GeometricBilinear with kernel "xor" runs in the label layout (operands emitted sector-major, products
+    as xor shifts, the output map reading them): values and the gradients of inputs and parameters equal the
+    table path's to 1e-12 (float64), for a default reference and references per batch entry, per item,
+    shared and per operand channel."""
     layer = GeometricBilinear(alg, 5, 6, 3, 4).double()
     mv, s = randn(2, 7, 5, alg.dim).requires_grad_(), randn(2, 7, 3).requires_grad_()
     shapes = {"default": None, "batch": (2, 1, 1), "item": (2, 7, 1), "shared": (),
@@ -225,8 +227,7 @@ def test_bilinear_layer_in_the_block_layout_equals_the_table_path(alg, reference
     results = []
     for kernel in ("dense", "xor"):
         layer.kernel = kernel
-        blocks = kernel == "xor" and reference != "channel"
-        assert layer._block_path(mv, ref if ref is not None else mv[..., :1, :]) is blocks
+        assert (layer.own_plan(mv).labels is not None) is (kernel == "xor")
         out_mv, out_s = layer(mv, s, reference_mv=ref)
         grads = torch.autograd.grad(out_mv.square().sum() + out_s.sin().sum(), [mv, s, *layer.parameters()])
         results.append([out_mv, out_s, *grads])

@@ -1,18 +1,19 @@
-"""The block layout: multivector channels as token rows ``(component, channel)`` in *label order*, where
-the equivariant linear maps are block diagonal with contiguous blocks and every bilinear is a sum of
-signed xor shifts, so neither needs a data-dependent gather.
+"""The label layout: multivector channels as token rows ``(component, channel)`` in *label order*, where
+the equivariant linear maps never mix components of different sectors (contiguous ranges of labels) and
+every bilinear is a sum of signed xor shifts, so neither needs a data-dependent gather.
 
 Blade ``e_A`` is named by the bitmask ``A`` of its basis vectors, and ``e_A e_B = ±e_{A xor B}`` (0 when
 they share a null vector). Every monomial bilinear built from products and complements (geometric,
 outer, inner, join, ...) therefore pairs left blade ``i`` with right blade ``j = k xor d(i)`` for output
-``k``, with one shift ``d(i)`` per ``i``; so do their gradients. The blocks of the equivariant maps
-(:func:`~gatr.kernels.linear.sparse_structure`) are the cosets ``a xor H`` of a subgroup ``H`` of
-bitmasks in every shipped algebra (basis vectors counted from 0; G(3,0,1): ``H = {0, e0}``; G(4,1,0):
-``{0, e3, e4, e34}``; Cl(1,3) with SO+(1,3): ``{0, e0123}``). A GF(2)-linear relabelling of the bitmasks that sends ``H`` to the low
-bits keeps the xor structure (the label of ``A xor B`` is the xor of the labels) and makes every block
-an aligned, contiguous range of labels. In label order a bilinear is ``dim`` broadcast multiplies of
-``x_i`` with ``y`` permuted by the constant shift ``d(i)``: ``dim^2`` multiply-adds per product instead
-of the ``dim^3`` of the table GEMM, which ``torch.compile`` fuses into one loop vectorised over channels.
+``k``, with one shift ``d(i)`` per ``i``; so do their gradients. The *sectors* of the equivariant maps
+(the connected components of their joint support, :func:`connected_sectors`) are the cosets ``a xor H``
+of a subgroup ``H`` of bitmasks in every shipped algebra (basis vectors counted from 0; G(3,0,1):
+``H = {0, e0}``; G(4,1,0): ``{0, e3, e4, e34}``; Cl(1,3) with SO+(1,3): ``{0, e0123}``). A GF(2)-linear
+relabelling of the bitmasks that sends ``H`` to the low bits keeps the xor structure (the label of
+``A xor B`` is the xor of the labels) and makes every sector an aligned, contiguous range of labels. In
+label order a bilinear is ``dim`` broadcast multiplies of ``x_i`` with ``y`` permuted by the constant
+shift ``d(i)``: ``dim^2`` multiply-adds per product instead of the ``dim^3`` of the table GEMM, which
+``torch.compile`` fuses into one loop vectorised over channels.
 """
 
 from __future__ import annotations
@@ -42,22 +43,22 @@ class XorForm(NamedTuple):
     index: torch.Tensor
 
 
-class BlockLayout(NamedTuple):
-    """Labels of the components, and the bilinears and their gradients as xor shifts (:func:`block_layout`).
+class LabelLayout(NamedTuple):
+    """Labels of the components, and the bilinears and their gradients as xor shifts (:func:`label_layout`).
 
     Parameters
     ----------
     order : Tensor of long, shape (dim,)
-        ``order[m]`` is the component with label ``m`` (the label order of the block layout).
+        ``order[m]`` is the component with label ``m`` (the label order of the label layout).
     bits : int
         ``n``: labels have ``n`` bits (``dim = 2^n``).
-    block_bits : int
-        Blocks of the equivariant maps are the ``2^block_bits`` consecutive labels ``m >> block_bits``.
+    sector_bits : int
+        Sectors of the equivariant maps are the ``2^sector_bits`` consecutive labels ``m >> sector_bits``.
     forward, grad_left, grad_right : XorForm
         The products ``z_k = sum_ij T[i, j, k] x_i y_j`` and their gradients ``dL/dx_i = sum_jk T[i, j, k]
         y_j g_k`` (operands ``y, g``) and ``dL/dy_j = sum_ik T[i, j, k] x_i g_k`` (operands ``x, g``): the
         tables with permuted axes are again signed xor shifts.
-    to_labels, to_components : ComponentIndex
+    label_index, blade_index : ComponentIndex
         The permutations from blade order to label order (``order``) and back, as selections whose
         gradients are gathers (:mod:`algebras.components`). Label 0 is the scalar, so the scalar stays
         component 0 in both orders.
@@ -65,15 +66,15 @@ class BlockLayout(NamedTuple):
 
     order: torch.Tensor
     bits: int
-    block_bits: int
+    sector_bits: int
     forward: XorForm
     grad_left: XorForm
     grad_right: XorForm
-    to_labels: ComponentIndex
-    to_components: ComponentIndex
+    label_index: ComponentIndex
+    blade_index: ComponentIndex
 
 
-def connected_blocks(support: torch.Tensor) -> list[list[int]]:
+def connected_sectors(support: torch.Tensor) -> list[list[int]]:
     """Connected components of the graph ``a -- b`` where ``support[a, b]`` (union-find).
 
     Parameters
@@ -97,10 +98,10 @@ def connected_blocks(support: torch.Tensor) -> list[list[int]]:
 
     for a, b in torch.nonzero(support | support.t()).tolist():
         root[find(a)] = find(b)
-    blocks: dict[int, list[int]] = {}
+    sectors: dict[int, list[int]] = {}
     for a in range(dim):
-        blocks.setdefault(find(a), []).append(a)
-    return sorted(blocks.values(), key=lambda b: (len(b), b[0]))
+        sectors.setdefault(find(a), []).append(a)
+    return sorted(sectors.values(), key=lambda b: (len(b), b[0]))
 
 
 def _coordinates(vectors: list[int], bits: int) -> list[int] | None:
@@ -128,8 +129,8 @@ def _coordinates(vectors: list[int], bits: int) -> list[int] | None:
     return [label[m] for m in range(1 << bits)]
 
 
-def block_layout(t) -> BlockLayout | None:
-    """:class:`BlockLayout` of the algebra's tensors ``t`` (cached through ``t.derived``), if it has one.
+def label_layout(t) -> LabelLayout | None:
+    """:class:`LabelLayout` of the algebra's tensors ``t`` (cached through ``t.derived``), if it has one.
 
     Parameters
     ----------
@@ -137,12 +138,12 @@ def block_layout(t) -> BlockLayout | None:
 
     Returns
     -------
-    BlockLayout or None
-        None when the algebra names no blades (``algebra.blades``), its map blocks are not the cosets of
+    LabelLayout or None
+        None when the algebra names no blades (``constants.blades``), its map sectors are not the cosets of
         a subgroup of bitmasks, or a bilinear is not a signed xor shift; the kernels then keep their
         general paths.
     """
-    blades = getattr(getattr(t, "algebra", None), "blades", None)
+    blades = t.constants.blades
     if blades is None:
         return None
     dim = len(blades)
@@ -151,10 +152,10 @@ def block_layout(t) -> BlockLayout | None:
         return None
     mask = [sum(1 << v for v in blade) for blade in blades]
     component = {m: a for a, m in enumerate(mask)}
-    blocks = [[mask[a] for a in block] for block in connected_blocks((t.linear_basis != 0).any(0).cpu())]
-    subgroup = next(b for b in blocks if 0 in b)
-    if len({len(b) for b in blocks}) != 1 or any({m ^ b[0] for m in subgroup} != set(b) for b in blocks):
-        return None  # blocks are not the cosets of one subgroup
+    sectors = [[mask[a] for a in sector] for sector in connected_sectors((t.linear_basis != 0).any(0).cpu())]
+    subgroup = next(b for b in sectors if 0 in b)
+    if len({len(b) for b in sectors}) != 1 or any({m ^ b[0] for m in subgroup} != set(b) for b in sectors):
+        return None  # sectors are not the cosets of one subgroup
     generators = []  # a GF(2) basis of the subgroup
     span = {0}
     for m in sorted(subgroup):
@@ -177,16 +178,16 @@ def block_layout(t) -> BlockLayout | None:
     if any(f is None for f in forms):
         return None
     position = torch.argsort(order_t)
-    return BlockLayout(order_t, bits, len(generators), *forms, component_index(order_t, dim),
+    return LabelLayout(order_t, bits, len(generators), *forms, component_index(order_t, dim),
                        component_index(position, dim))
 
 
-def to_blocks(layout: BlockLayout, mv: torch.Tensor) -> torch.Tensor:
-    """Multivectors from the usual ``(..., channels, dim)`` to the block layout ``(..., dim, channels)``.
+def to_labels(layout: LabelLayout, mv: torch.Tensor) -> torch.Tensor:
+    """Multivectors from the usual ``(..., channels, dim)`` to the label layout ``(..., dim, channels)``.
 
     Parameters
     ----------
-    layout : BlockLayout
+    layout : LabelLayout
     mv : Tensor, shape (..., channels, dim)
         Components in blade order.
 
@@ -195,15 +196,15 @@ def to_blocks(layout: BlockLayout, mv: torch.Tensor) -> torch.Tensor:
     Tensor, shape (..., dim, channels)
         Components in label order (a strided view of the permuted components: not contiguous).
     """
-    return select(mv, layout.to_labels, -1).transpose(-1, -2)
+    return select(mv, layout.label_index, -1).transpose(-1, -2)
 
 
-def from_blocks(layout: BlockLayout, mv: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`to_blocks`.
+def from_labels(layout: LabelLayout, mv: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`to_labels`.
 
     Parameters
     ----------
-    layout : BlockLayout
+    layout : LabelLayout
     mv : Tensor, shape (..., dim, channels)
         Components in label order.
 
@@ -212,7 +213,7 @@ def from_blocks(layout: BlockLayout, mv: torch.Tensor) -> torch.Tensor:
     Tensor, shape (..., channels, dim)
         Components in blade order.
     """
-    return select(mv.transpose(-1, -2), layout.to_components, -1)
+    return select(mv.transpose(-1, -2), layout.blade_index, -1)
 
 
 def monomial_partners(tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -256,7 +257,7 @@ def _xor_form(tables: torch.Tensor) -> XorForm | None:
 
 
 def xor_products(form: XorForm, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Every bilinear on its operands in the block layout, as signed xor shifts.
+    """Every bilinear on its operands in the label layout, as signed xor shifts.
 
     ``z[:, k, b] = sum_i signs[b, i, k] x[:, i, b] y[:, k xor shifts[b][i], b]``: ``dim`` terms per
     bilinear, each a broadcast multiply with ``y`` permuted by a constant xor shift of its components
@@ -300,24 +301,24 @@ class XorBilinear(torch.autograd.Function):
 
     Parameters
     ----------
-    layout : BlockLayout
+    layout : LabelLayout
     x, y : Tensor, shape (T, dim, n_bilinears, h)
         Operands in label order.
 
     Returns
     -------
     Tensor, shape (T, dim, n_bilinears, h)
-        The products (:attr:`BlockLayout.forward`).
+        The products (:attr:`LabelLayout.forward`).
     """
 
     @staticmethod
-    def forward(ctx, layout: BlockLayout, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, layout: LabelLayout, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The products; saves the operands for the gradients.
 
         Parameters
         ----------
         ctx : autograd context
-        layout : BlockLayout
+        layout : LabelLayout
         x, y : Tensor, shape (T, dim, n_bilinears, h)
 
         Returns

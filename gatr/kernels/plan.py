@@ -1,0 +1,263 @@
+"""The execution plan: how every layer of one forward executes, decided once.
+
+The layers compute the mathematics of :mod:`gatr.primitives`; *how* it runs (which kernel executes the
+linear maps and the bilinears, and in which layout the hidden multivectors travel) is one small value,
+:class:`ExecutionPlan`, resolved by :func:`resolve_plan` from the algebra, the input's device, dtype and
+size, the kernel names and whether ``torch.compile`` is tracing. :class:`~gatr.nets.GATr` resolves it once
+per forward at its boundary and hands it to every layer; a layer called on its own resolves its own.
+Layers read the plan's layout only through its members (:meth:`~ExecutionPlan.enter`,
+:meth:`~ExecutionPlan.leave`, :attr:`~ExecutionPlan.component_axis`, ...), so they never branch on it.
+
+Two layouts exist:
+
+* blade order, ``(..., channels, dim)``: the layout of every input and output;
+* the label layout (:mod:`gatr.kernels.label_layout`), ``(..., dim, channels)`` with the components in
+  label order, where the sparse linear maps and the xor-shift bilinears meet without permutations. It is
+  taken with bilinear kernel ``"xor"``, and with ``"auto"`` under ``torch.compile`` on CPUs where the linear
+  maps run sparse (there the compiler fuses the shifts into one loop; run eagerly they are many small
+  operations, and the table GEMM is faster — see the README's kernel figures).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+
+from .bilinear import BILINEAR_KERNELS, monomial_tables, product_matrices
+from .label_layout import LabelLayout, XorBilinear, from_labels, label_layout, to_labels
+from .linear import LINEAR_KERNELS, dense_linear
+from .sparse_linear import sector_structure, sparse_linear
+
+#: Token count (product of the leading axes) from which ``"auto"`` runs the sparse linear kernel on CPUs.
+SPARSE_MIN_TOKENS = 64
+
+#: Float dtypes whose constants :func:`prepare` builds (weights, autocast operands, float64 checks).
+PREPARED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+class ExecutionPlan(NamedTuple):
+    """How the layers of one forward execute (built by :func:`resolve_plan`).
+
+    Parameters
+    ----------
+    algebra : NetworkAlgebra
+    linear : {"dense", "sparse"}
+        The kernel of every equivariant linear map (:data:`gatr.kernels.LINEAR_KERNELS`).
+    bilinear : {"dense", "sparse", "xor"} or None
+        The kernel of the bilinear products (:data:`gatr.kernels.BILINEAR_KERNELS`); None for a layer
+        without bilinears.
+    labels : LabelLayout or None
+        The hidden multivectors travel as ``(..., dim, channels)`` in this label order; None: in blade
+        order ``(..., channels, dim)``.
+    """
+
+    algebra: Any
+    linear: str
+    bilinear: Any
+    labels: Any
+
+    # ------------------------------------------------------------------ the layout
+    @property
+    def component_axis(self) -> int:
+        """The axis of the hidden multivectors that holds the components (-1 in blade order, -2 in labels)."""
+        return -2 if self.labels is not None else -1
+
+    @property
+    def channel_axis(self) -> int:
+        """The axis of the hidden multivectors that holds the channels (-2 in blade order, -1 in labels)."""
+        return -1 if self.labels is not None else -2
+
+    def enter(self, mv: torch.Tensor) -> torch.Tensor:
+        """Blade-ordered multivectors ``(..., channels, dim)`` in this plan's layout."""
+        return mv if self.labels is None else to_labels(self.labels, mv)
+
+    def leave(self, mv: torch.Tensor) -> torch.Tensor:
+        """Multivectors in this plan's layout back in blade order ``(..., channels, dim)``."""
+        return mv if self.labels is None else from_labels(self.labels, mv)
+
+    def scalar_part(self, mv: torch.Tensor) -> torch.Tensor:
+        """The scalar component ``<x>_0`` of every multivector, kept as an axis of size 1 (label 0 is the scalar)."""
+        return mv.narrow(self.component_axis, 0, 1)
+
+    def split_heads(self, mv: torch.Tensor, parts: int, heads: int, channels: int) -> list[torch.Tensor]:
+        """``(..., items, parts*heads*channels)`` multivector channels -> ``parts`` tensors, heads first.
+
+        Returns
+        -------
+        list of Tensor, shape (..., heads, items, channels, dim) (``(..., heads, items, dim, channels)`` in labels)
+        """
+        if self.labels is None:
+            mv = mv.unflatten(-2, (parts, heads, channels)).movedim(-4, 0).transpose(-4, -3)
+        else:
+            mv = mv.unflatten(-1, (parts, heads, channels)).movedim(-3, 0).movedim(-2, -4)
+        return list(mv)
+
+    def merge_heads(self, mv: torch.Tensor) -> torch.Tensor:
+        """The inverse of one part of :meth:`split_heads`: ``(..., heads, items, ...)`` -> ``(..., items, ...)``."""
+        if self.labels is None:
+            return mv.transpose(-4, -3).flatten(-3, -2)
+        return mv.movedim(-4, -2).flatten(-2)
+
+    # ------------------------------------------------------------------ the kernels
+    def linear_map(self, mv, scalars, w_mv, w_s2mv=None, w_mv2s=None, w_s=None, b_mv=None, b_s=None):
+        """The equivariant linear map with this plan's kernel, multivectors in and out in its layout.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., in_mv, dim) (``(..., dim, in_mv)`` in labels)
+        scalars : Tensor, shape (..., in_s), or None
+        w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s
+            The weights of :func:`gatr.primitives.equi_matrix` and the biases of :func:`gatr.primitives.equi_bias`.
+
+        Returns
+        -------
+        mv : Tensor, shape (..., out_mv, dim) (``(..., dim, out_mv)`` in labels)
+        scalars : Tensor, shape (..., out_s)
+        """
+        weights = (w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s)
+        if self.linear == "sparse":  # in the label layout the sectors are ranges of labels: no permutation
+            labels = self.labels is not None
+            return sparse_linear(self.algebra, mv, scalars, *weights, labels_in=labels, labels_out=labels)
+        out, s = LINEAR_KERNELS[self.linear](self.algebra, self.leave(mv), scalars, *weights)
+        return self.enter(out), s
+
+    def bilinear_products(self, operands: torch.Tensor, n_bilinears: int, hidden: int,
+                          factors: torch.Tensor | None) -> torch.Tensor:
+        """Every bilinear on its operand pairs, with this plan's kernel and layout.
+
+        Parameters
+        ----------
+        operands : Tensor, shape (..., items, 2 * n_bilinears * hidden, dim) (channels last in labels)
+            Operand channels ordered (left/right, bilinear, hidden).
+        n_bilinears, hidden : int
+        factors : Tensor, shape (..., items | 1, hidden | 1, n_bilinears), or None
+            Per product, the factor of :func:`gatr.primitives.reference_factors` (None: all 1).
+
+        Returns
+        -------
+        Tensor, shape (..., items, n_bilinears * hidden, dim) (channels last in labels)
+            Product channels ordered (bilinear, hidden).
+        """
+        if self.labels is not None:  # (..., dim, 2, nb, h): each bilinear's operands contiguous
+            ops = operands.unflatten(-1, (2, n_bilinears, hidden))
+            lead = ops.shape[:-3]
+            flat = ops.reshape(-1, *ops.shape[-4:])
+            z = XorBilinear.apply(self.labels, flat[:, :, 0], flat[:, :, 1]).view(*lead, n_bilinears, hidden)
+            if factors is not None:
+                z = z * factors.transpose(-1, -2).unsqueeze(-3).to(z.dtype)  # (..., 1, nb, h|1)
+            return z.flatten(-2)
+        ops = operands.unflatten(-2, (2, n_bilinears, hidden)).transpose(-3, -2)  # (..., 2, h, nb, dim)
+        left, right = ops[..., 0, :, :, :], ops[..., 1, :, :, :]
+        shape = left.shape
+        run = BILINEAR_KERNELS[self.bilinear]
+        z = run(self.algebra, left.reshape(-1, n_bilinears, shape[-1]).contiguous(),
+                right.reshape(-1, n_bilinears, shape[-1]).to(left.dtype).contiguous()).view(shape)
+        if factors is not None:
+            z = z * factors.unsqueeze(-1).to(z.dtype)  # (..., h|1, nb, 1)
+        return z.transpose(-3, -2).flatten(-3, -2)
+
+
+def check_kernel_names(linear: str | None = None, bilinear: str | None = None) -> None:
+    """A clear error for an unknown kernel name, listing the valid ones.
+
+    Parameters
+    ----------
+    linear, bilinear : str, optional
+        ``"auto"`` or a key of :data:`gatr.kernels.LINEAR_KERNELS` / :data:`gatr.kernels.BILINEAR_KERNELS`.
+
+    Raises
+    ------
+    ValueError
+    """
+    for kind, name, valid in (("linear", linear, LINEAR_KERNELS), ("bilinear", bilinear, BILINEAR_KERNELS)):
+        if name is not None and name != "auto" and name not in valid:
+            raise ValueError(f"unknown {kind} kernel {name!r}; valid: {['auto', *valid]}")
+
+
+def select_linear_kernel(name: str, tokens: int, device: torch.device, sector_size: int = 2) -> str:
+    """The linear kernel ``name`` stands for at this size and device.
+
+    Parameters
+    ----------
+    name : {"auto", "dense", "sparse"}
+    tokens : int
+        Product of the leading axes of the input.
+    device : torch.device
+    sector_size : int
+        Components in the largest sector of the maps (:mod:`gatr.kernels.sparse_linear`).
+
+    Returns
+    -------
+    {"dense", "sparse"}
+    """
+    check_kernel_names(linear=name)
+    if name != "auto":
+        return name
+    # On CPUs the sparse map wins from SPARSE_MIN_TOKENS tokens where sectors hold 2 or more components;
+    # sectors of one component (G(3,0,0)) are too thin eagerly but not once compiled. On GPUs one dense
+    # GEMM was faster (the README's kernel figures).
+    thick = sector_size >= 2 or torch.compiler.is_compiling()
+    return "sparse" if device.type == "cpu" and tokens >= SPARSE_MIN_TOKENS and thick else "dense"
+
+
+def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str | None = None) -> ExecutionPlan:
+    """The plan for a forward on blade-ordered multivectors ``mv`` with these kernel names.
+
+    Parameters
+    ----------
+    algebra : NetworkAlgebra
+    mv : Tensor, shape (..., channels, dim)
+        The inputs (their device, dtype and number of tokens decide).
+    linear : {"auto", "dense", "sparse"}
+    bilinear : {"auto", "dense", "sparse", "xor"} or None
+        None for layers without bilinears (the plan then keeps blade order).
+
+    Returns
+    -------
+    ExecutionPlan
+    """
+    check_kernel_names(linear, bilinear)
+    t = algebra.tensors(mv.device, mv.dtype if mv.is_floating_point() else torch.get_default_dtype())
+    tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2]) if mv.dim() >= 2 else 1
+    sector_size = max(p for _, p in t.derived(sector_structure).groups) if linear == "auto" else 2
+    linear = select_linear_kernel(linear, tokens, mv.device, sector_size)
+    layout = t.derived(label_layout) if bilinear in ("auto", "xor") else None
+    use_labels = layout is not None and (bilinear == "xor" or (
+        bilinear == "auto" and linear == "sparse" and mv.device.type == "cpu" and torch.compiler.is_compiling()))
+    if bilinear is not None:
+        bilinear = "xor" if use_labels else ("dense" if bilinear in ("auto", "xor") else bilinear)
+    return ExecutionPlan(algebra, linear, bilinear, layout if use_labels else None)
+
+
+def prepare(algebra, device, linear: str = "auto", bilinear: str | None = "auto") -> None:
+    """Build the algebra's tensors, and the data of every kernel these names can run, on ``device``.
+
+    For every float dtype (weights, autocast operands, float64 checks), so a forward, traced or compiled
+    with ``fullgraph=True``, only reads cached tensors and never converts NumPy data or runs a host loop.
+    Everything is cached in the algebra's :class:`~algebras.constants.AlgebraTensors`, so a second call is
+    a few dictionary look-ups.
+
+    Parameters
+    ----------
+    algebra : NetworkAlgebra
+    device : torch.device or str
+    linear : {"auto", "dense", "sparse"}
+    bilinear : {"auto", "dense", "sparse", "xor"} or None
+    """
+    device = torch.device(device)
+    if device.type == "meta":
+        return
+    data = [sector_structure, label_layout]  # the plan reads both to decide
+    if bilinear in ("auto", "dense", "xor"):  # "xor" falls back to the table GEMM without a label layout
+        data.append(product_matrices)
+    if bilinear == "sparse":
+        data.append(monomial_tables)
+    for dtype in PREPARED_DTYPES:
+        t = algebra.tensors(device, dtype).build()
+        for build in data:
+            t.derived(build)
+
+
+__all__ = ["ExecutionPlan", "LabelLayout", "PREPARED_DTYPES", "SPARSE_MIN_TOKENS", "check_kernel_names", "dense_linear",
+           "prepare", "resolve_plan", "select_linear_kernel"]
