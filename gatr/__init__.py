@@ -12,8 +12,9 @@ tensor (0 channels wide when there are none).
 from .layers import (EquiLayerNorm, EquiLinear, GATrBlock, GeometricAttention, GeometricBilinear,
                      GeometricCrossAttention, GeometricMLP, ScalarGatedNonlinearity)
 from .nets import GATr, GATrConfig
+from .packing import PackedSets, PaddedSets, pack, pad
 
 __all__ = [
     "EquiLayerNorm", "EquiLinear", "GATr", "GATrBlock", "GATrConfig", "GeometricAttention", "GeometricBilinear",
-    "GeometricCrossAttention", "GeometricMLP", "ScalarGatedNonlinearity",
+    "GeometricCrossAttention", "GeometricMLP", "PackedSets", "PaddedSets", "ScalarGatedNonlinearity", "pack", "pad",
 ]
