@@ -197,6 +197,21 @@ class CliffordAlgebra(GroupAction, NetworkHooks, BasicEmbeddings):
         """A fresh derivation of :attr:`structure` as the arrays of its cache file."""
         return derive_structure_arrays(self.signature, self.group, self.grades, self.sample_action_matrices)
 
+    def bilinear_space(self, up_to_determinant: bool = False) -> np.ndarray:
+        """A basis of every equivariant bilinear map, as tables (what ``bilinears="derived"`` layers learn in).
+
+        Parameters
+        ----------
+        up_to_determinant : bool
+            The maps equivariant up to ``det(u)`` (the projective join's space) instead.
+
+        Returns
+        -------
+        ndarray, shape (n, dim, dim, dim)
+            ``T[n, i, j, k]``, float64 (:meth:`equivariant_bilinears` ``.dense()``).
+        """
+        return self.equivariant_bilinears(up_to_determinant).dense()
+
     def equivariant_bilinears(self, up_to_determinant: bool = False):
         """Every bilinear map ``V x V -> V`` equivariant under the group (derived, cached on disk).
 

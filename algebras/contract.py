@@ -100,6 +100,20 @@ class NetworkAlgebra(Protocol):
         NetworkConstants
         """
 
+    def bilinear_space(self, up_to_determinant: bool = False) -> np.ndarray:
+        """A basis of every bilinear map equivariant under the group (or equivariant up to ``det``).
+
+        Read only by bilinear layers that learn their maps (``bilinears="derived"``); derived, not typed in.
+
+        Parameters
+        ----------
+        up_to_determinant : bool
+
+        Returns
+        -------
+        ndarray, shape (n, dim, dim, dim)
+        """
+
     def tensors(self, device, dtype: torch.dtype) -> AlgebraTensors:
         """The algebra's constants as tensors on ``device`` in ``dtype``, one cached object per pair.
 
@@ -201,22 +215,87 @@ class Embedding3D(Protocol):
     embedding_parity: dict
 
     def embed_point(self, x: torch.Tensor) -> torch.Tensor:
-        """Positions ``(..., 3)`` -> multivectors ``(..., dim)``."""
+        """Positions as multivectors.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., 3)
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+        """
 
     def embed_direction(self, v: torch.Tensor) -> torch.Tensor:
-        """Translation-invariant vectors ``(..., 3)`` -> multivectors ``(..., dim)``."""
+        """Translation-invariant vectors (velocities, axes) as multivectors.
+
+        Parameters
+        ----------
+        v : Tensor, shape (..., 3)
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+        """
 
     def embed_axial_vector(self, w: torch.Tensor) -> torch.Tensor:
-        """Axial vectors ``(..., 3)`` (angular velocities: ``w -> det(R) R w``) -> multivectors ``(..., dim)``."""
+        """Axial vectors (angular velocities, ``w -> det(R) R w``) as multivectors.
+
+        Parameters
+        ----------
+        w : Tensor, shape (..., 3)
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+        """
 
     def extract_point(self, mv: torch.Tensor) -> torch.Tensor:
-        """Multivectors ``(..., dim)`` -> positions ``(..., 3)``."""
+        """Positions read back from multivectors.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., dim)
+
+        Returns
+        -------
+        Tensor, shape (..., 3)
+        """
 
     def random_versors(self, n: int, generator=None) -> torch.Tensor:
-        """``n`` random group elements ``(n, dim)``."""
+        """Random group elements.
+
+        Parameters
+        ----------
+        n : int
+        generator : int or torch.Generator, optional
+
+        Returns
+        -------
+        Tensor, shape (n, dim)
+        """
 
     def act(self, versor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The group action of ``versor`` on multivectors ``x (..., dim)``."""
+        """The group action ``rho_u(x)``.
+
+        Parameters
+        ----------
+        versor : Tensor, shape (..., dim)
+        x : Tensor, shape (..., dim)
+
+        Returns
+        -------
+        Tensor, shape (..., dim)
+        """
 
     def parity(self, versor: torch.Tensor) -> torch.Tensor:
-        """1 for odd versors, 0 for even ones."""
+        """1 for odd versors, 0 for even ones.
+
+        Parameters
+        ----------
+        versor : Tensor, shape (..., dim)
+
+        Returns
+        -------
+        Tensor, shape (...)
+        """

@@ -37,6 +37,10 @@ CHUNK_ELEMENTS = 2**20
 GPU_CHUNK_ELEMENTS = 2**27
 
 
+#: Axes of the tables ``(i, j, k)`` behind the rows and columns of each product matrix.
+_PERMUTATIONS = {"forward": (1, 2, 3), "grad_left": (2, 3, 1), "grad_right": (1, 3, 2)}
+
+
 def product_matrices(t) -> dict[str, torch.Tensor]:
     """Per-bilinear product matrices ``(n_bilinears, dim^2, dim)`` from the algebra's tensors ``t``.
 
@@ -54,8 +58,7 @@ def product_matrices(t) -> dict[str, torch.Tensor]:
     """
     tables = t.bilinear_tables  # (nb, i, j, k)
     nb, dim = tables.shape[:2]
-    perms = {"forward": (0, 1, 2, 3), "grad_left": (0, 2, 3, 1), "grad_right": (0, 1, 3, 2)}
-    return {k: tables.permute(p).reshape(nb, dim * dim, dim).contiguous() for k, p in perms.items()}
+    return {k: tables.permute(0, *p).reshape(nb, dim * dim, dim).contiguous() for k, p in _PERMUTATIONS.items()}
 
 
 def _outer_matmul(x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
@@ -113,13 +116,16 @@ def _outer_gemm_backward(ctx, grad):
     # dL/dx_i = sum_jk T_ijk y_j g_k and dL/dy_j = sum_ik T_ijk x_i g_k: the same kernel, permuted tables
     gx = outer_gemm(y, g, grad_left, grad_left, grad_left) if ctx.needs_input_grad[0] else None
     gy = outer_gemm(x, g, grad_right, grad_right, grad_right) if ctx.needs_input_grad[1] else None
-    return gx, gy, None, None, None
+    # learned tables (bilinears="derived"): dL/dM_b[(i, j), k] = sum_n x_ni y_nj g_nk; the gradient tables only
+    # shape the backward, so the output does not depend on them
+    gm = torch.einsum("nbi,nbj,nbk->bijk", x, y, g).flatten(1, 2) if ctx.needs_input_grad[2] else None
+    return gx, gy, gm, None, None
 
 
 outer_gemm.register_autograd(_outer_gemm_backward, setup_context=_outer_gemm_setup)
 
 
-def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor | None = None) -> torch.Tensor:
     """The outer-product GEMM kernel.
 
     Parameters
@@ -127,11 +133,18 @@ def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     alg : NetworkAlgebra
     x, y : Tensor, shape (N, nb, dim)
         Operands of bilinear ``b`` in slice ``b``, same dtype.
+    tables : Tensor, shape (nb, dim, dim, dim), optional
+        Tables to use instead of the algebra's (learned ones: their gradient is computed too).
 
     Returns
     -------
     Tensor, shape (N, nb, dim)
     """
+    if tables is not None:
+        nb, dim = tables.shape[:2]
+        t = tables.to(x.dtype)
+        m = {k: t.permute(0, *p).reshape(nb, dim * dim, dim) for k, p in _PERMUTATIONS.items()}
+        return outer_gemm(x, y, m["forward"], m["grad_left"].detach(), m["grad_right"].detach())
     m = alg.tensors(x.device, x.dtype).derived(product_matrices)
     return outer_gemm(x, y, m["forward"], m["grad_left"], m["grad_right"])
 

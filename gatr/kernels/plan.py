@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .bilinear import BILINEAR_KERNELS, monomial_tables, product_matrices
+from .bilinear import BILINEAR_KERNELS, dense_bilinear, monomial_tables, product_matrices
 from .label_layout import LabelLayout, XorBilinear, from_labels, label_layout, to_labels
 from .linear import LINEAR_KERNELS, dense_linear
 from .sparse_linear import sector_structure, sparse_linear
@@ -69,19 +69,51 @@ class ExecutionPlan(NamedTuple):
         return -1 if self.labels is not None else -2
 
     def enter(self, mv: torch.Tensor) -> torch.Tensor:
-        """Blade-ordered multivectors ``(..., channels, dim)`` in this plan's layout."""
+        """Blade-ordered multivectors in this plan's layout.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., channels, dim)
+
+        Returns
+        -------
+        Tensor, shape (..., channels, dim), or (..., dim, channels) in label order (a strided view)
+        """
         return mv if self.labels is None else to_labels(self.labels, mv)
 
     def leave(self, mv: torch.Tensor) -> torch.Tensor:
-        """Multivectors in this plan's layout back in blade order ``(..., channels, dim)``."""
+        """Multivectors in this plan's layout back in blade order (the inverse of :meth:`enter`).
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., channels, dim), or (..., dim, channels) in label order
+
+        Returns
+        -------
+        Tensor, shape (..., channels, dim)
+        """
         return mv if self.labels is None else from_labels(self.labels, mv)
 
     def scalar_part(self, mv: torch.Tensor) -> torch.Tensor:
-        """The scalar component ``<x>_0`` of every multivector, kept as an axis of size 1 (label 0 is the scalar)."""
+        """The scalar component ``<x>_0`` of every multivector (label 0 is the scalar too).
+
+        Parameters
+        ----------
+        mv : Tensor in this plan's layout
+
+        Returns
+        -------
+        Tensor, shape (..., channels, 1), or (..., 1, channels) in label order
+        """
         return mv.narrow(self.component_axis, 0, 1)
 
     def split_heads(self, mv: torch.Tensor, parts: int, heads: int, channels: int) -> list[torch.Tensor]:
-        """``(..., items, parts*heads*channels)`` multivector channels -> ``parts`` tensors, heads first.
+        """``parts*heads*channels`` multivector channels -> ``parts`` tensors, heads first.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., items, parts * heads * channels, dim) (channels last in labels)
+        parts, heads, channels : int
 
         Returns
         -------
@@ -94,7 +126,16 @@ class ExecutionPlan(NamedTuple):
         return list(mv)
 
     def merge_heads(self, mv: torch.Tensor) -> torch.Tensor:
-        """The inverse of one part of :meth:`split_heads`: ``(..., heads, items, ...)`` -> ``(..., items, ...)``."""
+        """The inverse of one part of :meth:`split_heads`.
+
+        Parameters
+        ----------
+        mv : Tensor, shape (..., heads, items, channels, dim) (``(..., heads, items, dim, channels)`` in labels)
+
+        Returns
+        -------
+        Tensor, shape (..., items, heads * channels, dim) (``(..., items, dim, heads * channels)`` in labels)
+        """
         if self.labels is None:
             return mv.transpose(-4, -3).flatten(-3, -2)
         return mv.movedim(-4, -2).flatten(-2)
@@ -123,7 +164,7 @@ class ExecutionPlan(NamedTuple):
         return self.enter(out), s
 
     def bilinear_products(self, operands: torch.Tensor, n_bilinears: int, hidden: int,
-                          factors: torch.Tensor | None) -> torch.Tensor:
+                          factors: torch.Tensor | None, tables: torch.Tensor | None = None) -> torch.Tensor:
         """Every bilinear on its operand pairs, with this plan's kernel and layout.
 
         Parameters
@@ -133,12 +174,18 @@ class ExecutionPlan(NamedTuple):
         n_bilinears, hidden : int
         factors : Tensor, shape (..., items | 1, hidden | 1, n_bilinears), or None
             Per product, the factor of :func:`gatr.primitives.reference_factors` (None: all 1).
+        tables : Tensor, shape (n_bilinears, dim, dim, dim), optional
+            Learned tables instead of the algebra's (run on the dense kernel, in blade order).
 
         Returns
         -------
         Tensor, shape (..., items, n_bilinears * hidden, dim) (channels last in labels)
             Product channels ordered (bilinear, hidden).
         """
+        if tables is not None and self.labels is not None:  # learned tables run in blade order
+            plan = self._replace(labels=None, bilinear="dense")
+            out = plan.bilinear_products(from_labels(self.labels, operands), n_bilinears, hidden, factors, tables)
+            return to_labels(self.labels, out)
         if self.labels is not None:  # (..., dim, 2, nb, h): each bilinear's operands contiguous
             ops = operands.unflatten(-1, (2, n_bilinears, hidden))
             lead = ops.shape[:-3]
@@ -150,9 +197,12 @@ class ExecutionPlan(NamedTuple):
         ops = operands.unflatten(-2, (2, n_bilinears, hidden)).transpose(-3, -2)  # (..., 2, h, nb, dim)
         left, right = ops[..., 0, :, :, :], ops[..., 1, :, :, :]
         shape = left.shape
-        run = BILINEAR_KERNELS[self.bilinear]
-        z = run(self.algebra, left.reshape(-1, n_bilinears, shape[-1]).contiguous(),
-                right.reshape(-1, n_bilinears, shape[-1]).to(left.dtype).contiguous()).view(shape)
+        x = left.reshape(-1, n_bilinears, shape[-1]).contiguous()
+        y = right.reshape(-1, n_bilinears, shape[-1]).to(left.dtype).contiguous()
+        if tables is None:
+            z = BILINEAR_KERNELS[self.bilinear](self.algebra, x, y).view(shape)
+        else:
+            z = dense_bilinear(self.algebra, x, y, tables).view(shape)
         if factors is not None:
             z = z * factors.unsqueeze(-1).to(z.dtype)  # (..., h|1, nb, 1)
         return z.transpose(-3, -2).flatten(-3, -2)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torch import nn
 
 from algebras import get_algebra
 
@@ -40,6 +42,43 @@ def reference_from_inputs(mv: torch.Tensor, key_padding_mask: torch.Tensor | Non
     return total / count
 
 
+def bilinear_spaces(t) -> torch.Tensor:
+    """Per bilinear of the algebra, a basis of the maps its learned version ranges over (cached via ``t.derived``).
+
+    Every equivariant bilinear map for a bilinear without a reference component; every map equivariant up
+    to ``det`` for one with (its products are multiplied by the reference's component, which restores
+    equivariance, as for the projective join).
+
+    Parameters
+    ----------
+    t : AlgebraTensors
+
+    Returns
+    -------
+    Tensor, shape (n_bilinears, n, dim, dim, dim)
+        Zero-padded to the larger basis (a zero table adds nothing).
+    """
+    spaces = [t.algebra.bilinear_space(up_to_determinant=ref is not None) for ref in t.constants.bilinear_references]
+    n = max(len(s) for s in spaces)
+    padded = [np.concatenate([s, np.zeros((n - len(s), *s.shape[1:]))]) for s in spaces]
+    return torch.as_tensor(np.stack(padded), dtype=t.dtype, device=t.device)
+
+
+def _fixed_coefficients(alg) -> torch.Tensor:
+    """Coefficients ``(n_bilinears, n)`` on :func:`bilinear_spaces` that give the algebra's fixed bilinears
+    (least squares; exact, since each lies in its space), float32."""
+    t = alg.tensors("cpu", torch.float64)
+    space = t.derived(bilinear_spaces)  # (nb, n, dim^3)
+    rows = []
+    for b in range(space.shape[0]):
+        basis = space[b].flatten(1)  # (n, dim^3)
+        c = torch.linalg.lstsq(basis.t(), t.bilinear_tables[b].flatten()[:, None], driver="gelsd").solution[:, 0]
+        if not torch.allclose(c @ basis, t.bilinear_tables[b].flatten(), atol=1e-8):
+            raise RuntimeError(f"bilinear {b} of {alg.name} is not in its derived space")
+        rows.append(c)
+    return torch.stack(rows).float()
+
+
 class GeometricBilinear(EquiModule):
     """For each bilinear of the algebra: EquiLinear projections to left/right operands
     (``hidden_mv_channels`` each), the bilinear product (times ``reference[..., component]`` where
@@ -58,6 +97,13 @@ class GeometricBilinear(EquiModule):
     kernel : str
         Execution kernel of the products when the layer is called on its own
         (:data:`gatr.kernels.BILINEAR_KERNELS` or ``"auto"``); inside a network its plan decides.
+    bilinears : {"fixed", "derived"}
+        ``"fixed"``: the algebra's bilinears (the geometric product; in the projective backends also the
+        join). ``"derived"``: each of them becomes a learned combination of every equivariant bilinear map
+        of the algebra's group (:meth:`~algebras.CliffordAlgebra.bilinear_space`; for a reference-scaled one
+        such as the join, of every map equivariant up to ``det``), initialised at the fixed map, so the
+        network starts as the fixed one. Learned tables are not monomial: they run on the dense table
+        kernel (``dim^3`` multiply-adds per product, like ``"dense"``).
     """
 
     kernel_role = "bilinear"
@@ -65,11 +111,16 @@ class GeometricBilinear(EquiModule):
     _version = 2
 
     def __init__(self, algebra, in_mv_channels: int, out_mv_channels: int, in_s_channels: int = 0,
-                 out_s_channels: int = 0, hidden_mv_channels: int | None = None, kernel: str = "auto"):
+                 out_s_channels: int = 0, hidden_mv_channels: int | None = None, kernel: str = "auto",
+                 bilinears: str = "fixed"):
         super().__init__()
         check_kernel_names(bilinear=kernel)
+        if bilinears not in ("fixed", "derived"):
+            raise ValueError(f"bilinears must be 'fixed' or 'derived', got {bilinears!r}")
+        if bilinears == "derived" and kernel not in ("auto", "dense"):
+            raise ValueError(f"derived (learned) bilinears run on the dense table kernel, not {kernel!r}")
         self.algebra = alg = get_algebra(algebra)
-        self.kernel = kernel
+        self.kernel, self.bilinears = kernel, bilinears
         self.in_mv_channels, self.out_mv_channels = in_mv_channels, out_mv_channels
         self.in_s_channels, self.out_s_channels = in_s_channels, out_s_channels
         tables = alg.tensors("cpu", torch.float64).bilinear_tables  # (nb, dim, dim, dim)
@@ -85,7 +136,30 @@ class GeometricBilinear(EquiModule):
             self.operands.weight_mv.mul_(scale.reshape(-1, 1, 1))
             if self.operands.weight_s2mv is not None:
                 self.operands.weight_s2mv.mul_(scale.reshape(-1, 1, 1))
+        self.coefficients = nn.Parameter(_fixed_coefficients(alg)) if bilinears == "derived" else None
         self.prepare_constants()
+
+    def kernel_names(self) -> tuple[str, str | None]:
+        """As :meth:`EquiModule.kernel_names`; learned (derived) bilinears always run on the dense kernel."""
+        linear, bilinear = super().kernel_names()
+        return linear, ("dense" if self.bilinears == "derived" else bilinear)
+
+    def prepare_constants(self) -> None:
+        """As :meth:`EquiModule.prepare_constants`, and the derived spaces for learned bilinears (float32, float64
+        and the parameters' dtype), ahead of a compiled forward."""
+        super().prepare_constants()
+        if getattr(self, "coefficients", None) is not None:
+            device, dtype = self.coefficients.device, self.coefficients.dtype
+            if device.type != "meta":
+                for d in {torch.float32, torch.float64, dtype}:
+                    self.algebra.tensors(device, d).derived(bilinear_spaces)
+
+    def tables(self) -> torch.Tensor | None:
+        """The learned tables ``(n_bilinears, dim, dim, dim)`` (``bilinears="derived"``), else None."""
+        if self.coefficients is None:
+            return None
+        space = self.algebra.tensors(self.coefficients.device, self.coefficients.dtype).derived(bilinear_spaces)
+        return torch.einsum("bn,bnijk->bijk", self.coefficients, space)
 
     def forward(self, mv: torch.Tensor, scalars: torch.Tensor | None = None, reference_mv: torch.Tensor | None = None,
                 plan: ExecutionPlan | None = None):
@@ -129,7 +203,7 @@ class GeometricBilinear(EquiModule):
         factors = reference_factors(self.algebra, reference_mv, operands.dtype)
         if factors is not None and factors.dim() < 2:  # a shared reference: one factor per bilinear
             factors = factors.reshape(1, -1)
-        products = plan.bilinear_products(operands, self.num_bilinears, self.hidden_mv_channels, factors)
+        products = plan.bilinear_products(operands, self.num_bilinears, self.hidden_mv_channels, factors, self.tables())
         out, out_s = self.output(products, scalars, plan=plan)
         return (plan.leave(out) if outermost else out), out_s
 
@@ -165,5 +239,6 @@ class GeometricBilinear(EquiModule):
         int
             Forward FLOPs per token of the bilinear products.
         """
-        tables = self.algebra.tensors("cpu", torch.float64).bilinear_tables
-        return 2 * self.hidden_mv_channels * int(torch.count_nonzero(tables))
+        t = self.algebra.tensors("cpu", torch.float64)
+        support = t.bilinear_tables if self.coefficients is None else t.derived(bilinear_spaces).ne(0).any(1)
+        return 2 * self.hidden_mv_channels * int(torch.count_nonzero(support))

@@ -55,12 +55,15 @@ class GeometricMLP(EquiModule):
         Scalar channels in and out.
     activation : str
         Gate of the nonlinearity (:data:`gatr.primitives.ACTIVATIONS`).
+    bilinears : {"fixed", "derived"}
+        The bilinear layer's maps (see :class:`GeometricBilinear`).
     """
 
-    def __init__(self, algebra, mv_channels: int, s_channels: int, activation: str = "gelu"):
+    def __init__(self, algebra, mv_channels: int, s_channels: int, activation: str = "gelu", bilinears: str = "fixed"):
         super().__init__()
         self.algebra = get_algebra(algebra)
-        self.bilinear = GeometricBilinear(self.algebra, mv_channels, 2 * mv_channels, s_channels, 2 * s_channels)
+        self.bilinear = GeometricBilinear(self.algebra, mv_channels, 2 * mv_channels, s_channels, 2 * s_channels,
+                                          bilinears=bilinears)
         self.nonlinearity = ScalarGatedNonlinearity(activation)
         self.linear = EquiLinear(self.algebra, 2 * mv_channels, mv_channels, 2 * s_channels, s_channels)
         self.nest_children()
@@ -114,11 +117,13 @@ class GATrBlock(EquiModule):
     multi_query : bool
     dropout : float
     activation : str
+    bilinears : {"fixed", "derived"}
+        The bilinear layer's maps (see :class:`GeometricBilinear`).
     """
 
     def __init__(self, algebra, mv_channels: int, s_channels: int, num_heads: int = 8,
                  head_mv_channels: int | None = None, head_s_channels: int | None = None,
-                 multi_query: bool = False, dropout: float = 0.0, activation: str = "gelu"):
+                 multi_query: bool = False, dropout: float = 0.0, activation: str = "gelu", bilinears: str = "fixed"):
         super().__init__()
         self.algebra = get_algebra(algebra)
         self.mv_channels, self.s_channels, self.dropout = mv_channels, s_channels, dropout
@@ -129,7 +134,7 @@ class GATrBlock(EquiModule):
             s_channels // num_heads if head_s_channels is None else head_s_channels,
             multi_query=multi_query, dropout=dropout,
         )
-        self.mlp = GeometricMLP(self.algebra, mv_channels, s_channels, activation)
+        self.mlp = GeometricMLP(self.algebra, mv_channels, s_channels, activation, bilinears)
         self.nest_children()
 
     def _residual(self, plan, mv, scalars, update):

@@ -62,6 +62,11 @@ class GATrConfig:
     algebra_options : dict, optional
         Options of the algebra's factory, e.g. ``{"group": "Pin(4,1)"}`` (they decide the equivariant
         maps, hence the parameters): ``get_algebra(algebra, **algebra_options)``.
+    bilinears : {"fixed", "derived"}
+        ``"fixed"`` (default): the algebra's bilinears (geometric product; the join in the projective
+        backends). ``"derived"``: each a learned combination of every equivariant bilinear map of the group
+        (up to ``det`` for the join), initialised at the fixed one (:class:`~gatr.layers.GeometricBilinear`);
+        they run on the dense table kernel.
 
     """
 
@@ -84,6 +89,7 @@ class GATrConfig:
     bilinear_kernel: str = "auto"
     compile: bool = False
     algebra_options: Optional[dict] = None
+    bilinears: str = "fixed"
 
 
 #: What a config field's type is called in errors.
@@ -220,6 +226,8 @@ class GATr(EquiModule):
                 raise ValueError(f"GATr: {name} must be an integer >= {low}, got {value!r}")
         if not 0.0 <= c.dropout < 1.0:
             raise ValueError(f"GATr: dropout must be in [0, 1), got {c.dropout!r}")
+        if c.bilinears not in ("fixed", "derived"):
+            raise ValueError(f"GATr: bilinears must be 'fixed' or 'derived', got {c.bilinears!r}")
         self.algebra = alg = get_algebra(c.algebra, **(c.algebra_options or {}))
         self.config = dataclasses.replace(c, **_algebra_fields(alg))
         self.head_mv_channels = c.head_mv_channels or max(1, c.hidden_mv_channels // c.num_heads)
@@ -227,7 +235,7 @@ class GATr(EquiModule):
         self.linear_in = EquiLinear(alg, c.in_mv_channels, c.hidden_mv_channels, c.in_s_channels, c.hidden_s_channels)
         self.blocks = nn.ModuleList(
             GATrBlock(alg, c.hidden_mv_channels, c.hidden_s_channels, c.num_heads, self.head_mv_channels,
-                      self.head_s_channels, c.multi_query, c.dropout, c.activation)
+                      self.head_s_channels, c.multi_query, c.dropout, c.activation, c.bilinears)
             for _ in range(c.num_blocks)
         )
         self.linear_out = EquiLinear(alg, c.hidden_mv_channels, c.out_mv_channels, c.hidden_s_channels,
@@ -242,7 +250,8 @@ class GATr(EquiModule):
         -------
         (str, str)
         """
-        return self.config.linear_kernel, self.config.bilinear_kernel
+        bilinear = "dense" if self.config.bilinears == "derived" else self.config.bilinear_kernel
+        return self.config.linear_kernel, bilinear
 
     def execution_plan(self, mv: torch.Tensor) -> ExecutionPlan:
         """How a forward on ``mv`` executes: kernels and the hidden layout (:mod:`gatr.kernels.plan`).
@@ -299,6 +308,8 @@ class GATr(EquiModule):
             For an unknown kernel name.
         """
         check_kernel_names(linear, bilinear)  # clear errors for unknown names, before any change
+        if bilinear not in (None, "auto", "dense") and self.config.bilinears == "derived":
+            raise ValueError(f"GATr: derived (learned) bilinears run on the dense table kernel, not {bilinear!r}")
         for module in self.modules():
             if linear is not None and isinstance(module, EquiLinear):
                 module.kernel = linear
