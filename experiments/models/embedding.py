@@ -62,7 +62,7 @@ from functools import lru_cache
 
 import torch
 
-from algebras import get_algebra
+from algebras import Embedding3D, get_algebra
 from algebras.geometry3d import Euclidean3DAlgebra
 from experiments.rigid_body.ballistic import no_motion_keypoints
 
@@ -71,28 +71,30 @@ __all__ = [
     "handedness", "input_keypoints", "reference_keypoints", "point_weight_functional", "scene_centre",
 ]
 
-#: what the rigid-body model reads from an algebra besides the network contract (``NetworkAlgebra``):
-#: the 3D embeddings the built-in backends provide (a plain ``CliffordAlgebra`` of a new signature has
-#: none of them; subclass one of the backends, or add these, to train on the rigid-body task)
-RIGID_BODY_CONTRACT = {
-    "embed_point": "(..., 3) positions -> (..., dim)",
-    "embed_direction": "(..., 3) translation-invariant vectors -> (..., dim)",
-    "embed_axial_vector": "(..., 3) angular velocities (transform with det(R) R) -> (..., dim)",
-    "extract_point": "(..., dim) -> (..., 3)",
-    "embedding_parity": "{kind: +1 | -1}: the sign an odd versor gives each embedding",
-    "random_versors": "(n, generator) -> (n, dim) group elements",
-    "act": "(versor, x) -> the group action",
-    "parity": "(versor) -> 1 for odd versors, 0 for even",
-}
+#: What the rigid-body model reads from an algebra besides the network contract: the members of the
+#: declared protocol :class:`algebras.Embedding3D` (the 3D embeddings the built-in backends provide; a plain
+#: ``CliffordAlgebra`` of a new signature has none of them: subclass one of the backends, or add these).
+RIGID_BODY_CONTRACT = tuple(name for name in vars(Embedding3D) if not name.startswith("_")) + ("embedding_parity",)
 
 
 def check_rigid_body_algebra(alg) -> None:
-    """Raise ValueError naming every member of :data:`RIGID_BODY_CONTRACT` that ``alg`` lacks."""
-    missing = [m for m in RIGID_BODY_CONTRACT if not hasattr(alg, m)]
-    if missing:
-        raise ValueError(f"algebra {getattr(alg, 'name', alg)!r} cannot embed rigid bodies: it lacks "
-                         f"{', '.join(missing)} (the 3D embeddings of the euclidean, projective and conformal "
-                         "backends; see experiments.models.embedding.RIGID_BODY_CONTRACT)")
+    """Raise ValueError naming every member of :class:`algebras.Embedding3D` that ``alg`` lacks.
+
+    Parameters
+    ----------
+    alg : NetworkAlgebra
+
+    Raises
+    ------
+    ValueError
+        Naming the algebra and the missing embedding methods.
+    """
+    if isinstance(alg, Embedding3D):
+        return
+    present = set(dir(alg))
+    missing = [m for m in RIGID_BODY_CONTRACT if m not in present]
+    raise ValueError(f"algebra {alg.name!r} cannot embed rigid bodies: it lacks {', '.join(missing)} (the 3D "
+                     "embeddings of the euclidean, projective and conformal backends: algebras.Embedding3D)")
 
 
 MV_CHANNELS = ("centre", "tip_0", "tip_1", "tip_2", "axis_0", "axis_1", "axis_2", "velocity",
