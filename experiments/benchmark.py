@@ -2,7 +2,7 @@
 
     python -m experiments.benchmark                                    # CPU reference setting, all models
     python -m experiments.benchmark --reference-gatr ~/src/geometric-algebra-transformer
-    python -m experiments.benchmark --device cuda --dtype bfloat16 --items 1024 4096 16384 --batch 1
+    python -m experiments.benchmark --device cuda --dtype bfloat16 --items 16384 --batch 1   # one size per run
     python -m experiments.benchmark --compare-to /tmp/prev --algebras projective conformal --modes eager
 
 One invocation builds every model, then times them in alternating rounds (each round runs ``--steps``
@@ -94,41 +94,27 @@ def _prepare(entry: Entry, compiled: bool, device, dtype) -> None:
     entry.timer = lambda steps: time_steps(entry.step, steps, device)
 
 
-def build_entries(args, device) -> list[Entry]:
-    """Every model of the comparison with its inputs (see the module docstring)."""
-    from algebras import available_algebras, canonical_name, get_algebra
+def _lorentz_algebra(args, with_lgatr: bool):
+    """Ours on Cl(1,3) next to lgatr: ``(algebra or None, its registry spec)``."""
+    from algebras import available_algebras, get_algebra
+
+    spec = args.lorentz_algebra or ("spacetime" if "spacetime" in available_algebras()
+                                    else "examples.spacetime.gatr_spacetime:spacetime")
+    if not with_lgatr:
+        return None, spec
+    try:
+        return get_algebra(spec), spec
+    except ValueError as err:
+        print(f"# ours on Cl(1,3) skipped: {err}", file=sys.stderr)
+        return None, spec
+
+
+def _peer_entries(args, device, target, match: str, with_lgatr: bool) -> list:
+    """The transformer matched to ``target`` FLOPs, the reference GATr and lgatr, as ``(Entry, compiled)``."""
+    from experiments.peers import LGATrNet
 
     b, n, mv, s, blocks, heads = args.batch, args.items, args.mv_channels, args.s_channels, args.blocks, args.heads
-    entries, target = [], None
-
-    def gatr_entry(label, algebra, compiled, spec):  # built as the --compare-to worker builds the old tree's
-        net, inputs, kwargs = build_gatr(GATr, algebra, dict(batch=b, items=n, mv=mv, s=s, blocks=blocks,
-                                                             heads=heads), device)
-        return Entry(label + (" compiled" if compiled else ""), net, inputs, mv_loss, net.nominal_flops_per_token(n),
-                     spec=spec, compiled=compiled, kwargs=kwargs), compiled
-
-    from experiments.peers import LGATrNet, lgatr_available
-
-    names = args.algebras or available_algebras()
-    match = canonical_name(args.match or ("projective" if "projective" in names else names[0]))
-    with_lgatr = not args.no_lgatr and lgatr_available()
-    lorentz = None
-    lorentz_spec = args.lorentz_algebra or ("spacetime" if "spacetime" in available_algebras()
-                                            else "examples.spacetime.gatr_spacetime:spacetime")
-    if with_lgatr:
-        try:
-            lorentz = get_algebra(lorentz_spec)
-        except ValueError as err:
-            print(f"# ours on Cl(1,3) skipped: {err}", file=sys.stderr)
-    lorentz_label = f"ours Cl(1,3) [{lorentz.group.name}]" if lorentz is not None else None
     todo = []
-    for name in names:
-        algebra = get_algebra(name)
-        label = lorentz_label if algebra is lorentz else f"ours {algebra.name}"  # timed once, named for lgatr
-        for compiled in args.modes:
-            todo.append(gatr_entry(label, name, compiled == "compiled", name))
-            if canonical_name(name) == match and target is None:
-                target = todo[-1][0].flops
     if not args.no_transformer and target is not None:
         torch.manual_seed(0)
         tf = matched_transformer(target, n, blocks, heads).to(device)
@@ -143,16 +129,45 @@ def build_entries(args, device) -> list[Entry]:
         todo.append((Entry("reference GATr v1.4 (projective)", ref, (torch.randn(b, n, 1, 16, device=device),
                                                                        torch.randn(b, n, 1, device=device)), mv_loss),
                      False))
-    if with_lgatr:
-        if lorentz is not None and not any(get_algebra(name) is lorentz for name in names):
-            for compiled in args.modes:
-                todo.append(gatr_entry(lorentz_label, lorentz, compiled == "compiled", lorentz_spec))
+    for compiled in (args.modes if with_lgatr else ()):
+        torch.manual_seed(0)
+        net = LGATrNet(mv, s, blocks, heads).to(device)
+        inputs = (torch.randn(b, n, 1, 16, device=device), torch.randn(b, n, 1, device=device))
+        todo.append((Entry("lgatr 2.x (Cl(1,3), mlp_ratio=2)" + (" compiled" if compiled == "compiled" else ""),
+                           net, inputs, mv_loss), compiled == "compiled"))
+    return todo
+
+
+def build_entries(args, device) -> list[Entry]:
+    """Every model of the comparison with its inputs (see the module docstring)."""
+    from algebras import available_algebras, canonical_name, get_algebra
+    from experiments.peers import lgatr_available
+
+    size = dict(batch=args.batch, items=args.items, mv=args.mv_channels, s=args.s_channels, blocks=args.blocks,
+                heads=args.heads)
+
+    def gatr_entry(label, algebra, compiled, spec):  # built as the --compare-to worker builds the old tree's
+        net, inputs, kwargs = build_gatr(GATr, algebra, size, device)
+        return Entry(label + (" compiled" if compiled else ""), net, inputs, mv_loss,
+                     net.nominal_flops_per_token(args.items), spec=spec, compiled=compiled, kwargs=kwargs), compiled
+
+    names = args.algebras or available_algebras()
+    match = canonical_name(args.match or ("projective" if "projective" in names else names[0]))
+    with_lgatr = not args.no_lgatr and lgatr_available()
+    lorentz, lorentz_spec = _lorentz_algebra(args, with_lgatr)
+    lorentz_label = f"ours Cl(1,3) [{lorentz.group.name}]" if lorentz is not None else None
+    todo, target = [], None
+    for name in names:
+        algebra = get_algebra(name)
+        label = lorentz_label if algebra is lorentz else f"ours {algebra.name}"  # timed once, named for lgatr
         for compiled in args.modes:
-            torch.manual_seed(0)
-            net = LGATrNet(mv, s, blocks, heads).to(device)
-            inputs = (torch.randn(b, n, 1, 16, device=device), torch.randn(b, n, 1, device=device))
-            todo.append((Entry("lgatr 2.x (Cl(1,3), mlp_ratio=2)" + (" compiled" if compiled == "compiled" else ""),
-                               net, inputs, mv_loss), compiled == "compiled"))
+            todo.append(gatr_entry(label, name, compiled == "compiled", name))
+            if canonical_name(name) == match and target is None:
+                target = todo[-1][0].flops
+    if lorentz is not None and not any(get_algebra(name) is lorentz for name in names):
+        todo += [gatr_entry(lorentz_label, lorentz, mode == "compiled", lorentz_spec) for mode in args.modes]
+    todo += _peer_entries(args, device, target, match, with_lgatr)
+    entries = []
     for entry, compiled in todo:
         print(f"# preparing {entry.label} ...", file=sys.stderr, flush=True)
         _prepare(entry, compiled, device, getattr(torch, args.dtype))
