@@ -299,3 +299,36 @@ class Embedding3D(Protocol):
         -------
         Tensor, shape (...)
         """
+
+
+def protocol_members(protocol) -> tuple[str, ...]:
+    """The public members a protocol of this module declares: its methods and properties, then its
+    annotated attributes.
+
+    Parameters
+    ----------
+    protocol : type
+        :class:`NetworkAlgebra` or :class:`Embedding3D`.
+
+    Returns
+    -------
+    tuple of str
+    """
+    names = [n for n in vars(protocol) if not n.startswith("_")]
+    return tuple(names + [n for n in getattr(protocol, "__annotations__", {}) if n not in names])
+
+
+def missing_members(obj, protocol) -> list[str]:
+    """The members of ``protocol`` (:func:`protocol_members`) that ``obj`` lacks, in declaration order.
+
+    Parameters
+    ----------
+    obj : object
+    protocol : type
+
+    Returns
+    -------
+    list of str
+    """
+    present = set(dir(obj))
+    return [name for name in protocol_members(protocol) if name not in present]

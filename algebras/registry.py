@@ -26,7 +26,7 @@ from typing import Callable
 
 from .clifford_algebra import CliffordAlgebra
 from .conformal import ConformalAlgebra
-from .contract import NetworkAlgebra
+from .contract import NetworkAlgebra, missing_members
 from .euclidean import EuclideanAlgebra
 from .projective import DistanceProjectiveAlgebra, ProjectiveAlgebra
 
@@ -245,8 +245,7 @@ def _build(name: str, options: dict) -> CliffordAlgebra:
         raise (TypeError if isinstance(err, TypeError) else ValueError)(f"{label} failed: {err}") from err
     if not isinstance(algebra, NetworkAlgebra):
         _mark_broken(name, factory, options, f"it returned {type(algebra).__name__}")
-        missing = [m for m in ("name", "dim", "attention_feature_dim", "network_constants", "bilinear_space", "tensors",
-                               "check", "squared_norm", "query_features", "key_features") if not hasattr(algebra, m)]
+        missing = missing_members(algebra, NetworkAlgebra)
         raise TypeError(f"{label} returned {type(algebra).__name__}, not an algebra the network can use "
                         f"(a NetworkAlgebra such as CliffordAlgebra); it lacks {', '.join(missing)}")
     _FACTORIES.setdefault(name, factory)

@@ -63,6 +63,7 @@ from functools import lru_cache
 import torch
 
 from algebras import Embedding3D, get_algebra
+from algebras.contract import missing_members, protocol_members
 from algebras.geometry3d import Euclidean3DAlgebra
 from experiments.rigid_body.ballistic import no_motion_keypoints
 
@@ -74,7 +75,7 @@ __all__ = [
 #: What the rigid-body model reads from an algebra besides the network contract: the members of the
 #: declared protocol :class:`algebras.Embedding3D` (the 3D embeddings the built-in backends provide; a plain
 #: ``CliffordAlgebra`` of a new signature has none of them: subclass one of the backends, or add these).
-RIGID_BODY_CONTRACT = tuple(name for name in vars(Embedding3D) if not name.startswith("_")) + ("embedding_parity",)
+RIGID_BODY_CONTRACT = protocol_members(Embedding3D)
 
 
 def check_rigid_body_algebra(alg) -> None:
@@ -91,8 +92,7 @@ def check_rigid_body_algebra(alg) -> None:
     """
     if isinstance(alg, Embedding3D):
         return
-    present = set(dir(alg))
-    missing = [m for m in RIGID_BODY_CONTRACT if m not in present]
+    missing = missing_members(alg, Embedding3D)
     raise ValueError(f"algebra {alg.name!r} cannot embed rigid bodies: it lacks {', '.join(missing)} (the 3D "
                      "embeddings of the euclidean, projective and conformal backends: algebras.Embedding3D)")
 

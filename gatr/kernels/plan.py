@@ -182,10 +182,8 @@ class ExecutionPlan(NamedTuple):
         Tensor, shape (..., items, n_bilinears * hidden, dim) (channels last in labels)
             Product channels ordered (bilinear, hidden).
         """
-        if tables is not None and self.labels is not None:  # learned tables run in blade order
-            plan = self._replace(labels=None, bilinear="dense")
-            out = plan.bilinear_products(from_labels(self.labels, operands), n_bilinears, hidden, factors, tables)
-            return to_labels(self.labels, out)
+        if tables is not None and self.labels is not None:
+            raise ValueError("learned bilinear tables run on the dense kernel in blade order, not in the label layout")
         if self.labels is not None:  # (..., dim, 2, nb, h): each bilinear's operands contiguous
             ops = operands.unflatten(-1, (2, n_bilinears, hidden))
             lead = ops.shape[:-3]

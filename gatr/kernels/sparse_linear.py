@@ -166,7 +166,7 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s, labels
 def _add_invariant_part(st: SectorStructure, out, s, w_s2mv, b_mv, labels_out: bool):
     """``out (T, out_mv, dim)`` (``(T, dim, out_mv)`` with ``labels_out``) plus the scalars' and the bias's
     part, which enters along the invariant components only."""
-    n, out_mv = out.shape[0], w_s2mv.shape[0] if w_s2mv is not None else (b_mv.shape[0] if b_mv is not None else 0)
+    n, out_mv = out.shape[0], out.shape[2 if labels_out else 1]
     ys = None
     if w_s2mv is not None or b_mv is not None:
         bias = (b_mv @ st.inv_basis).t().reshape(-1) if b_mv is not None else None  # (n_inv * out)

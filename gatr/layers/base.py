@@ -33,7 +33,7 @@ class EquiModule(nn.Module):
     def kernel_names(self) -> tuple[str, str | None]:
         """The (linear, bilinear) kernel names this layer runs with when called on its own.
 
-        Those of this layer and its first sub-layers that name one (``EquiLinear.kernel``,
+        Those of this layer and its first sub-layers that name one (their :attr:`runs_on`: ``EquiLinear.kernel``,
         ``GeometricBilinear.kernel``); ``"auto"`` for the linear maps and None for the bilinears by default.
 
         Returns
@@ -44,8 +44,13 @@ class EquiModule(nn.Module):
         for module in self.modules():
             role = getattr(module, "kernel_role", None)
             if role is not None and names[role] is None:
-                names[role] = module.kernel
+                names[role] = module.runs_on
         return names["linear"] or "auto", names["bilinear"]
+
+    @property
+    def runs_on(self) -> str | None:
+        """The kernel this layer's products run on (its ``kernel``; for layers with a ``kernel_role``)."""
+        return self.kernel
 
     def own_plan(self, mv: torch.Tensor) -> ExecutionPlan:
         """The execution plan of a forward of this layer on its own, for blade-ordered inputs ``mv``.

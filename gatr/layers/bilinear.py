@@ -139,10 +139,10 @@ class GeometricBilinear(EquiModule):
         self.coefficients = nn.Parameter(_fixed_coefficients(alg)) if bilinears == "derived" else None
         self.prepare_constants()
 
-    def kernel_names(self) -> tuple[str, str | None]:
-        """As :meth:`EquiModule.kernel_names`; learned (derived) bilinears always run on the dense kernel."""
-        linear, bilinear = super().kernel_names()
-        return linear, ("dense" if self.bilinears == "derived" else bilinear)
+    @property
+    def runs_on(self) -> str:
+        """``kernel``, except that learned (derived) bilinears always run on the dense table kernel."""
+        return "dense" if self.bilinears == "derived" else self.kernel
 
     def prepare_constants(self) -> None:
         """As :meth:`EquiModule.prepare_constants`, and the derived spaces for learned bilinears (float32, float64

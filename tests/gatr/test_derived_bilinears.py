@@ -74,6 +74,17 @@ def test_derived_path_compiles_with_zero_graph_breaks():
     dynamo.reset()
 
 
+def test_layers_with_derived_bilinears_plan_the_dense_kernel():
+    """A block or bilinear layer called on its own plans the dense table kernel for learned tables, so it
+    never takes the label layout (where they cannot run), whatever its kernel attribute says."""
+    from gatr import GATrBlock
+
+    block = GATrBlock("projective", 4, 4, num_heads=2, bilinears="derived")
+    assert block.kernel_names() == ("auto", "dense")
+    assert GeometricBilinear("conformal", 2, 2, kernel="auto", bilinears="derived").kernel_names()[1] == "dense"
+    assert GATrBlock("projective", 4, 4, num_heads=2).kernel_names() == ("auto", "auto")
+
+
 def test_derived_bilinears_refuse_bad_settings():
     with pytest.raises(ValueError, match="bilinears must be 'fixed' or 'derived', got 'learned'"):
         GATr("projective", 1, 1, 4, bilinears="learned")
