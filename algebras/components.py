@@ -5,7 +5,9 @@ adds into a zeroed buffer: on CPUs the slowest loops of a compiled backward. Whe
 repeated entry the adjoint is a gather too: pad the gradient with one zero slot and read, for every
 component, its position in ``index`` or the zero slot (:attr:`ComponentIndex.spread`). :func:`select`
 and :func:`spread` are that adjoint pair; each is the other's gradient, so gradients of gradients stay
-gathers as well.
+gathers as well. Run eagerly, a gather along a short inner axis is slow (one index per element), so there
+they take the index's runs of consecutive components instead: a slice, and a zero tensor with the runs
+copied in.
 """
 
 from __future__ import annotations
@@ -26,11 +28,15 @@ class ComponentIndex(NamedTuple):
         Per component of the full axis, its position in ``index``, or ``k`` (a zero slot) if not selected.
     identity : bool
         ``index`` is ``0, 1, ..., size - 1``: selecting is the identity.
+    runs : tuple of (int, int, int)
+        ``index`` as runs of consecutive components ``(start in the axis, start in the selection, length)``:
+        eagerly, selecting one run is a slice and spreading is a zero tensor with the runs copied in.
     """
 
     index: torch.Tensor
     spread: torch.Tensor
     identity: bool
+    runs: tuple = ()
 
 
 def component_index(index: torch.Tensor, size: int) -> ComponentIndex:
@@ -56,7 +62,13 @@ def component_index(index: torch.Tensor, size: int) -> ComponentIndex:
         raise ValueError(f"component index must hold distinct entries in [0, {size}), got {values}")
     spread = torch.full((size,), len(values), dtype=torch.long, device=index.device)
     spread[index] = torch.arange(len(values), device=index.device)
-    return ComponentIndex(index, spread, values == list(range(size)))
+    runs = []
+    for position, value in enumerate(values):
+        if runs and runs[-1][0] + runs[-1][2] == value:
+            runs[-1][2] += 1
+        else:
+            runs.append([value, position, 1])
+    return ComponentIndex(index, spread, values == list(range(size)), tuple(map(tuple, runs)))
 
 
 def _pad_one(x: torch.Tensor, axis: int) -> torch.Tensor:
@@ -65,9 +77,17 @@ def _pad_one(x: torch.Tensor, axis: int) -> torch.Tensor:
     return torch.cat([x, x.new_zeros(shape)], axis)
 
 
+def _eager(ci: ComponentIndex) -> bool:
+    """Run the slice-and-copy forms: outside torch.compile (which fuses the gathers into their consumers)."""
+    return bool(ci.runs) and not torch.compiler.is_compiling()
+
+
 class _Select(torch.autograd.Function):
     @staticmethod
     def forward(x, ci, axis):
+        if _eager(ci) and len(ci.runs) == 1:  # a slice (copied: the output owns its memory)
+            start, _, length = ci.runs[0]
+            return x.narrow(axis, start, length).clone()
         return x.index_select(axis, ci.index)
 
     @staticmethod
@@ -82,6 +102,13 @@ class _Select(torch.autograd.Function):
 class _Spread(torch.autograd.Function):
     @staticmethod
     def forward(y, ci, axis):
+        if _eager(ci):  # eagerly, a gather along a short inner axis is slow: zeros with the runs copied in
+            shape = list(y.shape)
+            shape[axis] = ci.spread.numel()
+            out = y.new_zeros(shape)
+            for start, position, length in ci.runs:
+                out.narrow(axis, start, length).copy_(y.narrow(axis, position, length))
+            return out
         return _pad_one(y, axis).index_select(axis, ci.spread)
 
     @staticmethod

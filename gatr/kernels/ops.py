@@ -82,7 +82,8 @@ permute_columns.register_autograd(_permute_columns_backward, setup_context=_perm
 
 
 @torch.library.custom_op("gatr::sector_matmul", mutates_args=())
-def sector_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_sectors_out: torch.Tensor | None) -> torch.Tensor:
+def sector_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_sectors_out: torch.Tensor | None,
+                  to_sectors_out: torch.Tensor | None) -> torch.Tensor:
     """The multivector part of the sparse kernel as one opaque operator: one batched GEMM per group of
     equal sectors on sector-major rows, then (unless ``from_sectors_out`` is None) the output permuted back
     to ``(channel, component)`` rows.
@@ -96,6 +97,9 @@ def sector_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_sectors_ou
     from_sectors_out : Tensor of long, or None
         The second permutation of :func:`_sector_major` for the output channels; None keeps the output
         sector-major (the label layout of :mod:`gatr.kernels.label_layout`).
+    to_sectors_out : Tensor of long, or None
+        Its inverse (the first permutation of :func:`_sector_major`), for the gradient; None with
+        ``from_sectors_out``.
 
     Returns
     -------
@@ -106,7 +110,7 @@ def sector_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_sectors_ou
 
 
 @sector_matmul.register_fake
-def _(xb, weights, from_sectors_out):
+def _(xb, weights, from_sectors_out, to_sectors_out):
     return xb.new_empty(xb.shape[0], sum(w.shape[0] * w.shape[2] for w in weights))
 
 
@@ -149,20 +153,19 @@ def _(grad, xb, weights, to_sectors_out):
 
 
 def _sector_matmul_setup(ctx, inputs, output):
-    xb, weights, from_sectors_out = inputs
-    ctx.permuted = from_sectors_out is not None
-    ctx.save_for_backward(xb, *weights, *((from_sectors_out,) if ctx.permuted else ()))
+    xb, weights, _, to_sectors_out = inputs
+    ctx.permuted = to_sectors_out is not None
+    ctx.save_for_backward(xb, *weights, *((to_sectors_out,) if ctx.permuted else ()))
 
 
 def _sector_matmul_backward(ctx, grad):
     xb, *weights = ctx.saved_tensors
-    # the inverse permutation: argsort of a permutation (a few hundred entries)
-    to_sectors_out = torch.argsort(weights.pop()) if ctx.permuted else None
+    to_sectors_out = weights.pop() if ctx.permuted else None
     if torch.is_grad_enabled():  # create_graph=True (e.g. forces from an energy): differentiable ops
         grads = _sector_matmul_grads(grad, xb, weights, to_sectors_out, in_place=False)
     else:
         grads = sector_matmul_backward(grad, xb, weights, to_sectors_out)
-    return grads[0], grads[1:], None
+    return grads[0], grads[1:], None, None
 
 
 sector_matmul.register_autograd(_sector_matmul_backward, setup_context=_sector_matmul_setup)

@@ -193,7 +193,7 @@ class ExecutionPlan(NamedTuple):
                 z = z * factors.transpose(-1, -2).unsqueeze(-3).to(z.dtype)  # (..., 1, nb, h|1)
             return z.flatten(-2)
         ops = operands.unflatten(-2, (2, n_bilinears, hidden)).transpose(-3, -2)  # (..., 2, h, nb, dim)
-        left, right = ops[..., 0, :, :, :], ops[..., 1, :, :, :]
+        left, right = ops.unbind(-4)  # one gradient (a stack), not two zero-padded ones
         shape = left.shape
         x = left.reshape(-1, n_bilinears, shape[-1]).contiguous()
         y = right.reshape(-1, n_bilinears, shape[-1]).to(left.dtype).contiguous()

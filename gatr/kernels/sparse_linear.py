@@ -45,6 +45,8 @@ class SectorStructure(NamedTuple):
         The invariant multivectors on those components.
     fun_basis : Tensor, shape (k', n_fun)
         The invariant functionals on those components.
+    permutations : dict
+        Per channel count, the column permutations of :func:`_sector_major` (filled on first use).
     """
 
     order: torch.Tensor
@@ -57,6 +59,7 @@ class SectorStructure(NamedTuple):
     fun_sectors: ComponentIndex
     inv_basis: torch.Tensor
     fun_basis: torch.Tensor
+    permutations: dict
 
 
 def sector_structure(t) -> SectorStructure:
@@ -92,16 +95,20 @@ def sector_structure(t) -> SectorStructure:
     return SectorStructure(order, position, tuple(groups), tuple(sector_bases), component_index(inv, dim),
                            component_index(fun, dim), component_index(position[inv], dim),
                            component_index(position[fun], dim), t.invariant_basis[:, inv],
-                           t.invariant_functionals[:, fun])
+                           t.invariant_functionals[:, fun], {})
 
 
 def _sector_major(st: SectorStructure, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Column permutations between token rows ``(channel, component)`` and sector-major rows
-    ``(component in sector order, channel)``, and back."""
+    ``(component in sector order, channel)``, and back (built once per channel count)."""
+    if channels in st.permutations:
+        return st.permutations[channels]
     c = torch.arange(channels, device=st.order.device)
     dim = st.order.numel()
     to_sectors = (c[None, :] * dim + st.order[:, None]).reshape(-1)  # (q, i) reads (i, order[q])
     from_sectors = (st.position[None, :] * channels + c[:, None]).reshape(-1)  # (i, a) reads (position[a], i)
+    if not torch.compiler.is_compiling():  # traced, they are constants the compiler folds; never store a traced value
+        st.permutations[channels] = (to_sectors, from_sectors)
     return to_sectors, from_sectors
 
 
@@ -139,23 +146,27 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s, labels
     x = mv.reshape(-1, in_mv * dim)
     n = x.shape[0]
     st = alg.tensors(w_mv.device, w_mv.dtype).derived(sector_structure)
-    # sector weights [k, (p, i), (q, o)] = sum_m W[o, i, m] B_m[sector_k[q], sector_k[p]]
-    weights = [torch.einsum("oim,mkqp->kpiqo", w_mv, basis).reshape(k, p * in_mv, p * out_mv)
+    # sector weights [k, (p, i), (q, o)] = sum_m W[o, i, m] B_m[sector_k[q], sector_k[p]]: one GEMM and one
+    # permuting copy per group (an einsum spends a dozen operations on it, the cost of a small network)
+    weights = [(w_mv.reshape(out_mv * in_mv, -1) @ basis.reshape(basis.shape[0], -1)).view(out_mv, in_mv, k, p, p)
+               .permute(2, 4, 1, 3, 0).reshape(k, p * in_mv, p * out_mv)
                for (k, p), basis in zip(st.groups, st.sector_bases)]
     # under autocast the einsum ran in the autocast dtype: the GEMMs run there, as F.linear's would
     x = x.to(weights[0].dtype)
     xb = x.contiguous() if labels_in else permute_columns(x, *_sector_major(st, in_mv))  # (T, (sector order, in))
-    out = sector_matmul(xb, weights, None if labels_out else _sector_major(st, out_mv)[1])
+    out = sector_matmul(xb, weights, *((None, None) if labels_out else _sector_major(st, out_mv)[::-1]))
     out = out.view(n, dim, out_mv) if labels_out else out.view(n, out_mv, dim)
     s = scalars.reshape(-1, scalars.shape[-1]).to(x.dtype) if scalars is not None and scalars.shape[-1] else None
     out = _add_invariant_part(st, out, s, w_s2mv, b_mv, labels_out).view(*lead, *out.shape[1:])
     if w_mv2s is None:
         return out, out.new_zeros(*lead, 0)
+    n_s = w_mv2s.shape[0]
+    u = (w_mv2s.reshape(n_s * in_mv, -1) @ st.fun_basis).view(n_s, in_mv, -1)  # (out_s, in, functional component)
     if labels_in:  # features ordered (functional component, channel)
-        u = torch.einsum("pik,kc->pci", w_mv2s, st.fun_basis).reshape(w_mv2s.shape[0], -1)
+        u = u.transpose(1, 2).reshape(n_s, -1)
         feats = select(mv.reshape(n, dim, in_mv), st.fun_sectors, 1).reshape(n, -1)
     else:
-        u = torch.einsum("pik,kc->pic", w_mv2s, st.fun_basis).reshape(w_mv2s.shape[0], -1)
+        u = u.reshape(n_s, -1)
         feats = select(mv.reshape(n, in_mv, dim), st.fun, 2).reshape(n, -1)
     if w_s is not None and s is not None:
         feats = torch.cat([feats, s], -1)
@@ -171,7 +182,8 @@ def _add_invariant_part(st: SectorStructure, out, s, w_s2mv, b_mv, labels_out: b
     if w_s2mv is not None or b_mv is not None:
         bias = (b_mv @ st.inv_basis).t().reshape(-1) if b_mv is not None else None  # (n_inv * out)
         if w_s2mv is not None and s is not None:
-            v = torch.einsum("osk,kc->sco", w_s2mv, st.inv_basis).reshape(w_s2mv.shape[1], -1)
+            o, n_s = w_s2mv.shape[:2]  # v[s, (c, o)] = sum_k W[o, s, k] inv[k, c]
+            v = (w_s2mv.reshape(o * n_s, -1) @ st.inv_basis).view(o, n_s, -1).permute(1, 2, 0).reshape(n_s, -1)
             ys = s @ v if bias is None else torch.addmm(bias, s, v)
         elif bias is not None:
             ys = bias.expand(n, -1)
@@ -180,6 +192,7 @@ def _add_invariant_part(st: SectorStructure, out, s, w_s2mv, b_mv, labels_out: b
     ys = ys.view(n, -1, out_mv)
     if torch.compiler.is_compiling():  # an in-place index_add becomes atomic adds; spread is a gather fused into one add
         return out + (spread(ys, st.inv_sectors, 1) if labels_out else spread(ys.transpose(1, 2), st.inv, 2))
+    # out of place: in place on the GEMM's output, autograd would copy the whole gradient (CopySlices)
     if labels_out:  # rows (component in sector order, channel)
-        return out.index_add_(1, st.inv_sectors.index, ys)
-    return out.index_add_(2, st.inv.index, ys.transpose(1, 2))
+        return out.index_add(1, st.inv_sectors.index, ys)
+    return out.index_add(2, st.inv.index, ys.transpose(1, 2))

@@ -6,10 +6,17 @@ import torch
 from algebras.components import component_index, select, spread
 
 
-def test_select_and_spread_are_adjoint_and_differentiate_to_each_other():
-    ci = component_index(torch.tensor([5, 0, 3]), 7)
+@pytest.mark.parametrize("index, runs", [
+    ([5, 0, 3], ((5, 0, 1), (0, 1, 1), (3, 2, 1))),  # unsorted single components
+    ([2, 3, 4], ((2, 0, 3),)),  # one run: eagerly a slice
+    ([0, 1, 4, 5, 6], ((0, 0, 2), (4, 2, 3))),  # runs: eagerly zeros with the runs copied in
+])
+def test_select_and_spread_are_adjoint_and_differentiate_to_each_other(index, runs):
+    ci = component_index(torch.tensor(index), 7)
+    assert ci.runs == runs
+    k = len(index)
     x = torch.randn(4, 7, 2, dtype=torch.float64, requires_grad=True)
-    y = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, k, 2, dtype=torch.float64, requires_grad=True)
     torch.testing.assert_close(select(x, ci, 1), x.index_select(1, ci.index))
     expected = torch.zeros(4, 7, 2, dtype=torch.float64).index_copy(1, ci.index, y)
     torch.testing.assert_close(spread(y, ci, 1), expected)

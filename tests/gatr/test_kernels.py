@@ -162,7 +162,7 @@ def test_custom_operators_pass_opcheck():
     ws = [randn(k, p * 3, p * 5).requires_grad_() for k, p in st.groups]
     (to_in, from_in), (to_out, from_out) = _sector_major(st, 3), _sector_major(st, 5)
     torch.library.opcheck(permute_columns, (xs, to_in, from_in))
-    torch.library.opcheck(sector_matmul, (xs, ws, from_out))
+    torch.library.opcheck(sector_matmul, (xs, ws, from_out, to_out))
     torch.library.opcheck(sector_matmul_backward, (randn(7, 5 * 16), xs.detach(), [w.detach() for w in ws], to_out))
 
 
