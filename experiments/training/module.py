@@ -271,7 +271,10 @@ betas, warmup_steps, scheduler, min_lr_ratio, cooldown_fraction, total_steps, se
         groups = [{"params": decay, "weight_decay": h.weight_decay}]
         if no_decay:
             groups.append({"params": no_decay, "weight_decay": 0.0})
-        opt = torch.optim.AdamW(groups, lr=h.lr, betas=tuple(h.betas))
+        # fused: one kernel for every parameter instead of ~10 operations per parameter tensor (measured on the
+        # quick preset's width-8 GATr, 67 tensors: 4-14 ms -> 0.8 ms per step on 2 CPU cores; README, speed)
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
+        opt = torch.optim.AdamW(groups, lr=h.lr, betas=tuple(h.betas), **({"fused": True} if fused else {}))
         total = h.total_steps
         if total is None:
             est = self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
