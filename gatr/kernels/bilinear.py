@@ -30,6 +30,7 @@ from typing import NamedTuple
 import torch
 
 from .label_layout import XorBilinear, label_layout, monomial_partners
+from .ops import use_operator
 
 #: Elements of one chunk of outer products: about 4 MB in float32 on CPUs, where the chunk should
 #: stay in cache; on GPUs one large GEMM beats many small launches, so chunks are far larger.
@@ -114,8 +115,8 @@ def _outer_gemm_backward(ctx, grad):
     x, y, grad_left, grad_right = ctx.saved_tensors
     g = grad.to(x.dtype).contiguous()
     # dL/dx_i = sum_jk T_ijk y_j g_k and dL/dy_j = sum_ik T_ijk x_i g_k: the same kernel, permuted tables
-    gx = outer_gemm(y, g, grad_left, grad_left, grad_left) if ctx.needs_input_grad[0] else None
-    gy = outer_gemm(x, g, grad_right, grad_right, grad_right) if ctx.needs_input_grad[1] else None
+    gx = run_outer_gemm(y, g, grad_left, grad_left, grad_left) if ctx.needs_input_grad[0] else None
+    gy = run_outer_gemm(x, g, grad_right, grad_right, grad_right) if ctx.needs_input_grad[1] else None
     # learned tables (bilinears="derived"): dL/dM_b[(i, j), k] = sum_n x_ni y_nj g_nk; the gradient tables only
     # shape the backward, so the output does not depend on them
     gm = torch.einsum("nbi,nbj,nbk->bijk", x, y, g).flatten(1, 2) if ctx.needs_input_grad[2] else None
@@ -123,6 +124,24 @@ def _outer_gemm_backward(ctx, grad):
 
 
 outer_gemm.register_autograd(_outer_gemm_backward, setup_context=_outer_gemm_setup)
+
+
+class _OuterGemm(torch.autograd.Function):
+    """:func:`outer_gemm`'s eager twin."""
+
+    @staticmethod
+    def forward(x, y, forward, grad_left, grad_right):
+        return _outer_matmul(x.contiguous(), y.contiguous(), forward)
+
+    setup_context = staticmethod(_outer_gemm_setup)
+    backward = staticmethod(_outer_gemm_backward)
+
+
+def run_outer_gemm(x, y, forward, grad_left, grad_right) -> torch.Tensor:
+    """:func:`outer_gemm`, or eagerly its twin (:func:`~gatr.kernels.ops.use_operator`); same arguments."""
+    if use_operator():
+        return outer_gemm(x, y, forward, grad_left, grad_right)
+    return _OuterGemm.apply(x, y, forward, grad_left, grad_right)
 
 
 def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor | None = None) -> torch.Tensor:
@@ -144,9 +163,9 @@ def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor |
         nb, dim = tables.shape[:2]
         t = tables.to(x.dtype)
         m = {k: t.permute(0, *p).reshape(nb, dim * dim, dim) for k, p in _PERMUTATIONS.items()}
-        return outer_gemm(x, y, m["forward"], m["grad_left"].detach(), m["grad_right"].detach())
+        return run_outer_gemm(x, y, m["forward"], m["grad_left"].detach(), m["grad_right"].detach())
     m = alg.tensors(x.device, x.dtype).derived(product_matrices)
-    return outer_gemm(x, y, m["forward"], m["grad_left"], m["grad_right"])
+    return run_outer_gemm(x, y, m["forward"], m["grad_left"], m["grad_right"])
 
 
 class MonomialTables(NamedTuple):

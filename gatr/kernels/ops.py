@@ -6,11 +6,24 @@
   (:mod:`gatr.kernels.sparse_linear`), with :func:`sector_matmul_backward` as its gradient.
 
 Both run the same ``torch`` operations on every device (``gather``, ``bmm``): they are device-generic.
+Callers use :func:`run_permute_columns` and :func:`run_sector_matmul`: the operators under ``torch.compile``,
+and eagerly the same functions and gradients as plain autograd functions (:func:`use_operator`).
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def use_operator() -> bool:
+    """Whether to call a custom operator of the kernels: under ``torch.compile``, where it stays opaque.
+
+    Eagerly each runs its twin instead, a plain ``torch.autograd.Function`` with the same forward and
+    gradient: the operator's dispatch costs about 20 us per call eagerly (50 with its gradient, measured on
+    this project's 2-core CPU), and a small network makes a hundred such calls a step.
+    """
+    return torch.compiler.is_compiling()
+
 
 def _columns(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``x[:, index]`` for 2-d ``x`` (a gather: faster than ``index_select`` along columns)."""
@@ -75,10 +88,26 @@ def _permute_columns_setup(ctx, inputs, output):
 
 def _permute_columns_backward(ctx, grad):
     index, inverse = ctx.saved_tensors
-    return permute_columns(grad, inverse, index), None, None
+    return run_permute_columns(grad, inverse, index), None, None
 
 
 permute_columns.register_autograd(_permute_columns_backward, setup_context=_permute_columns_setup)
+
+
+class _PermuteColumns(torch.autograd.Function):
+    """:func:`permute_columns`'s eager twin."""
+
+    @staticmethod
+    def forward(x, index, inverse):
+        return _columns(x, index)
+
+    setup_context = staticmethod(_permute_columns_setup)
+    backward = staticmethod(_permute_columns_backward)
+
+
+def run_permute_columns(x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """:func:`permute_columns`, or eagerly its twin (:func:`use_operator`); same arguments and result."""
+    return permute_columns(x, index, inverse) if use_operator() else _PermuteColumns.apply(x, index, inverse)
 
 
 @torch.library.custom_op("gatr::sector_matmul", mutates_args=())
@@ -169,5 +198,32 @@ def _sector_matmul_backward(ctx, grad):
 
 
 sector_matmul.register_autograd(_sector_matmul_backward, setup_context=_sector_matmul_setup)
+
+
+class _SectorMatmul(torch.autograd.Function):
+    """:func:`sector_matmul`'s eager twin (the weights as trailing arguments: autograd sees no tensor in a list)."""
+
+    @staticmethod
+    def forward(ctx, xb, from_sectors_out, to_sectors_out, *weights):
+        ctx.permuted = to_sectors_out is not None
+        ctx.save_for_backward(xb, *weights, *((to_sectors_out,) if ctx.permuted else ()))
+        out = _sector_products(xb, list(weights))
+        return out if from_sectors_out is None else _columns(out, from_sectors_out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xb, *weights = ctx.saved_tensors
+        to_sectors_out = weights.pop() if ctx.permuted else None
+        # with create_graph=True (grad mode on) every step stays differentiable
+        grads = _sector_matmul_grads(grad, xb, weights, to_sectors_out, in_place=not torch.is_grad_enabled())
+        return grads[0], None, None, *grads[1:]
+
+
+def run_sector_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_sectors_out: torch.Tensor | None,
+                      to_sectors_out: torch.Tensor | None) -> torch.Tensor:
+    """:func:`sector_matmul`, or eagerly its twin (:func:`use_operator`); same arguments and result."""
+    if use_operator():
+        return sector_matmul(xb, weights, from_sectors_out, to_sectors_out)
+    return _SectorMatmul.apply(xb, from_sectors_out, to_sectors_out, *weights)
 
 

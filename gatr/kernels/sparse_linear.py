@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from algebras.components import ComponentIndex, component_index, select, spread
 
 from .label_layout import connected_sectors, label_layout
-from .ops import permute_columns, sector_matmul
+from .ops import run_permute_columns, run_sector_matmul
 
 
 class SectorStructure(NamedTuple):
@@ -153,8 +153,8 @@ def sparse_linear(alg, mv, scalars, w_mv, w_s2mv, w_mv2s, w_s, b_mv, b_s, labels
                for (k, p), basis in zip(st.groups, st.sector_bases)]
     # under autocast the einsum ran in the autocast dtype: the GEMMs run there, as F.linear's would
     x = x.to(weights[0].dtype)
-    xb = x.contiguous() if labels_in else permute_columns(x, *_sector_major(st, in_mv))  # (T, (sector order, in))
-    out = sector_matmul(xb, weights, *((None, None) if labels_out else _sector_major(st, out_mv)[::-1]))
+    xb = x.contiguous() if labels_in else run_permute_columns(x, *_sector_major(st, in_mv))  # (T, (sector order, in))
+    out = run_sector_matmul(xb, weights, *((None, None) if labels_out else _sector_major(st, out_mv)[::-1]))
     out = out.view(n, dim, out_mv) if labels_out else out.view(n, out_mv, dim)
     s = scalars.reshape(-1, scalars.shape[-1]).to(x.dtype) if scalars is not None and scalars.shape[-1] else None
     out = _add_invariant_part(st, out, s, w_s2mv, b_mv, labels_out).view(*lead, *out.shape[1:])
