@@ -25,7 +25,9 @@ bodies of each scene, and the centre is added back to the predicted keypoints. T
 scene, so this is translation-equivariant. An algebra whose group has no translations (G(3,0,0) with
 O(3)) needs it; for the others it keeps float32 exact away from the origin (a point of G(4,1,0)
 carries ``|x|^2 / 2``: without centring, a scene 100 m from the origin lost its
-centimetres).
+centimetres). The centred positions (and the velocities) are then divided by a length unit (``embed``'s
+``length_unit``, the model's choice; the read-out multiplies back), a constant, so equivariance is kept; it
+sets the scale of ``|x|^2 / 2`` against ``e_o`` in a conformal point.
 
 Reflections (exact E(3) equivariance for every backend).
     Some embeddings pick up ``det(g)`` under reflections: in PGA points and directions are
@@ -190,6 +192,7 @@ class EmbeddedBodies:
     reference: torch.Tensor  # (B, N, 4, dim): embedded reference keypoints (times c where parity is -1)
     handedness: torch.Tensor  # (B, N)
     centre: torch.Tensor  # (B, 1, 3): the scene centre subtracted before embedding
+    length_unit: torch.Tensor | float = 1.0  # positions and velocities are embedded in this unit [m]
 
 
 class BodyEmbedding:
@@ -216,7 +219,9 @@ class BodyEmbedding:
             return mv * c.reshape(*c.shape, *([1] * (mv.dim() - c.dim())))
         return mv
 
-    def embed(self, batch: dict) -> EmbeddedBodies:
+    def embed(self, batch: dict, length_unit: torch.Tensor | float = 1.0) -> EmbeddedBodies:
+        """The network's inputs; centred positions and velocities are embedded in units of ``length_unit`` [m]
+        (a positive constant: dividing by it commutes with E(3), so the predictor stays equivariant)."""
         alg = self.algebra
         positions, axes = batch["positions"], batch["axes"]
         dtype = positions.dtype
@@ -226,10 +231,10 @@ class BodyEmbedding:
 
         keypoints = torch.cat([input_keypoints(batch), free_flight_keypoints(batch)], -2)  # (B, N, 8, 3)
         centre = scene_centre(positions)  # (B, 1, 3): moves with the scene (see the module doc)
-        keypoints = keypoints - centre.unsqueeze(-2)
+        keypoints = (keypoints - centre.unsqueeze(-2)) / length_unit
 
         points = self._signed(alg.embed_point(keypoints), "point", c)  # (B, N, 8, dim)
-        directions = torch.cat([axes, velocity.unsqueeze(-2)], -2)  # (B, N, 4, 3)
+        directions = torch.cat([axes, (velocity / length_unit).unsqueeze(-2)], -2)  # (B, N, 4, 3)
         directions = self._signed(alg.embed_direction(directions), "direction", c)
         spin = self._signed(alg.embed_axial_vector(omega).unsqueeze(-2), "axial_vector", c)
         mv = torch.cat([points[..., :4, :], directions, spin, points[..., 4:, :]], -2)  # (B, N, 13, dim)
@@ -242,13 +247,19 @@ class BodyEmbedding:
             sizes, torch.log(mass.clamp_min(1e-12)).unsqueeze(-1), shape,
             velocity.norm(dim=-1, keepdim=True), omega.norm(dim=-1, keepdim=True), v_dot_a, w_dot_a,
         ], -1)
-        return EmbeddedBodies(mv=mv, scalars=scalars, reference=reference, handedness=c, centre=centre)
+        return EmbeddedBodies(mv=mv, scalars=scalars, reference=reference, handedness=c, centre=centre,
+                              length_unit=length_unit)
 
     # ------------------------------------------------------------------ outputs
     def readout(self, out_mv: torch.Tensor, emb: EmbeddedBodies, gate: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """Keypoints ``(B, N, 4, 3)`` from the network's 4 output channels ``(B, N, 4, dim)``."""
+        """Keypoints ``(B, N, 4, 3)`` from the network's 4 output channels ``(B, N, 4, dim)``.
+
+        ``gate`` scales the displacement in metres; it is applied in the embedding's ``length_unit`` and the
+        keypoints are returned in metres."""
         alg = self.algebra
         ref = emb.reference
+        unit = emb.length_unit
+        gate = gate / unit
         y = out_mv
         if self._phi is not None:
             phi = self._phi.to(dtype=y.dtype, device=y.device)
@@ -256,4 +267,4 @@ class BodyEmbedding:
             if self.parity["point"] == -1:
                 weight = weight * emb.handedness.unsqueeze(-1)  # c phi(Y): invariant
             y = y - weight.unsqueeze(-1) * ref  # weight-0 displacement, transforms by rho_u
-        return alg.extract_point(ref + gate * y) + emb.centre.unsqueeze(-2)
+        return alg.extract_point(ref + gate * y) * unit + emb.centre.unsqueeze(-2)

@@ -12,7 +12,14 @@ of (target - reference) over the training set (``target_scale``) and a learnable
 predicts the reference and the output layer gets gradients from the first step (a zero gate instead
 would block every gradient but its own until it grew). The invariant scalar inputs are standardised with
 training-set statistics (:meth:`fit_normalization`); an affine map of invariants keeps the model
-equivariant. The whole predictor is E(3)-equivariant, reflections included. Further keyword arguments go
+equivariant. Centred positions and velocities enter the network in a length unit (``length_unit``, metres or
+``"auto"``, the default: the training set's RMS distance of a body from its scene's centre, ~0.19 m on the
+rigid-body data). A conformal point ``e_o + x + |x|^2/2 e_inf`` is not scale-covariant: in metres these
+scenes give ``|x| ~ 0.2`` and ``X . Y = -|x - y|^2/2 ~ 0.05``, so every distance-dependent invariant
+(attention logits, the scalar parts of geometric products that gate the nonlinearity) was ~20x smaller than
+the constant parts, and conformal GATr learned little beyond free flight (issue 23, item 0;
+``docs/results/conformal-ablations``). Dividing by a positive constant commutes with E(3), so the predictor
+stays equivariant; the keypoints are returned in metres. The whole predictor is E(3)-equivariant, reflections included. Further keyword arguments go
 to :class:`gatr.GATr`; ``algebra_options`` (e.g. ``{"group": "Pin(4,1)"}``, in training through
 ``--model.model_kwargs``) are the algebra's.
 
@@ -44,7 +51,7 @@ class GATrBodyModel(BodyModel):
 
     def __init__(self, algebra, width: int = 16, depth: int = 2, num_heads: int = 4, hidden_s_per_width: int = 2,
                  init_gate: float = 1.0, residual: str = "ballistic", zero_init_output: bool = True,
-                 **gatr_kwargs):
+                 length_unit: float | str = "auto", **gatr_kwargs):
         super().__init__()
         from gatr import GATr  # imported lazily: the network package is optional for the baselines
 
@@ -69,6 +76,14 @@ class GATrBodyModel(BodyModel):
             **gatr_kwargs,
         )
         self.gate = nn.Parameter(torch.tensor(float(init_gate)))
+        # positions (centred) and velocities enter the network in this unit [m]; "auto": the training set's RMS
+        # centred body distance from the scene centre (fit_normalization), so a conformal point's x and |x|^2/2
+        # are O(1) and its inner products -|x - y|^2/2 give attention logits of order one
+        if not (length_unit == "auto" or (isinstance(length_unit, (int, float)) and not isinstance(length_unit, bool)
+                                          and length_unit > 0)):
+            raise ValueError(f"length_unit must be a positive number [m] or 'auto'; got {length_unit!r}")
+        self.auto_length_unit = length_unit == "auto"
+        self.register_buffer("length_unit", torch.tensor(1.0 if self.auto_length_unit else float(length_unit)))
         # corrections are output in units of the training residual's RMS (a constant: equivariant)
         self.register_buffer("target_scale", torch.tensor(1.0))
         if zero_init_output:  # start at the reference, with gradients into the output layer from step 1
@@ -91,14 +106,20 @@ class GATrBodyModel(BodyModel):
         from .embedding import reference_keypoints
 
         batch = self._batch(batch)
-        self.standardize_scalars.fit(self.embedding.embed(batch).scalars)
+        if self.auto_length_unit:
+            from .embedding import scene_centre
+
+            offsets = batch["positions"].double() - scene_centre(batch["positions"].double())
+            rms = float(offsets.pow(2).sum(-1).mean().sqrt())
+            self.length_unit.fill_(rms if rms > 1e-9 else 1.0)
+        self.standardize_scalars.fit(self.embedding.embed(batch, self.length_unit.to(batch["positions"].dtype)).scalars)
         residual = batch["target_keypoints"].double() - reference_keypoints(batch, self.residual).double()
         rms = float(residual.pow(2).sum(-1).mean().sqrt())
         self.target_scale.fill_(rms if rms > 1e-9 else 1.0)
 
     def forward(self, batch: dict, attention_mask: torch.Tensor | None = None,
                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        emb = self.embedding.embed(self._batch(batch))
+        emb = self.embedding.embed(self._batch(batch), self.length_unit.to(self.gate.dtype))
         reference = self.algebra.embed_pseudoscalar(emb.handedness).unsqueeze(-2)  # (B, N, 1, dim)
         mv_out, _ = self.net(emb.mv, self.standardize_scalars(emb.scalars), attention_mask=attention_mask,
                              key_padding_mask=key_padding_mask, reference_mv=reference)
