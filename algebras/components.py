@@ -79,20 +79,17 @@ def _pad_one(x: torch.Tensor, axis: int) -> torch.Tensor:
 
 def _eager(ci: ComponentIndex) -> bool:
     """Run the slice-and-copy forms: outside torch.compile (which fuses the gathers into their consumers)."""
-    return bool(ci.runs) and not torch.compiler.is_compiling()
+    return len(ci.runs) > 0 and not torch.compiler.is_compiling()
 
 
 class _Select(torch.autograd.Function):
     @staticmethod
-    def forward(x, ci, axis):
+    def forward(ctx, x, ci, axis):
+        ctx.ci, ctx.axis = ci, axis
         if _eager(ci) and len(ci.runs) == 1:  # a slice (copied: the output owns its memory)
             start, _, length = ci.runs[0]
             return x.narrow(axis, start, length).clone()
         return x.index_select(axis, ci.index)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.ci, ctx.axis = inputs[1], inputs[2]
 
     @staticmethod
     def backward(ctx, grad):
@@ -101,7 +98,8 @@ class _Select(torch.autograd.Function):
 
 class _Spread(torch.autograd.Function):
     @staticmethod
-    def forward(y, ci, axis):
+    def forward(ctx, y, ci, axis):
+        ctx.ci, ctx.axis = ci, axis
         if _eager(ci):  # eagerly, a gather along a short inner axis is slow: zeros with the runs copied in
             shape = list(y.shape)
             shape[axis] = ci.spread.numel()
@@ -110,10 +108,6 @@ class _Spread(torch.autograd.Function):
                 out.narrow(axis, start, length).copy_(y.narrow(axis, position, length))
             return out
         return _pad_one(y, axis).index_select(axis, ci.spread)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.ci, ctx.axis = inputs[1], inputs[2]
 
     @staticmethod
     def backward(ctx, grad):

@@ -145,8 +145,8 @@ MUTATIONS = (
              "gatr/layers/base.py", "if module is not self and isinstance(module, EquiModule):",
              "if isinstance(module, EquiModule):", ("tests/gatr/test_gatr.py",)),
     Mutation("sparse-grad-perm", "the sparse linear kernel's backward permuting the output gradient with the "
-             "forward permutation instead of its inverse (forward values stay right)", "gatr/kernels/ops.py",
-             "to_sectors_out = torch.argsort(weights.pop())", "to_sectors_out = weights.pop()",
+             "forward permutation instead of its inverse (forward values stay right)", "gatr/kernels/sparse_linear.py",
+             "_sector_major(st, out_mv)[::-1]", "(_sector_major(st, out_mv)[1],) * 2",
              ("tests/gatr/test_kernels.py",)),
     Mutation("xor-grad-left", "the xor-shift bilinear's left gradient from the table of the old operand order "
              "(forward values stay right)", "gatr/kernels/label_layout.py",
@@ -159,6 +159,10 @@ MUTATIONS = (
     Mutation("spread-order", "the adjoint of a component selection (the gradient of select) reading the wrong "
              "slots", "algebras/components.py", "return _pad_one(y, axis).index_select(axis, ci.spread)",
              "return _pad_one(y, axis).index_select(axis, ci.spread.flip(0))",
+             ("tests/algebras/test_components.py",)),
+    Mutation("spread-runs", "the eager adjoint of a component selection copying each run from its place in "
+             "the full axis instead of its place in the selection", "algebras/components.py",
+             "copy_(y.narrow(axis, position, length))", "copy_(y.narrow(axis, min(start, y.shape[axis] - length), length))",
              ("tests/algebras/test_components.py",)),
     Mutation("label-gate", "the gated nonlinearity in the label layout gating by the second row, not the scalar",
              "gatr/kernels/plan.py", "return mv.narrow(self.component_axis, 0, 1)",

@@ -12,6 +12,8 @@ and eagerly the same functions and gradients as plain autograd functions (:func:
 
 from __future__ import annotations
 
+from typing import List, Optional  # the operators' schemas: torch 2.5 reads typing's forms, not list[...] / X | None
+
 import torch
 
 
@@ -111,8 +113,8 @@ def run_permute_columns(x: torch.Tensor, index: torch.Tensor, inverse: torch.Ten
 
 
 @torch.library.custom_op("gatr::sector_matmul", mutates_args=())
-def sector_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_sectors_out: torch.Tensor | None,
-                  to_sectors_out: torch.Tensor | None) -> torch.Tensor:
+def sector_matmul(xb: torch.Tensor, weights: List[torch.Tensor], from_sectors_out: Optional[torch.Tensor],
+                  to_sectors_out: Optional[torch.Tensor]) -> torch.Tensor:
     """The multivector part of the sparse kernel as one opaque operator: one batched GEMM per group of
     equal sectors on sector-major rows, then (unless ``from_sectors_out`` is None) the output permuted back
     to ``(channel, component)`` rows.
@@ -156,8 +158,8 @@ def _sector_matmul_grads(grad, xb, weights, to_sectors_out, in_place: bool = Tru
 
 
 @torch.library.custom_op("gatr::sector_matmul_backward", mutates_args=())
-def sector_matmul_backward(grad: torch.Tensor, xb: torch.Tensor, weights: list[torch.Tensor],
-                          to_sectors_out: torch.Tensor | None) -> list[torch.Tensor]:
+def sector_matmul_backward(grad: torch.Tensor, xb: torch.Tensor, weights: List[torch.Tensor],
+                          to_sectors_out: Optional[torch.Tensor]) -> List[torch.Tensor]:
     """Gradients of :func:`sector_matmul` (one opaque operator): ``[dxb, *dweights]``.
 
     Parameters

@@ -50,23 +50,25 @@ class ExecutionPlan(NamedTuple):
     labels : LabelLayout or None
         The hidden multivectors travel as ``(..., dim, channels)`` in this label order; None: in blade
         order ``(..., channels, dim)``.
+    component_axis, channel_axis : int
+        The axes of the hidden multivectors that hold the components and the channels: ``-1, -2`` in blade
+        order, ``-2, -1`` in labels (:meth:`build` sets them from ``labels``; stored, not properties,
+        because torch 2.5's compiler cannot read a property of a named tuple).
     """
 
     algebra: Any
     linear: str
     bilinear: Any
     labels: Any
+    component_axis: int = -1
+    channel_axis: int = -2
+
+    @classmethod
+    def build(cls, algebra, linear: str, bilinear, labels) -> "ExecutionPlan":
+        """The plan with these kernels and layout, its axes set from ``labels``."""
+        return cls(algebra, linear, bilinear, labels, *((-2, -1) if labels is not None else (-1, -2)))
 
     # ------------------------------------------------------------------ the layout
-    @property
-    def component_axis(self) -> int:
-        """The axis of the hidden multivectors that holds the components (-1 in blade order, -2 in labels)."""
-        return -2 if self.labels is not None else -1
-
-    @property
-    def channel_axis(self) -> int:
-        """The axis of the hidden multivectors that holds the channels (-2 in blade order, -1 in labels)."""
-        return -1 if self.labels is not None else -2
 
     def enter(self, mv: torch.Tensor) -> torch.Tensor:
         """Blade-ordered multivectors in this plan's layout.
@@ -275,7 +277,7 @@ def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str 
         bilinear == "auto" and linear == "sparse" and mv.device.type == "cpu" and torch.compiler.is_compiling()))
     if bilinear is not None:
         bilinear = "xor" if use_labels else ("dense" if bilinear in ("auto", "xor") else bilinear)
-    return ExecutionPlan(algebra, linear, bilinear, layout if use_labels else None)
+    return ExecutionPlan.build(algebra, linear, bilinear, layout if use_labels else None)
 
 
 def prepare(algebra, device, linear: str = "auto", bilinear: str | None = "auto") -> None:

@@ -19,7 +19,11 @@ def check_inputs(layer, mv, scalars, mv_channels: int, s_channels: int, what: st
             f"{name}: expected {what} multivectors of shape (..., items, {mv_channels}, {dim}) "
             f"({mv_channels} channels of the {layer.algebra.name} algebra, dim {dim}), got {tuple(mv.shape)}"
         )
-    expected = next((p.dtype for p in layer.parameters()), None)
+    # the first parameter's dtype (a loop, not next(..., None): torch 2.5's compiler cannot trace that form)
+    expected = None
+    for p in layer.parameters():
+        expected = p.dtype
+        break
     if expected is not None and mv.dtype != expected and not torch.is_autocast_enabled(mv.device.type):
         raise TypeError(f"{name}: {what} multivectors are {mv.dtype} but the module's weights are {expected}; "
                         f"cast the inputs (mv.to({expected})) or the module (.to({expected})), or use autocast")
