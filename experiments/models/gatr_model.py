@@ -95,6 +95,12 @@ class GATrBodyModel(BodyModel):
         # the scalar inputs are E(3) invariants, so an affine map of them keeps the model equivariant
         self.standardize_scalars = FeatureStandardizer(self.embedding.num_scalar_channels)
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """A state dict from before the length unit (no ``length_unit`` entry) was trained in metres: load it
+        with unit 1 m, so it predicts exactly what it did."""
+        state_dict.setdefault(prefix + "length_unit", torch.ones((), dtype=self.length_unit.dtype))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
     def _batch(self, batch: dict) -> dict:
         dtype = self.gate.dtype
         return {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in batch.items()}

@@ -481,3 +481,14 @@ def test_gatr_length_unit_rejects_nonsense():
     for bad in (0.0, -1.0, "metres", True):
         with pytest.raises(ValueError, match="length_unit"):
             build_model("gatr", algebra="conformal", width=4, depth=1, num_heads=2, length_unit=bad)
+
+
+def test_a_state_dict_from_before_the_length_unit_loads_in_metres():
+    """Checkpoints written before ``length_unit`` existed were trained in metres: they load with unit 1 m."""
+    from experiments.models import build_model
+
+    model = build_model("gatr", "projective", width=4, depth=1)
+    model.length_unit.fill_(0.2)
+    old = {k: v for k, v in model.state_dict().items() if k != "length_unit"}
+    model.load_state_dict(old)  # strict: the missing entry is the old behaviour, not an error
+    assert float(model.length_unit) == 1.0
