@@ -138,7 +138,18 @@ class _OuterGemm(torch.autograd.Function):
 
 
 def run_outer_gemm(x, y, forward, grad_left, grad_right) -> torch.Tensor:
-    """:func:`outer_gemm`, or eagerly its twin (:func:`~gatr.kernels.ops.use_operator`); same arguments."""
+    """:func:`outer_gemm`, or eagerly its twin (:func:`~gatr.kernels.ops.use_operator`).
+
+    Parameters
+    ----------
+    x, y : Tensor, shape (N, nb, dim)
+    forward, grad_left, grad_right : Tensor, shape (nb, dim^2, dim)
+        :func:`product_matrices` (or learned tables' matrices).
+
+    Returns
+    -------
+    Tensor, shape (N, nb, dim)
+    """
     if use_operator():
         return outer_gemm(x, y, forward, grad_left, grad_right)
     return _OuterGemm.apply(x, y, forward, grad_left, grad_right)

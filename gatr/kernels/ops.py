@@ -108,7 +108,18 @@ class _PermuteColumns(torch.autograd.Function):
 
 
 def run_permute_columns(x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-    """:func:`permute_columns`, or eagerly its twin (:func:`use_operator`); same arguments and result."""
+    """:func:`permute_columns`, or eagerly its twin (:func:`use_operator`).
+
+    Parameters
+    ----------
+    x : Tensor, shape (T, n)
+    index, inverse : Tensor of long, shape (n,)
+        A permutation and its inverse.
+
+    Returns
+    -------
+    Tensor, shape (T, n), contiguous
+    """
     return permute_columns(x, index, inverse) if use_operator() else _PermuteColumns.apply(x, index, inverse)
 
 
@@ -223,7 +234,20 @@ class _SectorMatmul(torch.autograd.Function):
 
 def run_sector_matmul(xb: torch.Tensor, weights: list[torch.Tensor], from_sectors_out: torch.Tensor | None,
                       to_sectors_out: torch.Tensor | None) -> torch.Tensor:
-    """:func:`sector_matmul`, or eagerly its twin (:func:`use_operator`); same arguments and result."""
+    """:func:`sector_matmul`, or eagerly its twin (:func:`use_operator`).
+
+    Parameters
+    ----------
+    xb : Tensor, shape (T, in * dim)
+        Sector-major token rows.
+    weights : list of Tensor, shape (k, p * in, p * out)
+    from_sectors_out, to_sectors_out : Tensor of long, or None
+        The output permutation back to ``(channel, component)`` rows and its inverse (None: stay sector-major).
+
+    Returns
+    -------
+    Tensor, shape (T, out * dim), contiguous
+    """
     if use_operator():
         return sector_matmul(xb, weights, from_sectors_out, to_sectors_out)
     return _SectorMatmul.apply(xb, from_sectors_out, to_sectors_out, *weights)

@@ -65,7 +65,19 @@ class ExecutionPlan(NamedTuple):
 
     @classmethod
     def build(cls, algebra, linear: str, bilinear, labels) -> "ExecutionPlan":
-        """The plan with these kernels and layout, its axes set from ``labels``."""
+        """The plan with these kernels and layout, its axes set from ``labels``.
+
+        Parameters
+        ----------
+        algebra : NetworkAlgebra
+        linear : {"dense", "sparse"}
+        bilinear : {"dense", "sparse", "xor"} or None
+        labels : LabelLayout or None
+
+        Returns
+        -------
+        ExecutionPlan
+        """
         return cls(algebra, linear, bilinear, labels, *((-2, -1) if labels is not None else (-1, -2)))
 
     # ------------------------------------------------------------------ the layout
