@@ -147,6 +147,10 @@ def sector_matmul(xb: torch.Tensor, weights: List[torch.Tensor], from_sectors_ou
     -------
     Tensor, shape (T, out * dim), contiguous
     """
+    return _sector_matmul_forward(xb, weights, from_sectors_out)
+
+
+def _sector_matmul_forward(xb, weights, from_sectors_out):
     out = _sector_products(xb, weights)
     return out if from_sectors_out is None else _columns(out, from_sectors_out)
 
@@ -194,19 +198,31 @@ def _(grad, xb, weights, to_sectors_out):
     return [xb.new_empty(xb.shape), *(w.new_empty(w.shape) for w in weights)]
 
 
-def _sector_matmul_setup(ctx, inputs, output):
-    xb, weights, _, to_sectors_out = inputs
+def _save_sector_inputs(ctx, xb, weights, to_sectors_out):
     ctx.permuted = to_sectors_out is not None
     ctx.save_for_backward(xb, *weights, *((to_sectors_out,) if ctx.permuted else ()))
 
 
-def _sector_matmul_backward(ctx, grad):
+def _saved_sector_grads(ctx, grad, operator: bool) -> list[torch.Tensor]:
+    """``[dxb, *dweights]`` from what :func:`_save_sector_inputs` saved; ``operator``: as the opaque
+    :func:`sector_matmul_backward` (the operator's gradient, which a tracer must not look into), else inline
+    (the eager twin's)."""
     xb, *weights = ctx.saved_tensors
     to_sectors_out = weights.pop() if ctx.permuted else None
     if torch.is_grad_enabled():  # create_graph=True (e.g. forces from an energy): differentiable ops
-        grads = _sector_matmul_grads(grad, xb, weights, to_sectors_out, in_place=False)
-    else:
-        grads = sector_matmul_backward(grad, xb, weights, to_sectors_out)
+        return _sector_matmul_grads(grad, xb, weights, to_sectors_out, in_place=False)
+    if operator:
+        return sector_matmul_backward(grad, xb, weights, to_sectors_out)
+    return _sector_matmul_grads(grad, xb, weights, to_sectors_out)
+
+
+def _sector_matmul_setup(ctx, inputs, output):
+    xb, weights, _, to_sectors_out = inputs
+    _save_sector_inputs(ctx, xb, weights, to_sectors_out)
+
+
+def _sector_matmul_backward(ctx, grad):
+    grads = _saved_sector_grads(ctx, grad, operator=True)
     return grads[0], grads[1:], None, None
 
 
@@ -218,17 +234,12 @@ class _SectorMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xb, from_sectors_out, to_sectors_out, *weights):
-        ctx.permuted = to_sectors_out is not None
-        ctx.save_for_backward(xb, *weights, *((to_sectors_out,) if ctx.permuted else ()))
-        out = _sector_products(xb, list(weights))
-        return out if from_sectors_out is None else _columns(out, from_sectors_out)
+        _save_sector_inputs(ctx, xb, weights, to_sectors_out)
+        return _sector_matmul_forward(xb, list(weights), from_sectors_out)
 
     @staticmethod
     def backward(ctx, grad):
-        xb, *weights = ctx.saved_tensors
-        to_sectors_out = weights.pop() if ctx.permuted else None
-        # with create_graph=True (grad mode on) every step stays differentiable
-        grads = _sector_matmul_grads(grad, xb, weights, to_sectors_out, in_place=not torch.is_grad_enabled())
+        grads = _saved_sector_grads(ctx, grad, operator=False)
         return grads[0], None, None, *grads[1:]
 
 
