@@ -127,13 +127,13 @@ outer_gemm.register_autograd(_outer_gemm_backward, setup_context=_outer_gemm_set
 
 
 class _OuterGemm(torch.autograd.Function):
-    """:func:`outer_gemm`'s eager twin."""
+    """:func:`outer_gemm`'s eager twin (``ctx`` in ``forward``, like :class:`gatr.kernels.ops._PermuteColumns`)."""
 
     @staticmethod
-    def forward(x, y, forward, grad_left, grad_right):
+    def forward(ctx, x, y, forward, grad_left, grad_right):
+        _outer_gemm_setup(ctx, (x, y, forward, grad_left, grad_right), None)
         return _outer_matmul(x.contiguous(), y.contiguous(), forward)
 
-    setup_context = staticmethod(_outer_gemm_setup)
     backward = staticmethod(_outer_gemm_backward)
 
 

@@ -237,7 +237,8 @@ def check_kernel_names(linear: str | None = None, bilinear: str | None = None) -
             raise ValueError(f"unknown {kind} kernel {name!r}; valid: {['auto', *valid]}")
 
 
-def select_linear_kernel(name: str, tokens: int, device: torch.device, sector_size: int = 2) -> str:
+def select_linear_kernel(name: str, tokens: int, device: torch.device, sector_size: int = 2,
+                         compiled: bool | None = None) -> str:
     """The linear kernel ``name`` stands for at this size and device.
 
     Parameters
@@ -248,6 +249,8 @@ def select_linear_kernel(name: str, tokens: int, device: torch.device, sector_si
     device : torch.device
     sector_size : int
         Components in the largest sector of the maps (:mod:`gatr.kernels.sparse_linear`).
+    compiled : bool, optional
+        Whether the layers will run compiled; default: whether ``torch.compile`` is tracing now.
 
     Returns
     -------
@@ -259,11 +262,13 @@ def select_linear_kernel(name: str, tokens: int, device: torch.device, sector_si
     # On CPUs the sparse map wins from SPARSE_MIN_TOKENS tokens where sectors hold 2 or more components;
     # sectors of one component (G(3,0,0)) are too thin eagerly but not once compiled. On GPUs one dense
     # GEMM was faster (the README's kernel figures).
-    thick = sector_size >= 2 or torch.compiler.is_compiling()
+    compiled = torch.compiler.is_compiling() if compiled is None else compiled
+    thick = sector_size >= 2 or compiled
     return "sparse" if device.type == "cpu" and tokens >= SPARSE_MIN_TOKENS and thick else "dense"
 
 
-def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str | None = None) -> ExecutionPlan:
+def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str | None = None,
+                 compiled: bool | None = None) -> ExecutionPlan:
     """The plan for a forward on blade-ordered multivectors ``mv`` with these kernel names.
 
     Parameters
@@ -274,6 +279,10 @@ def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str 
     linear : {"auto", "dense", "sparse"}
     bilinear : {"auto", "dense", "sparse", "xor"} or None
         None for layers without bilinears (the plan then keeps blade order).
+    compiled : bool, optional
+        Whether the layers will run compiled (``"auto"`` picks the label layout and thin sparse sectors
+        only then); default: whether ``torch.compile`` is tracing now. A network that compiles its
+        blocks one by one resolves its plan eagerly, for compiled blocks.
 
     Returns
     -------
@@ -283,10 +292,11 @@ def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str 
     t = algebra.tensors(mv.device, mv.dtype if mv.is_floating_point() else torch.get_default_dtype())
     tokens = mv.numel() // max(1, mv.shape[-1] * mv.shape[-2]) if mv.dim() >= 2 else 1
     sector_size = max(p for _, p in t.derived(sector_structure).groups) if linear == "auto" else 2
-    linear = select_linear_kernel(linear, tokens, mv.device, sector_size)
+    compiled = torch.compiler.is_compiling() if compiled is None else compiled
+    linear = select_linear_kernel(linear, tokens, mv.device, sector_size, compiled)
     layout = t.derived(label_layout) if bilinear in ("auto", "xor") else None
     use_labels = layout is not None and (bilinear == "xor" or (
-        bilinear == "auto" and linear == "sparse" and mv.device.type == "cpu" and torch.compiler.is_compiling()))
+        bilinear == "auto" and linear == "sparse" and mv.device.type == "cpu" and compiled))
     if bilinear is not None:
         bilinear = "xor" if use_labels else ("dense" if bilinear in ("auto", "xor") else bilinear)
     return ExecutionPlan.build(algebra, linear, bilinear, layout if use_labels else None)

@@ -21,6 +21,30 @@ from ..layers.base import EquiModule
 from ..layers.bilinear import GeometricBilinear
 
 
+#: ``torch.compile``'s options for the blocks of ``GATrConfig(compile=True)`` (tests trace with ``aot_eager``).
+BLOCK_COMPILE_OPTIONS: dict = {"fullgraph": True}
+_COMPILED_BLOCKS: dict = {}
+
+
+def compiled_block_forward():
+    """:meth:`GATrBlock.forward` through ``torch.compile(**BLOCK_COMPILE_OPTIONS)``, created once per process.
+
+    Every block of every network calls this one function with itself as the first argument. Dynamo keeps
+    the compiled code on the function's code object and lifts the block's parameters to graph inputs, so
+    blocks of the same shapes and settings reuse one compiled graph: a network compiles one block, however
+    deep it is, and a second network of the same block shape compiles nothing.
+
+    Returns
+    -------
+    callable
+        ``(block, mv, scalars, attention_mask, key_padding_mask, reference_mv, plan=plan) -> (mv, scalars)``.
+    """
+    key = repr(sorted(BLOCK_COMPILE_OPTIONS.items()))
+    if key not in _COMPILED_BLOCKS:
+        _COMPILED_BLOCKS[key] = torch.compile(GATrBlock.forward, **BLOCK_COMPILE_OPTIONS)
+    return _COMPILED_BLOCKS[key]
+
+
 @dataclass
 class GATrConfig:
     """Every setting of a :class:`GATr`, the one place its parameters and defaults are defined.
@@ -57,8 +81,10 @@ class GATrConfig:
         ``torch.compile`` on CPUs where the linear maps run sparse) the hidden multivectors travel in the
         label layout (:mod:`gatr.kernels.label_layout`).
     compile : bool
-        Run the blocks through ``torch.compile(fullgraph=True)`` (inputs are still checked eagerly, with
-        the same errors); the module, its state dict and its config are unchanged.
+        Run the blocks through ``torch.compile(fullgraph=True)``, one block's forward compiled once and
+        shared by every block (regional compilation: the blocks are alike, so the compile time is one
+        block's, not the depth's); inputs are still checked eagerly, with the same errors, and the input
+        and output maps run eagerly. The module, its state dict and its config are unchanged.
     algebra_options : dict, optional
         Options of the algebra's factory, e.g. ``{"group": "Pin(4,1)"}`` (they decide the equivariant
         maps, hence the parameters): ``get_algebra(algebra, **algebra_options)``.
@@ -253,12 +279,14 @@ class GATr(EquiModule):
         bilinear = "dense" if self.config.bilinears == "derived" else self.config.bilinear_kernel
         return self.config.linear_kernel, bilinear
 
-    def execution_plan(self, mv: torch.Tensor) -> ExecutionPlan:
+    def execution_plan(self, mv: torch.Tensor, compiled: bool | None = None) -> ExecutionPlan:
         """How a forward on ``mv`` executes: kernels and the hidden layout (:mod:`gatr.kernels.plan`).
 
         Parameters
         ----------
         mv : Tensor, shape (..., items, in_mv_channels, dim)
+        compiled : bool, optional
+            Whether the blocks run compiled; default: whether ``torch.compile`` is tracing now.
 
         Returns
         -------
@@ -266,7 +294,7 @@ class GATr(EquiModule):
             Decided by the config's kernel names, ``mv``'s device, dtype and size, and whether
             ``torch.compile`` is tracing.
         """
-        return self.own_plan(mv)
+        return resolve_plan(self.algebra, mv, *self.kernel_names(), compiled=compiled)
 
     @classmethod
     def from_config(cls, config: GATrConfig | dict) -> "GATr":
@@ -363,31 +391,25 @@ class GATr(EquiModule):
         scalars : Tensor, shape (..., items, out_s_channels)
             Always a tensor (0 channels wide when ``out_s_channels == 0``).
         """
-        if self.config.compile and not torch.compiler.is_compiling():
-            if self.validate_inputs:
-                scalars = self._check(mv, scalars, attention_mask, key_padding_mask, reference_mv)
-            compiled = self.__dict__.get("_compiled_forward")
-            if compiled is None:  # kept out of the module tree and created on first use
-                compiled = self.__dict__["_compiled_forward"] = torch.compile(self._forward, fullgraph=True)
-            return compiled(mv, scalars, attention_mask, key_padding_mask, reference_mv, checked=True)
-        return self._forward(mv, scalars, attention_mask, key_padding_mask, reference_mv)
-
-    def _forward(self, mv, scalars, attention_mask, key_padding_mask, reference_mv, checked: bool = False):
-        """:meth:`forward` without the compile switch (what ``config.compile`` compiles); ``checked``: the
-        inputs were validated already."""
-        if self.validate_inputs and not checked:
+        if self.validate_inputs:
             scalars = self._check(mv, scalars, attention_mask, key_padding_mask, reference_mv)
         mv, scalars, reference_mv = _zero_padding(key_padding_mask, mv, scalars, reference_mv)
         if reference_mv is None:
             reference_mv = reference_from_inputs(mv, key_padding_mask)
-        plan = self.execution_plan(mv)
+        compiled = self.config.compile and not torch.compiler.is_compiling()  # else: eager, or traced whole
+        plan = self.execution_plan(mv, compiled=True if compiled else None)
+        run_block = compiled_block_forward() if compiled else type(self.blocks[0]).__call__
         h_mv, h_s = self.linear_in(plan.enter(mv), scalars, plan=plan)
+        if compiled and h_mv._base is not None:
+            # every block's input a tensor of its own: once shapes turn dynamic, dynamo guards the strides of
+            # a view's base, which the later blocks' inputs (fresh tensors) would fail, compiling twice
+            h_mv = h_mv.clone()
         for block in self.blocks:
-            args = (h_mv, h_s, attention_mask, key_padding_mask, reference_mv)
+            args = (block, h_mv, h_s, attention_mask, key_padding_mask, reference_mv)
             if self.config.checkpoint and torch.is_grad_enabled():
-                h_mv, h_s = torch_checkpoint(block, *args, plan=plan, use_reentrant=False)
+                h_mv, h_s = torch_checkpoint(run_block, *args, plan=plan, use_reentrant=False)
             else:
-                h_mv, h_s = block(*args, plan=plan)
+                h_mv, h_s = run_block(*args, plan=plan)
         out_mv, out_s = self.linear_out(h_mv, h_s, plan=plan)
         return plan.leave(out_mv), out_s
 

@@ -84,3 +84,37 @@ def test_compile_option_keeps_the_eager_errors_and_the_state_dict():
         net(torch.randn(2, 5, 2, 32), torch.randn(2, 5, 2), key_padding_mask=torch.ones(2, 4, dtype=torch.bool))
     plain = tiny_net("conformal")
     assert set(net.state_dict()) == set(plain.state_dict())
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_compile_option_compiles_one_block_for_every_block(monkeypatch, checkpoint):
+    """``GATrConfig(compile=True)`` compiles one block and reuses it: three blocks make one graph, a second
+    network of the same shapes makes none, a wider one makes one more; compiled equals eager, with
+    gradient checkpointing too."""
+    import gatr.nets.gatr as gatr_module
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(gatr_module, "BLOCK_COMPILE_OPTIONS", {"fullgraph": True, "backend": "aot_eager"})
+    dynamo.reset()
+    counters.clear()
+
+    def net(width):
+        torch.manual_seed(0)
+        return GATr("projective", 2, 1, width, 2, 1, 4, num_blocks=3, num_heads=2, compile=True,
+                    checkpoint=checkpoint, linear_kernel="sparse")
+
+    first = net(4)
+    x, s, kwargs = _inputs(first.algebra, masked=True)
+    comp_out, comp_grads = _outputs_and_grads(first, first, x, s, kwargs)
+    assert counters["stats"]["unique_graphs"] == 1
+    second = net(4)
+    _outputs_and_grads(second, second, x, s, kwargs)
+    assert counters["stats"]["unique_graphs"] == 1, "a second network of the same shapes compiled again"
+    wider = net(6)
+    _outputs_and_grads(wider, wider, x, s, kwargs)
+    assert counters["stats"]["unique_graphs"] == 2
+    first.config.compile = False
+    eager_out, eager_grads = _outputs_and_grads(first, first, x, s, kwargs)
+    for a, b in zip(eager_out + eager_grads, comp_out + comp_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    dynamo.reset()
