@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -26,22 +27,39 @@ BLOCK_COMPILE_OPTIONS: dict = {"fullgraph": True}
 _COMPILED_BLOCKS: dict = {}
 
 
-def compiled_block_forward():
-    """:meth:`GATrBlock.forward` through ``torch.compile(**BLOCK_COMPILE_OPTIONS)``, created once per process.
+def _call_block(block, *args, **kwargs):
+    """``block.forward(*args, **kwargs)``; its code is copied once per kind of block (:func:`compiled_block_forward`)."""
+    return GATrBlock.forward(block, *args, **kwargs)
 
-    Every block of every network calls this one function with itself as the first argument. Dynamo keeps
-    the compiled code on the function's code object and lifts the block's parameters to graph inputs, so
-    blocks of the same shapes and settings reuse one compiled graph: a network compiles one block, however
-    deep it is, and a second network of the same block shape compiles nothing.
+
+def compiled_block_forward(kind: str = ""):
+    """:meth:`GATrBlock.forward` through ``torch.compile(**BLOCK_COMPILE_OPTIONS)``, one per kind of block and
+    process.
+
+    Every block of a kind, in every network of the process, calls the same function with itself as the first
+    argument. Dynamo keeps compiled code on the function's code object and lifts the block's parameters to
+    graph inputs, so such blocks reuse one compiled graph: a network compiles one block, however deep it is,
+    and the runs of a sweep that share a worker process compile a network shape once. Each kind gets a copy
+    of the code of its own, because dynamo's recompile limit (8 graphs) counts per code object: one shared
+    function would run out of it in a process that trains several algebras (train and eval, static and
+    dynamic shapes each), and ``fullgraph=True`` turns that into an error.
+
+    Parameters
+    ----------
+    kind : str
+        What decides a block's graph apart from the input shapes (the network's settings other than its input
+        and output channels and its depth, :attr:`GATr.block_kind`).
 
     Returns
     -------
     callable
         ``(block, mv, scalars, attention_mask, key_padding_mask, reference_mv, plan=plan) -> (mv, scalars)``.
     """
-    key = repr(sorted(BLOCK_COMPILE_OPTIONS.items()))
+    key = (kind, repr(sorted(BLOCK_COMPILE_OPTIONS.items())))
     if key not in _COMPILED_BLOCKS:
-        _COMPILED_BLOCKS[key] = torch.compile(GATrBlock.forward, **BLOCK_COMPILE_OPTIONS)
+        code = _call_block.__code__.replace(co_name=f"gatr_block_{len(_COMPILED_BLOCKS)}")
+        fn = types.FunctionType(code, _call_block.__globals__, code.co_name)
+        _COMPILED_BLOCKS[key] = torch.compile(fn, **BLOCK_COMPILE_OPTIONS)
     return _COMPILED_BLOCKS[key]
 
 
@@ -398,12 +416,12 @@ class GATr(EquiModule):
             reference_mv = reference_from_inputs(mv, key_padding_mask)
         compiled = self.config.compile and not torch.compiler.is_compiling()  # else: eager, or traced whole
         plan = self.execution_plan(mv, compiled=True if compiled else None)
-        run_block = compiled_block_forward() if compiled else type(self.blocks[0]).__call__
+        run_block = compiled_block_forward(self.block_kind) if compiled else type(self.blocks[0]).__call__
         h_mv, h_s = self.linear_in(plan.enter(mv), scalars, plan=plan)
-        if compiled and h_mv._base is not None:
-            # every block's input a tensor of its own: once shapes turn dynamic, dynamo guards the strides of
-            # a view's base, which the later blocks' inputs (fresh tensors) would fail, compiling twice
-            h_mv = h_mv.clone()
+        if compiled:
+            # every block's inputs tensors of their own, as later blocks' are: once shapes turn dynamic, dynamo
+            # guards the base of an input that is a view, which the later blocks would fail, compiling twice
+            h_mv, h_s = (t.clone() if t._base is not None else t for t in (h_mv, h_s))
         for block in self.blocks:
             args = (block, h_mv, h_s, attention_mask, key_padding_mask, reference_mv)
             if self.config.checkpoint and torch.is_grad_enabled():
@@ -412,6 +430,13 @@ class GATr(EquiModule):
                 h_mv, h_s = run_block(*args, plan=plan)
         out_mv, out_s = self.linear_out(h_mv, h_s, plan=plan)
         return plan.leave(out_mv), out_s
+
+    @property
+    def block_kind(self) -> str:
+        """What decides the compiled graph of this network's blocks besides the input shapes: its config without
+        the input and output channels, the depth and the execution switches (:func:`compiled_block_forward`)."""
+        return repr(dataclasses.replace(self.config, in_mv_channels=0, out_mv_channels=0, in_s_channels=0,
+                                        out_s_channels=0, num_blocks=0, checkpoint=False, compile=False))
 
     def nominal_flops_per_token(self, num_items: int) -> float:
         """Forward + backward FLOPs per token (item), summed from the layers' own counts (:mod:`gatr.flops`).

@@ -113,8 +113,31 @@ def test_compile_option_compiles_one_block_for_every_block(monkeypatch, checkpoi
     wider = net(6)
     _outputs_and_grads(wider, wider, x, s, kwargs)
     assert counters["stats"]["unique_graphs"] == 2
+    for items in (7, 9):  # a new item count compiles once more (then dynamic), not once per block
+        first(torch.randn(2, items, 2, 16), torch.randn(2, items, 2))[0].sum().backward()
+        assert counters["stats"]["unique_graphs"] == 3
+    first.zero_grad(set_to_none=True)
     first.config.compile = False
     eager_out, eager_grads = _outputs_and_grads(first, first, x, s, kwargs)
     for a, b in zip(eager_out + eager_grads, comp_out + comp_grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    dynamo.reset()
+
+
+def test_compile_option_gives_each_kind_of_block_its_own_recompile_limit(monkeypatch):
+    """Networks of several settings in one process (a sweep's worker trains every family) each compile their
+    blocks, train and eval, without running into dynamo's per-function recompile limit (here lowered to 2,
+    which a single shared compiled function would exceed at the second network)."""
+    import gatr.nets.gatr as gatr_module
+
+    monkeypatch.setattr(gatr_module, "BLOCK_COMPILE_OPTIONS", {"fullgraph": True, "backend": "aot_eager"})
+    config = dynamo.config
+    monkeypatch.setattr(config, "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit", 2)
+    dynamo.reset()
+    for alg, width in (("projective", 4), ("projective", 6), ("euclidean", 4)):
+        net = GATr(alg, 1, 1, width, 1, 1, 4, num_blocks=2, num_heads=2, compile=True)
+        x, s = torch.randn(2, 5, 1, net.algebra.dim), torch.randn(2, 5, 1)
+        net(x, s)[0].sum().backward()
+        with torch.no_grad():
+            net.eval()(x, s)
     dynamo.reset()
