@@ -11,11 +11,9 @@ Reported: tokens/s (median and range over rounds), the ratio to ours on the proj
 parameters, nominal FLOPs per token (the :mod:`gatr.flops` convention), compile time and, on CUDA,
 peak memory. Models:
 
-* ours on every registered algebra (or ``--algebras``), eager and compiled the way training compiles it,
-  ``GATr(..., compile=True)`` (one block compiled with ``fullgraph=True`` and shared by every block);
+* ours on every registered algebra (or ``--algebras``), eager and ``torch.compile(fullgraph=True)``;
 * a pre-norm ``torch.nn.TransformerEncoder`` whose width matches the FLOPs of ours on ``--match``;
-* lgatr (Cl(1,3), eager and ``torch.compile(fullgraph=True)``) next to ours on ``--lorentz-algebra`` when
-  lgatr is installed;
+* lgatr (Cl(1,3), eager and compiled) next to ours on ``--lorentz-algebra`` when lgatr is installed;
 * the reference projective GATr when ``--reference-gatr`` gives its source tree;
 * with ``--compare-to PATH``, each of ours built from another checkout of this project (an older
   release) in a worker process, timed right after ours in every round; the table adds new / old
@@ -149,7 +147,7 @@ def build_entries(args, device) -> list[Entry]:
                 heads=args.heads)
 
     def gatr_entry(label, algebra, compiled, spec):  # built as the --compare-to worker builds the old tree's
-        net, inputs, kwargs = build_gatr(GATr, algebra, size, device, compiled)
+        net, inputs, kwargs = build_gatr(GATr, algebra, size, device)
         return Entry(label + (" compiled" if compiled else ""), net, inputs, mv_loss,
                      net.nominal_flops_per_token(args.items), spec=spec, compiled=compiled, kwargs=kwargs), compiled
 

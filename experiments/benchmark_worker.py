@@ -49,8 +49,7 @@ def make_step(model, inputs: tuple, loss: Callable, compiled: bool, device, dtyp
     loss : callable
         Output -> scalar loss.
     compiled : bool
-        Wrap the model in ``torch.compile(fullgraph=True)``, unless it compiles itself (a GATr built with
-        ``compile=True``, :func:`build_gatr`: it is then run as built, the way its users run it).
+        Wrap the model in ``torch.compile(fullgraph=True)``.
     device : torch.device
         Where it runs (for autocast).
     dtype : torch.dtype
@@ -65,8 +64,7 @@ def make_step(model, inputs: tuple, loss: Callable, compiled: bool, device, dtyp
     compile_s : float
         Seconds of the first step when compiled (its compilation), else 0.
     """
-    compiles_itself = getattr(getattr(model, "config", None), "compile", False) is True
-    run = torch.compile(model, fullgraph=True) if compiled and not compiles_itself else model
+    run = torch.compile(model, fullgraph=True) if compiled else model
     opt = torch.optim.SGD(model.parameters(), lr=1e-9)
     autocast = torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
     kwargs = kwargs or {}
@@ -97,7 +95,7 @@ def time_steps(step: Callable[[], None], steps: int, device) -> float:
     return time.perf_counter() - t0
 
 
-def build_gatr(gatr_cls, spec, cfg: dict, device, compiled: bool = False) -> tuple:
+def build_gatr(gatr_cls, spec, cfg: dict, device) -> tuple:
     """The benchmark's GATr on algebra ``spec`` and its inputs (for ours and, in the worker, for the old tree's).
 
     Parameters
@@ -111,9 +109,6 @@ def build_gatr(gatr_cls, spec, cfg: dict, device, compiled: bool = False) -> tup
         The sizes: ``batch items mv s blocks heads``.
     device : torch.device
         Where the network and its inputs live.
-    compiled : bool
-        Build it with the network's own switch, ``compile=True`` (what training's ``--model.compile true``
-        sets; in this release one block compiled and shared by every block, in older ones the whole forward).
 
     Returns
     -------
@@ -121,8 +116,7 @@ def build_gatr(gatr_cls, spec, cfg: dict, device, compiled: bool = False) -> tup
         ``(net, positional inputs, keyword inputs)``, from seed 0.
     """
     torch.manual_seed(0)
-    net = gatr_cls(spec, 1, 1, cfg["mv"], 1, 1, cfg["s"], cfg["blocks"], cfg["heads"],
-                   **({"compile": True} if compiled else {})).to(device)
+    net = gatr_cls(spec, 1, 1, cfg["mv"], 1, 1, cfg["s"], cfg["blocks"], cfg["heads"]).to(device)
     b, n, dim = cfg["batch"], cfg["items"], net.algebra.dim
     inputs = (torch.randn(b, n, 1, dim, device=device), torch.randn(b, n, 1, device=device))
     kwargs = {}
@@ -153,7 +147,7 @@ def _prepare(models: list, gatr_cls, get_algebra, request: dict, cfg: dict) -> d
         algebra = get_algebra(request["spec"])
     except (ValueError, ImportError) as err:
         return {"skip": str(err).splitlines()[0] if str(err) else type(err).__name__}
-    net, inputs, kwargs = build_gatr(gatr_cls, algebra, cfg, device, request["compiled"])
+    net, inputs, kwargs = build_gatr(gatr_cls, algebra, cfg, device)
     step, compile_s = make_step(net, inputs, mv_loss, request["compiled"], device, dtype, kwargs)
     models.append(step)
     flops = net.nominal_flops_per_token(cfg["items"]) if hasattr(net, "nominal_flops_per_token") else None

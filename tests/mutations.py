@@ -150,10 +150,12 @@ MUTATIONS = (
              ("tests/gatr/test_kernels.py",)),
     Mutation("compile-view-inputs", "compile=True handing the first block its inputs as views (a new item count "
              "then compiles the shared block twice)", "gatr/nets/gatr.py",
-             "t.clone() if t._base is not None else t", "t", ("tests/gatr/test_compile.py",)),
+             "t.clone() if t._base is not None else t", "t",
+             ("tests/gatr/test_compile.py::test_compile_option_compiles_one_block_for_every_block",)),
     Mutation("compile-one-function", "compile=True sharing one compiled function among every kind of block "
              "(dynamo's per-function recompile limit then fails a sweep's worker that trains several families)",
-             "gatr/nets/gatr.py", "key = (kind, repr(", "key = (\"\", repr(", ("tests/gatr/test_compile.py",)),
+             "gatr/nets/gatr.py", "key = (kind, repr(", "key = (\"\", repr(",
+             ("tests/gatr/test_compile.py::test_compile_option_gives_each_kind_of_block_its_own_recompile_limit",)),
     Mutation("xor-grad-left", "the xor-shift bilinear's left gradient from the table of the old operand order "
              "(forward values stay right)", "gatr/kernels/label_layout.py",
              "for axes in ((1, 2, 3), (2, 3, 1), (1, 3, 2))]", "for axes in ((1, 2, 3), (3, 2, 1), (1, 3, 2))]",
