@@ -52,18 +52,21 @@ class EquiModule(nn.Module):
         """The kernel this layer's products run on (its ``kernel``; for layers with a ``kernel_role``)."""
         return self.kernel
 
-    def own_plan(self, mv: torch.Tensor) -> ExecutionPlan:
+    def own_plan(self, mv: torch.Tensor, compiled: bool | None = None) -> ExecutionPlan:
         """The execution plan of a forward of this layer on its own, for blade-ordered inputs ``mv``.
 
         Parameters
         ----------
         mv : Tensor, shape (..., channels, dim)
+        compiled : bool, optional
+            Whether the layers will run compiled (:func:`~gatr.kernels.plan.resolve_plan`); default: whether
+            ``torch.compile`` is tracing now.
 
         Returns
         -------
         ExecutionPlan
         """
-        return resolve_plan(self.algebra, mv, *self.kernel_names())
+        return resolve_plan(self.algebra, mv, *self.kernel_names(), compiled=compiled)
 
     def prepare_constants(self) -> None:
         """Build the algebra's constants and the data of this layer's kernels where its parameters live (see

@@ -15,7 +15,7 @@ from torch.utils.checkpoint import checkpoint as torch_checkpoint
 from algebras import algebra_spec, get_algebra
 
 from ..flops import training_flops
-from ..kernels.plan import ExecutionPlan, check_kernel_names, resolve_plan
+from ..kernels.plan import ExecutionPlan, check_kernel_names
 from ..layers import EquiLinear, GATrBlock, reference_from_inputs
 from ..layers._checks import check_inputs, check_mask_shape
 from ..layers.base import EquiModule
@@ -312,7 +312,7 @@ class GATr(EquiModule):
             Decided by the config's kernel names, ``mv``'s device, dtype and size, and whether
             ``torch.compile`` is tracing.
         """
-        return resolve_plan(self.algebra, mv, *self.kernel_names(), compiled=compiled)
+        return self.own_plan(mv, compiled)
 
     @classmethod
     def from_config(cls, config: GATrConfig | dict) -> "GATr":
