@@ -14,6 +14,8 @@ import pytest
 import torch
 import yaml
 
+import gatr.nets.gatr as gatr_module
+
 from experiments.rigid_body.dataset import RigidBodyDataset
 from experiments.rigid_body.generate import generate_dataset
 from experiments.train import main
@@ -368,6 +370,7 @@ def test_resume_resolves_aliases_and_may_change_execution_settings(data_dir, tmp
     (an execution setting, kept as requested): the CLI and the module compare settings one way."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)  # the setting is tested, not the compiler
+    monkeypatch.setattr(gatr_module, "_COMPILED_BLOCKS", {})  # nor kept: later tests get really compiled blocks
     config = REPO / "experiments/configs/gatr_euclidean.yaml"
     common = ["--trainer.logger", "false", "--checkpoint.dirpath", str(tmp_path / "ck"), "--checkpoint.monitor",
               "null"]

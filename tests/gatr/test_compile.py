@@ -1,6 +1,8 @@
 """torch.compile: the whole network traces forward and backward with zero graph breaks on every backend, with
 and without masks, and the compiled network computes what the eager one does (float32 tolerance)."""
 
+import gc
+
 import pytest
 import torch
 import torch._dynamo as dynamo
@@ -8,6 +10,17 @@ import torch._dynamo as dynamo
 from gatr import GATr
 
 from gatr_test_utils import reference_pseudoscalar
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    """Each test starts and ends with dynamo's caches empty and garbage collected, so none reads state (cache
+    entries, guards on freed objects) left by an earlier test in the same process."""
+    dynamo.reset()
+    gc.collect()
+    yield
+    dynamo.reset()
+    gc.collect()
 
 
 def tiny_net(alg, **kw):
