@@ -156,6 +156,14 @@ MUTATIONS = (
              "(dynamo's per-function recompile limit then fails a sweep's worker that trains several families)",
              "gatr/nets/gatr.py", "key = (kind, repr(", "key = (\"\", repr(",
              ("tests/gatr/test_compile.py::test_compile_option_gives_each_kind_of_block_its_own_recompile_limit",)),
+    Mutation("label-tables-unpermuted", "the eager label layout's table GEMM on blade-ordered tables (its operands "
+             "are in label order)", "gatr/kernels/bilinear.py",
+             "tables = t.bilinear_tables[:, o][:, :, o][:, :, :, o]", "tables = t.bilinear_tables",
+             ("tests/gatr/test_kernels.py",)),
+    Mutation("label-bilinear-transpose", "the eager label layout's products written back with hidden and "
+             "bilinear axes swapped", "gatr/kernels/plan.py", "                z = z.transpose(-1, -3)\n",
+             "                z = z.permute(*range(z.dim() - 3), -1, -3, -2)\n",
+             ("tests/gatr/test_kernels.py", "tests/gatr/test_gatr.py")),
     Mutation("xor-grad-left", "the xor-shift bilinear's left gradient from the table of the old operand order "
              "(forward values stay right)", "gatr/kernels/label_layout.py",
              "for axes in ((1, 2, 3), (2, 3, 1), (1, 3, 2))]", "for axes in ((1, 2, 3), (3, 2, 1), (1, 3, 2))]",

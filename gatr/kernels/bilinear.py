@@ -16,8 +16,9 @@
   function of ``(N, nb, dim)`` operands it permutes them to label order and back; in a network whose
   execution plan runs the label layout (:mod:`gatr.kernels.plan`) the operands are already there.
 
-``"auto"`` is resolved by the execution plan: the table GEMM (``"dense"``), or ``"xor"`` in the label
-layout under ``torch.compile`` on CPUs (the measured choices are in the README's kernel figures).
+``"auto"`` is resolved by the execution plan: the table GEMM (``"dense"``; in the label layout with its
+tables permuted to label order, :func:`label_product_matrices`), or ``"xor"`` in the label layout under
+``torch.compile`` on CPUs (the measured choices are in the README's kernel figures).
 Compiled, the dense kernel stays one opaque operator (``gatr::outer_gemm``).
 
 Every kernel maps ``x, y (N, n_bilinears, dim)`` to ``z (N, n_bilinears, dim)``.
@@ -58,6 +59,28 @@ def product_matrices(t) -> dict[str, torch.Tensor]:
     ``"grad_right"``: rows ``(i, k)``, columns ``j``.
     """
     tables = t.bilinear_tables  # (nb, i, j, k)
+    nb, dim = tables.shape[:2]
+    return {k: tables.permute(0, *p).reshape(nb, dim * dim, dim).contiguous() for k, p in _PERMUTATIONS.items()}
+
+
+def label_product_matrices(t) -> dict[str, torch.Tensor] | None:
+    """:func:`product_matrices` with every axis of the tables in the label order of
+    :func:`~gatr.kernels.label_layout.label_layout` (None where the algebra has none): the table GEMM on
+    operands in label order, for an execution plan that keeps the hidden stream in the label layout.
+
+    Parameters
+    ----------
+    t : AlgebraTensors
+
+    Returns
+    -------
+    dict of {"forward", "grad_left", "grad_right"} to Tensor, shape (nb, dim^2, dim), or None
+    """
+    layout = t.derived(label_layout)
+    if layout is None:
+        return None
+    o = layout.order
+    tables = t.bilinear_tables[:, o][:, :, o][:, :, :, o]
     nb, dim = tables.shape[:2]
     return {k: tables.permute(0, *p).reshape(nb, dim * dim, dim).contiguous() for k, p in _PERMUTATIONS.items()}
 
@@ -155,7 +178,8 @@ def run_outer_gemm(x, y, forward, grad_left, grad_right) -> torch.Tensor:
     return _OuterGemm.apply(x, y, forward, grad_left, grad_right)
 
 
-def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor | None = None) -> torch.Tensor:
+def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor | None = None,
+                   labels: bool = False) -> torch.Tensor:
     """The outer-product GEMM kernel.
 
     Parameters
@@ -165,6 +189,9 @@ def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor |
         Operands of bilinear ``b`` in slice ``b``, same dtype.
     tables : Tensor, shape (nb, dim, dim, dim), optional
         Tables to use instead of the algebra's (learned ones: their gradient is computed too).
+    labels : bool
+        Components of operands and products in label order (:func:`label_product_matrices`); the
+        algebra's tables only.
 
     Returns
     -------
@@ -175,7 +202,7 @@ def dense_bilinear(alg, x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor |
         t = tables.to(x.dtype)
         m = {k: t.permute(0, *p).reshape(nb, dim * dim, dim) for k, p in _PERMUTATIONS.items()}
         return run_outer_gemm(x, y, m["forward"], m["grad_left"].detach(), m["grad_right"].detach())
-    m = alg.tensors(x.device, x.dtype).derived(product_matrices)
+    m = alg.tensors(x.device, x.dtype).derived(label_product_matrices if labels else product_matrices)
     return run_outer_gemm(x, y, m["forward"], m["grad_left"], m["grad_right"])
 
 

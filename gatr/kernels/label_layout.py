@@ -213,7 +213,9 @@ def from_labels(layout: LabelLayout, mv: torch.Tensor) -> torch.Tensor:
     Tensor, shape (..., channels, dim)
         Components in blade order.
     """
-    return select(mv.transpose(-1, -2), layout.blade_index, -1)
+    # permuting the component axis moves whole contiguous rows of channels (the last axis of the
+    # transposed view would be read one element at a time)
+    return select(mv, layout.blade_index, -2).transpose(-1, -2)
 
 
 def monomial_partners(tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -12,10 +12,12 @@ Two layouts exist:
 
 * blade order, ``(..., channels, dim)``: the layout of every input and output;
 * the label layout (:mod:`gatr.kernels.label_layout`), ``(..., dim, channels)`` with the components in
-  label order, where the sparse linear maps and the xor-shift bilinears meet without permutations. It is
-  taken with bilinear kernel ``"xor"``, and with ``"auto"`` under ``torch.compile`` on CPUs where the linear
-  maps run sparse (there the compiler fuses the shifts into one loop; run eagerly they are many small
-  operations, and the table GEMM is faster — see the README's kernel figures).
+  label order, where the sparse linear maps read and write their sectors without permuting components. It
+  is taken with bilinear kernel ``"xor"``, and with ``"auto"`` on CPUs where the linear maps run sparse.
+  There ``"auto"`` bilinears run as xor shifts under ``torch.compile`` (the compiler fuses them into one
+  loop) and eagerly as the table GEMM with its tables permuted to label order (run eagerly the shifts are
+  many small operations; see the README's kernel figures). In blade order the sparse maps would permute
+  the components of every input and output (two gathers per map and two more in its gradient).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .bilinear import BILINEAR_KERNELS, dense_bilinear, monomial_tables, product_matrices
+from .bilinear import BILINEAR_KERNELS, dense_bilinear, label_product_matrices, monomial_tables, product_matrices
 from .label_layout import LabelLayout, XorBilinear, from_labels, label_layout, to_labels
 from .linear import LINEAR_KERNELS, dense_linear
 from .sparse_linear import sector_structure, sparse_linear
@@ -46,7 +48,7 @@ class ExecutionPlan(NamedTuple):
         The kernel of every equivariant linear map (:data:`gatr.kernels.LINEAR_KERNELS`).
     bilinear : {"dense", "sparse", "xor"} or None
         The kernel of the bilinear products (:data:`gatr.kernels.BILINEAR_KERNELS`); None for a layer
-        without bilinears.
+        without bilinears. ``"dense"`` with ``labels``: the table GEMM on label-ordered tables.
     labels : LabelLayout or None
         The hidden multivectors travel as ``(..., dim, channels)`` in this label order; None: in blade
         order ``(..., channels, dim)``.
@@ -202,7 +204,17 @@ class ExecutionPlan(NamedTuple):
             ops = operands.unflatten(-1, (2, n_bilinears, hidden))
             lead = ops.shape[:-3]
             flat = ops.reshape(-1, *ops.shape[-4:])
-            z = XorBilinear.apply(self.labels, flat[:, :, 0], flat[:, :, 1]).view(*lead, n_bilinears, hidden)
+            if self.bilinear == "xor":
+                z = XorBilinear.apply(self.labels, flat[:, :, 0], flat[:, :, 1])
+            else:  # the table GEMM in label order on (T * h, nb, dim) operands: one transposing copy each
+                left, right = (a.permute(0, 3, 2, 1) for a in flat.unbind(2))  # (T, h, nb, dim); one gradient
+                x, y = (a.reshape(-1, n_bilinears, a.shape[-1]) for a in (left, right))
+                z = dense_bilinear(self.algebra, x, y, labels=True).view(*lead[:-1], hidden, n_bilinears, -1)
+                if factors is not None:  # before the transposing copy back to (..., dim, nb, h)
+                    z = z * factors.unsqueeze(-1).to(z.dtype)  # (..., h|1, nb, 1)
+                    factors = None
+                z = z.transpose(-1, -3)
+            z = z.reshape(*lead, n_bilinears, hidden)
             if factors is not None:
                 z = z * factors.transpose(-1, -2).unsqueeze(-3).to(z.dtype)  # (..., 1, nb, h|1)
             return z.flatten(-2)
@@ -280,7 +292,7 @@ def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str 
     bilinear : {"auto", "dense", "sparse", "xor"} or None
         None for layers without bilinears (the plan then keeps blade order).
     compiled : bool, optional
-        Whether the layers will run compiled (``"auto"`` picks the label layout and thin sparse sectors
+        Whether the layers will run compiled (``"auto"`` picks xor-shift bilinears and thin sparse sectors
         only then); default: whether ``torch.compile`` is tracing now. A network that compiles its
         blocks one by one resolves its plan eagerly, for compiled blocks.
 
@@ -296,9 +308,10 @@ def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str 
     linear = select_linear_kernel(linear, tokens, mv.device, sector_size, compiled)
     layout = t.derived(label_layout) if bilinear in ("auto", "xor") else None
     use_labels = layout is not None and (bilinear == "xor" or (
-        bilinear == "auto" and linear == "sparse" and mv.device.type == "cpu" and compiled))
+        bilinear == "auto" and linear == "sparse" and mv.device.type == "cpu"))
     if bilinear is not None:
-        bilinear = "xor" if use_labels else ("dense" if bilinear in ("auto", "xor") else bilinear)
+        xor = bilinear == "xor" or (use_labels and compiled)
+        bilinear = "xor" if xor and use_labels else ("dense" if bilinear in ("auto", "xor") else bilinear)
     return ExecutionPlan.build(algebra, linear, bilinear, layout if use_labels else None)
 
 
@@ -323,6 +336,8 @@ def prepare(algebra, device, linear: str = "auto", bilinear: str | None = "auto"
     data = [sector_structure, label_layout]  # the plan reads both to decide
     if bilinear in ("auto", "dense", "xor"):  # "xor" falls back to the table GEMM without a label layout
         data.append(product_matrices)
+    if bilinear == "auto":  # eagerly, the table GEMM in the label layout
+        data.append(label_product_matrices)
     if bilinear == "sparse":
         data.append(monomial_tables)
     for dtype in PREPARED_DTYPES:

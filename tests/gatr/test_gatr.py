@@ -11,6 +11,7 @@ from algebras import ConformalAlgebra, available_algebras, get_algebra
 from gatr import EquiLinear, GATr, GATrConfig
 from gatr import flops as F
 from gatr.diagnostics import equivariance_error
+from gatr.kernels.label_layout import label_layout
 from gatr_test_utils import assert_equivariant, randn, reference_pseudoscalar
 
 #: the group options of the built-in algebras: each gives other equivariant maps, hence other parameters
@@ -25,11 +26,15 @@ def small_net(alg, **kw):
     return GATr(alg, **args)
 
 
-@pytest.mark.parametrize("kernels", [("dense", "auto"), ("sparse", "auto"), ("sparse", "xor")])
+@pytest.mark.parametrize("kernels", [("dense", "auto"), ("sparse", "dense"), ("sparse", "auto"), ("sparse", "xor")])
 def test_gatr_equivariant_with_masks(alg, kernels):
-    """Eagerly "auto" bilinears run on the table path; "xor" runs the hidden stream in the label layout."""
+    """Eagerly, "auto" bilinears run the table GEMM: in blade order on the dense linear kernel, in the label
+    layout (tables permuted to label order) on the sparse one; "xor" runs xor shifts in the label layout."""
     net = small_net(alg, linear_kernel=kernels[0], bilinear_kernel=kernels[1], multi_query=True).double()
-    assert (net.execution_plan(randn(1, 1, 2, alg.dim)).labels is not None) is (kernels[1] == "xor")
+    plan = net.execution_plan(randn(1, 1, 2, alg.dim))
+    has_layout = alg.tensors("cpu", torch.float64).derived(label_layout) is not None
+    assert (plan.labels is not None) is (has_layout and kernels in (("sparse", "auto"), ("sparse", "xor")))
+    assert plan.bilinear == ("xor" if has_layout and kernels[1] == "xor" else "dense")
     ref = reference_pseudoscalar(alg, 4)
     kpm = torch.ones(4, 6, dtype=torch.bool)
     kpm[:, 4:] = False

@@ -192,6 +192,13 @@ def test_sparse_bilinear_equals_the_table_product(alg, which):
         reference = torch.autograd.grad(expected.square().sum(), [x, y], retain_graph=True)
         for g, r in zip(grads, reference):
             torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
+    # the table GEMM on operands in label order (what an eager plan in the label layout runs)
+    order = t.derived(label_layout).order
+    z = dense_bilinear(alg, x[..., order], y[..., order], labels=True)
+    torch.testing.assert_close(z, expected[..., order], rtol=1e-12, atol=1e-12)
+    grads = torch.autograd.grad(z.square().sum(), [x, y])
+    for g, r in zip(grads, torch.autograd.grad(expected.square().sum(), [x, y])):
+        torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
     ref = torch.zeros(B, 1, 1, alg.dim, dtype=torch.float64)
     ref[..., -1] = 1.0
     ref = ref + 0.3 * randn(B, 1, 1, alg.dim)
@@ -216,20 +223,24 @@ def test_xor_bilinear_gives_gradients_of_gradients():
 @pytest.mark.parametrize("reference", ["default", "batch", "item", "shared", "channel"])
 def test_bilinear_layer_in_the_label_layout_equals_the_table_path(alg, reference):
     """GeometricBilinear with kernel "xor" runs in the label layout (operands emitted sector-major, products
-    as xor shifts, the output map reading them): values and the gradients of inputs and parameters equal the
+    as xor shifts, the output map reading them), and eagerly with "auto" on the sparse linear kernel too (the
+    table GEMM with tables in label order): values and the gradients of inputs and parameters equal the
     table path's to 1e-12 (float64), for a default reference and references per batch entry, per item,
     shared and per operand channel."""
     layer = GeometricBilinear(alg, 5, 6, 3, 4).double()
-    mv, s = randn(2, 7, 5, alg.dim).requires_grad_(), randn(2, 7, 3).requires_grad_()
-    shapes = {"default": None, "batch": (2, 1, 1), "item": (2, 7, 1), "shared": (),
-              "channel": (2, 7, layer.hidden_mv_channels)}
+    mv, s = randn(2, 40, 5, alg.dim).requires_grad_(), randn(2, 40, 3).requires_grad_()  # 80 tokens: sparse maps
+    shapes = {"default": None, "batch": (2, 1, 1), "item": (2, 40, 1), "shared": (),
+              "channel": (2, 40, layer.hidden_mv_channels)}
     ref = None if shapes[reference] is None else randn(*shapes[reference], alg.dim)
     results = []
-    for kernel in ("dense", "xor"):
+    for kernel in ("dense", "xor", "auto"):  # "auto" eagerly: the table GEMM in the label layout
         layer.kernel = kernel
-        assert (layer.own_plan(mv).labels is not None) is (kernel == "xor")
+        plan = layer.own_plan(mv)
+        assert (plan.labels is not None) is (kernel == "xor" or (kernel == "auto" and plan.linear == "sparse"))
+        assert plan.bilinear == ("xor" if kernel == "xor" else "dense")
         out_mv, out_s = layer(mv, s, reference_mv=ref)
         grads = torch.autograd.grad(out_mv.square().sum() + out_s.sin().sum(), [mv, s, *layer.parameters()])
         results.append([out_mv, out_s, *grads])
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
