@@ -213,7 +213,9 @@ def from_labels(layout: LabelLayout, mv: torch.Tensor) -> torch.Tensor:
     Tensor, shape (..., channels, dim)
         Components in blade order.
     """
-    # permuting the component axis moves whole contiguous rows of channels (the last axis of the
+    if torch.compiler.is_compiling():  # fused into its consumers (this form measured faster compiled)
+        return select(mv.transpose(-1, -2), layout.blade_index, -1)
+    # eagerly, permuting the component axis copies whole contiguous rows of channels (the last axis of the
     # transposed view would be read one element at a time)
     return select(mv, layout.blade_index, -2).transpose(-1, -2)
 

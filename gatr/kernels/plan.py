@@ -205,7 +205,7 @@ class ExecutionPlan(NamedTuple):
             lead = ops.shape[:-3]
             flat = ops.reshape(-1, *ops.shape[-4:])
             if self.bilinear == "xor":
-                z = XorBilinear.apply(self.labels, flat[:, :, 0], flat[:, :, 1])
+                z = XorBilinear.apply(self.labels, flat[:, :, 0], flat[:, :, 1]).view(*lead, n_bilinears, hidden)
             else:  # the table GEMM in label order on (T * h, nb, dim) operands: one transposing copy each
                 left, right = (a.permute(0, 3, 2, 1) for a in flat.unbind(2))  # (T, h, nb, dim); one gradient
                 x, y = (a.reshape(-1, n_bilinears, a.shape[-1]) for a in (left, right))
@@ -213,8 +213,7 @@ class ExecutionPlan(NamedTuple):
                 if factors is not None:  # before the transposing copy back to (..., dim, nb, h)
                     z = z * factors.unsqueeze(-1).to(z.dtype)  # (..., h|1, nb, 1)
                     factors = None
-                z = z.transpose(-1, -3)
-            z = z.reshape(*lead, n_bilinears, hidden)
+                z = z.transpose(-1, -3)  # (..., dim, nb, h)
             if factors is not None:
                 z = z * factors.transpose(-1, -2).unsqueeze(-3).to(z.dtype)  # (..., 1, nb, h|1)
             return z.flatten(-2)
