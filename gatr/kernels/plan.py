@@ -83,6 +83,15 @@ class ExecutionPlan(NamedTuple):
         return cls(algebra, linear, bilinear, labels, *((-2, -1) if labels is not None else (-1, -2)))
 
     # ------------------------------------------------------------------ the layout
+    def in_blade_order(self) -> "ExecutionPlan":
+        """This plan with the hidden multivectors in blade order (itself if they already are).
+
+        Returns
+        -------
+        ExecutionPlan
+        """
+        return self if self.labels is None else ExecutionPlan.build(self.algebra, self.linear, self.bilinear, None)
+
 
     def enter(self, mv: torch.Tensor) -> torch.Tensor:
         """Blade-ordered multivectors in this plan's layout.

@@ -31,15 +31,17 @@ class _AttentionBase(EquiModule):
         self.output = EquiLinear(self.algebra, num_heads * hidden_mv_channels, out_mv_channels,
                                  num_heads * hidden_s_channels, out_s_channels)
 
-    def _split(self, plan, mv, s, heads, parts):
-        """Multivector channels ``parts*heads*hm`` (in the plan's layout) and scalars ``parts*heads*hs`` ->
-        ``parts`` pairs ``(mv (..., heads, items, ...), s (..., heads, items, hs))``."""
-        s = s.unflatten(-1, (parts, heads, self.hidden_s_channels)).movedim(-3, 0).transpose(-3, -2)
-        return list(zip(plan.split_heads(mv, parts, heads, self.hidden_mv_channels), s))
+    def _split(self, plan, mv, s, heads):
+        """Multivector channels ``heads*hm`` (in the plan's layout) and scalars ``heads*hs`` -> one pair
+        ``(mv (..., heads, items, ...), s (..., heads, items, hs))``."""
+        s = s.unflatten(-1, (heads, self.hidden_s_channels)).transpose(-3, -2)
+        return plan.split_heads(mv, 1, heads, self.hidden_mv_channels)[0], s
 
-    def _attend(self, plan, q, k, v, attention_mask, key_padding_mask):
+    def _attend(self, plan, features, q, k, v, attention_mask, key_padding_mask):
+        """Attention of the split heads ``q, k, v``: queries and keys in the layout of plan ``features``,
+        values (and the output) in that of ``plan``."""
         (q_mv, q_s), (k_mv, k_s), (v_mv, v_s) = q, k, v
-        q_mv, k_mv = plan.leave(q_mv), plan.leave(k_mv)  # the features read blade-ordered multivectors
+        q_mv, k_mv = features.leave(q_mv), features.leave(k_mv)  # the features read blade-ordered multivectors
         if self.validate_inputs:
             logits = (*q_mv.shape[:-4], q_mv.shape[-4], q_mv.shape[-3], k_mv.shape[-3])  # (..., heads, q, k)
             check_mask_shape("attention_mask", attention_mask, logits)
@@ -128,10 +130,18 @@ class GeometricAttention(_AttentionBase):
             plan = self.own_plan(mv)  # no bilinears: blade order
         y_mv, y_s = self.qkv(mv, scalars, plan=plan)
         h, kvh, hm, hs = self.num_heads, self.kv_heads, self.hidden_mv_channels, self.hidden_s_channels
-        q_mv, kv_mv = y_mv.split([h * hm, 2 * kvh * hm], plan.channel_axis)
-        q = self._split(plan, q_mv, y_s[..., : h * hs], h, 1)[0]
-        k, v = self._split(plan, kv_mv, y_s[..., h * hs :], kvh, 2)
-        return self._attend(plan, q, k, v, attention_mask, key_padding_mask)
+        q_mv, k_mv, v_mv = y_mv.split([h * hm, kvh * hm, kvh * hm], plan.channel_axis)
+        q_s, k_s, v_s = y_s.split([h * hs, kvh * hs, kvh * hs], -1)
+        # the features read blade-ordered queries and keys (values enter only as whole rows: they stay in the
+        # plan's layout). Eagerly they leave it before the heads are split, a copy of whole rows of channels
+        # rather than a gather of a few channels per row; compiled, either fuses into the features.
+        features = plan if torch.compiler.is_compiling() else plan.in_blade_order()
+        if features is not plan:
+            q_mv, k_mv = plan.leave(q_mv), plan.leave(k_mv)
+        q = self._split(features, q_mv, q_s, h)
+        k = self._split(features, k_mv, k_s, kvh)
+        v = self._split(plan, v_mv, v_s, kvh)
+        return self._attend(plan, features, q, k, v, attention_mask, key_padding_mask)
 
 
 class GeometricCrossAttention(_AttentionBase):
@@ -198,6 +208,9 @@ class GeometricCrossAttention(_AttentionBase):
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels, "query")
             kv_scalars = check_inputs(self, kv_mv, kv_scalars, self.kv_mv_channels, self.kv_s_channels, "key/value")
         plan = self.own_plan(mv)  # no bilinears: blade order
-        q = self._split(plan, *self.q(mv, scalars, plan=plan), self.num_heads, 1)[0]
-        k, v = self._split(plan, *self.kv(kv_mv, kv_scalars, plan=plan), self.kv_heads, 2)
-        return self._attend(plan, q, k, v, attention_mask, key_padding_mask)
+        hm, hs = self.kv_heads * self.hidden_mv_channels, self.kv_heads * self.hidden_s_channels
+        q = self._split(plan, *self.q(mv, scalars, plan=plan), self.num_heads)
+        kv_mv, kv_s = self.kv(kv_mv, kv_scalars, plan=plan)
+        k = self._split(plan, kv_mv.narrow(plan.channel_axis, 0, hm), kv_s[..., :hs], self.kv_heads)
+        v = self._split(plan, kv_mv.narrow(plan.channel_axis, hm, hm), kv_s[..., hs:], self.kv_heads)
+        return self._attend(plan, plan, q, k, v, attention_mask, key_padding_mask)
