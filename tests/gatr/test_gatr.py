@@ -26,15 +26,18 @@ def small_net(alg, **kw):
     return GATr(alg, **args)
 
 
+def has_layout(alg) -> bool:
+    return alg.tensors("cpu", torch.float64).derived(label_layout) is not None
+
+
 @pytest.mark.parametrize("kernels", [("dense", "auto"), ("sparse", "dense"), ("sparse", "auto"), ("sparse", "xor")])
 def test_gatr_equivariant_with_masks(alg, kernels):
     """Eagerly, "auto" bilinears run the table GEMM: in blade order on the dense linear kernel, in the label
     layout (tables permuted to label order) on the sparse one; "xor" runs xor shifts in the label layout."""
     net = small_net(alg, linear_kernel=kernels[0], bilinear_kernel=kernels[1], multi_query=True).double()
     plan = net.execution_plan(randn(1, 1, 2, alg.dim))
-    has_layout = alg.tensors("cpu", torch.float64).derived(label_layout) is not None
-    assert (plan.labels is not None) is (has_layout and kernels in (("sparse", "auto"), ("sparse", "xor")))
-    assert plan.bilinear == ("xor" if has_layout and kernels[1] == "xor" else "dense")
+    assert (plan.labels is not None) is (has_layout(alg) and kernels in (("sparse", "auto"), ("sparse", "xor")))
+    assert plan.bilinear == ("xor" if has_layout(alg) and kernels[1] == "xor" else "dense")
     ref = reference_pseudoscalar(alg, 4)
     kpm = torch.ones(4, 6, dtype=torch.bool)
     kpm[:, 4:] = False
@@ -322,23 +325,27 @@ def test_inputs_are_checked_once_at_the_network_boundary(alg, monkeypatch):
 
 @pytest.mark.parametrize("linear", ["sparse", "dense"])
 def test_label_layout_network_equals_blade_order(alg, linear):
-    """The hidden stream in the label layout (bilinear kernel "xor": every layer reads and writes
-    ``(..., dim, channels)`` in label order) computes what the blade-ordered network does: outputs and the
-    gradients of inputs and parameters to 1e-12 (float64), with masks, multi-query attention, a default
-    reference and gradient checkpointing."""
+    """The hidden stream in the label layout (bilinear kernel "xor", and eagerly "auto" on the sparse linear
+    kernel with the table GEMM in label order: every layer reads and writes ``(..., dim, channels)`` in
+    label order) computes what the blade-ordered network does: outputs and the gradients of inputs and
+    parameters to 1e-12 (float64), with masks, multi-query attention, a default reference and gradient
+    checkpointing."""
     net = small_net(alg, linear_kernel=linear, multi_query=True, checkpoint=True).double()
     kpm = torch.ones(3, 6, dtype=torch.bool)
     kpm[1, 4:] = False
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
     mv, s = randn(3, 6, 2, alg.dim).requires_grad_(), randn(3, 6, 2).requires_grad_()
     results = []
-    for bilinear in ("dense", "xor"):
+    for bilinear in ("dense", "xor", "auto"):
         net.set_kernels(bilinear=bilinear)
+        labels = net.execution_plan(mv).labels is not None
+        assert labels is (has_layout(alg) and (bilinear == "xor" or (bilinear == "auto" and linear == "sparse")))
         out_mv, out_s = net(mv, s, attention_mask=causal, key_padding_mask=kpm)
         grads = torch.autograd.grad(out_mv.square().sum() + out_s.sin().sum(), [mv, s, *net.parameters()])
         results.append([out_mv, out_s, *grads])
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_dropout_in_the_label_layout_drops_whole_multivectors():
