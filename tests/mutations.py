@@ -161,8 +161,8 @@ MUTATIONS = (
              "tables = t.bilinear_tables[:, o][:, :, o][:, :, :, o]", "tables = t.bilinear_tables",
              ("tests/gatr/test_kernels.py",)),
     Mutation("label-bilinear-transpose", "the eager label layout's products written back with hidden and "
-             "bilinear axes swapped", "gatr/kernels/plan.py", "                z = z.transpose(-1, -3)\n",
-             "                z = z.permute(*range(z.dim() - 3), -1, -3, -2)\n",
+             "bilinear axes swapped", "gatr/kernels/plan.py", "z = z.transpose(-1, -3)  # (..., dim, nb, h)",
+             "z = z.permute(*range(z.dim() - 3), -1, -3, -2)",
              ("tests/gatr/test_kernels.py", "tests/gatr/test_gatr.py")),
     Mutation("attention-features-in-labels", "eager attention splitting label-ordered queries and keys without "
              "leaving the layout (the features then read components in the wrong order)", "gatr/layers/attention.py",
