@@ -92,7 +92,6 @@ class ExecutionPlan(NamedTuple):
         """
         return self if self.labels is None else ExecutionPlan.build(self.algebra, self.linear, self.bilinear, None)
 
-
     def enter(self, mv: torch.Tensor) -> torch.Tensor:
         """Blade-ordered multivectors in this plan's layout.
 
@@ -317,9 +316,9 @@ def resolve_plan(algebra, mv: torch.Tensor, linear: str = "auto", bilinear: str 
     layout = t.derived(label_layout) if bilinear in ("auto", "xor") else None
     use_labels = layout is not None and (bilinear == "xor" or (
         bilinear == "auto" and linear == "sparse" and mv.device.type == "cpu"))
-    if bilinear is not None:
-        xor = bilinear == "xor" or (use_labels and compiled)
-        bilinear = "xor" if xor and use_labels else ("dense" if bilinear in ("auto", "xor") else bilinear)
+    if bilinear is not None:  # in the label layout "auto" is the xor shifts compiled, the table GEMM eagerly
+        xor = use_labels and (bilinear == "xor" or compiled)
+        bilinear = "xor" if xor else ("dense" if bilinear in ("auto", "xor") else bilinear)
     return ExecutionPlan.build(algebra, linear, bilinear, layout if use_labels else None)
 
 
