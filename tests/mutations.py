@@ -166,7 +166,7 @@ MUTATIONS = (
              ("tests/gatr/test_kernels.py", "tests/gatr/test_gatr.py")),
     Mutation("attention-features-in-labels", "eager attention splitting label-ordered queries and keys without "
              "leaving the layout (the features then read components in the wrong order)", "gatr/layers/attention.py",
-             "        if features is not plan:\n", "        if False:\n",
+             "        if leave_first:\n", "        if False:\n",
              ("tests/gatr/test_gatr.py::test_label_layout_network_equals_blade_order",)),
     Mutation("xor-grad-left", "the xor-shift bilinear's left gradient from the table of the old operand order "
              "(forward values stay right)", "gatr/kernels/label_layout.py",

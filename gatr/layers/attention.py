@@ -135,8 +135,9 @@ class GeometricAttention(_AttentionBase):
         # the features read blade-ordered queries and keys (values enter only as whole rows: they stay in the
         # plan's layout). Eagerly they leave it before the heads are split, a copy of whole rows of channels
         # rather than a gather of a few channels per row; compiled, either fuses into the features.
-        features = plan if torch.compiler.is_compiling() else plan.in_blade_order()
-        if features is not plan:
+        leave_first = plan.labels is not None and not torch.compiler.is_compiling()
+        features = plan.in_blade_order() if leave_first else plan
+        if leave_first:
             q_mv, k_mv = plan.leave(q_mv), plan.leave(k_mv)
         q = self._split(features, q_mv, q_s, h)
         k = self._split(features, k_mv, k_s, kvh)
