@@ -13,6 +13,7 @@ of both and the median over rounds of their ratio. Compile time is ``docs/script
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -39,41 +40,22 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.rounds < 1 or args.steps < 1:
         p.error(f"--rounds and --steps: expected positive integers, got {args.rounds} and {args.steps}")
+    from experiments.benchmark_worker import build_gatr, make_step, mv_loss, time_steps
     from gatr import GATr
 
     torch.set_num_threads(2)
-    nets = {}
-    for name, by_block in (("by block", True), ("whole", False)):
-        torch.manual_seed(0)
-        nets[name] = GATr(args.algebra, 1, 1, 16, 1, 1, 32, 4, 8, compile=by_block)
-    dim = nets["whole"].algebra.dim
-    x, s, ref = torch.randn(16, 64, 1, dim), torch.randn(16, 64, 1), torch.randn(16, 1, 1, dim)
-    runs = {"by block": nets["by block"], "whole": torch.compile(nets["whole"], fullgraph=True)}
-
-    def make_step(name):
-        net, run = nets[name], runs[name]
-        opt = torch.optim.SGD(net.parameters(), lr=1e-9)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            mv, scalars = run(x, s, reference_mv=ref)
-            (mv.square().mean() + scalars.mean()).backward()
-            opt.step()
-        return step
-
-    steps = {name: make_step(name) for name in nets}
-    for name, step in steps.items():
+    cpu, cfg = torch.device("cpu"), dict(batch=16, items=64, mv=16, s=32, blocks=4, heads=8)
+    steps = {}
+    for name, by_block in (("by block", True), ("whole", False)):  # "whole": the benchmark's torch.compile wrap
+        net, inputs, kwargs = build_gatr(functools.partial(GATr, compile=by_block), args.algebra, cfg, cpu)
         t0 = time.perf_counter()
-        step()
-        print(f"# {name}: first step (compiling) {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        step()
+        steps[name] = make_step(net, inputs, mv_loss, not by_block, cpu, torch.float32, kwargs)[0]
+        print(f"# {name}: first two steps (compiling) {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    tokens = args.steps * cfg["batch"] * cfg["items"]
     rates = {name: [] for name in steps}
     for r in range(args.rounds):
         for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                steps[name]()
-            rates[name].append(args.steps * x.shape[0] * x.shape[1] / (time.perf_counter() - t0))
+            rates[name].append(tokens / time_steps(steps[name], args.steps, cpu))
     ratio = statistics.median(a / b for a, b in zip(rates["by block"], rates["whole"]))
     print(f"{args.algebra}: by block {statistics.median(rates['by block']):,.0f} tokens/s, whole "
           f"{statistics.median(rates['whole']):,.0f} tokens/s, by block / whole {ratio:.2f} "
