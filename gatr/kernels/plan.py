@@ -131,26 +131,24 @@ class ExecutionPlan(NamedTuple):
         """
         return mv.narrow(self.component_axis, 0, 1)
 
-    def split_heads(self, mv: torch.Tensor, parts: int, heads: int, channels: int) -> list[torch.Tensor]:
-        """``parts*heads*channels`` multivector channels -> ``parts`` tensors, heads first.
+    def split_heads(self, mv: torch.Tensor, heads: int, channels: int) -> torch.Tensor:
+        """``heads*channels`` multivector channels -> heads first (a view).
 
         Parameters
         ----------
-        mv : Tensor, shape (..., items, parts * heads * channels, dim) (channels last in labels)
-        parts, heads, channels : int
+        mv : Tensor, shape (..., items, heads * channels, dim) (channels last in labels)
+        heads, channels : int
 
         Returns
         -------
-        list of Tensor, shape (..., heads, items, channels, dim) (``(..., heads, items, dim, channels)`` in labels)
+        Tensor, shape (..., heads, items, channels, dim) (``(..., heads, items, dim, channels)`` in labels)
         """
         if self.labels is None:
-            mv = mv.unflatten(-2, (parts, heads, channels)).movedim(-4, 0).transpose(-4, -3)
-        else:
-            mv = mv.unflatten(-1, (parts, heads, channels)).movedim(-3, 0).movedim(-2, -4)
-        return list(mv)
+            return mv.unflatten(-2, (heads, channels)).transpose(-4, -3)
+        return mv.unflatten(-1, (heads, channels)).movedim(-2, -4)
 
     def merge_heads(self, mv: torch.Tensor) -> torch.Tensor:
-        """The inverse of one part of :meth:`split_heads`.
+        """The inverse of :meth:`split_heads`.
 
         Parameters
         ----------

@@ -35,7 +35,7 @@ class _AttentionBase(EquiModule):
         """Multivector channels ``heads*hm`` (in the plan's layout) and scalars ``heads*hs`` -> one pair
         ``(mv (..., heads, items, ...), s (..., heads, items, hs))``."""
         s = s.unflatten(-1, (heads, self.hidden_s_channels)).transpose(-3, -2)
-        return plan.split_heads(mv, 1, heads, self.hidden_mv_channels)[0], s
+        return plan.split_heads(mv, heads, self.hidden_mv_channels), s
 
     def _attend(self, plan, features, q, k, v, attention_mask, key_padding_mask):
         """Attention of the split heads ``q, k, v``: queries and keys in the layout of plan ``features``,
