@@ -15,6 +15,10 @@ from pathlib import Path
 from torch import nn
 
 
+#: What :func:`load_reference_gatr` imports from the reference tree.
+REFERENCE_FILES = ("gatr/nets/gatr.py", "gatr/layers/attention/config.py", "gatr/layers/mlp/config.py")
+
+
 def _stub_xformers() -> dict:
     """Minimal ``xformers.ops`` so the reference imports without it (its SDPA path is torch's)."""
     ops = types.ModuleType("xformers.ops")
@@ -35,8 +39,15 @@ def load_reference_gatr(path: str | Path):
     """``(GATr class, SelfAttentionConfig, MLPConfig)`` of the reference implementation at ``path``
     (a checkout of Qualcomm-AI-research/geometric-algebra-transformer); a clear error if it is not one."""
     path = Path(path).resolve()
-    if not (path / "gatr" / "nets" / "gatr.py").is_file():
-        raise ValueError(f"--reference-gatr {path}: not a checkout of the reference GATr (no gatr/nets/gatr.py)")
+    # decided from files before anything is imported: importing another tree that registers gatr::* custom
+    # operators (this project, or a release of it) makes torch destroy ours, and every later call of them
+    # then reads freed memory (torch._library.custom_ops.get_library_allowing_overwrite)
+    if (path / "gatr" / "kernels").is_dir() or (path / "algebras" / "__init__.py").is_file():
+        raise ValueError(f"--reference-gatr {path}: not a checkout of the reference GATr (a checkout of this "
+                         f"project; compare releases with --compare-to)")
+    missing = [f for f in REFERENCE_FILES if not (path / f).is_file()]
+    if missing:
+        raise ValueError(f"--reference-gatr {path}: not a checkout of the reference GATr (no {', '.join(missing)})")
     ours = {k: v for k, v in sys.modules.items() if k == "gatr" or k.startswith("gatr.")}
     for k in ours:
         del sys.modules[k]
@@ -48,7 +59,7 @@ def load_reference_gatr(path: str | Path):
         attention = importlib.import_module("gatr.layers.attention.config")
         mlp = importlib.import_module("gatr.layers.mlp.config")
         return nets.GATr, attention.SelfAttentionConfig, mlp.MLPConfig
-    except (ImportError, AttributeError) as err:  # a gatr/ tree, but not the reference's (e.g. this one)
+    except (ImportError, AttributeError) as err:  # the files exist, but not the reference's classes
         raise ValueError(f"--reference-gatr {path}: not a checkout of the reference GATr ({err})") from None
     finally:  # the reference's modules keep their references to each other; ours come back under "gatr"
         sys.path.remove(str(path))

@@ -91,6 +91,27 @@ def test_benchmark_refuses_bad_arguments_with_one_line(argv, message, capsys):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_refusing_this_project_as_the_reference_leaves_our_operators_registered(capsys):
+    """``--reference-gatr`` on a checkout of this project used to import it as the reference: its kernels then
+    re-registered every ``gatr::*`` operator, torch destroyed ours, and later calls read freed memory (the
+    full suite's flaky std::bad_alloc and segfault in the compile tests that ran after this file)."""
+    from torch._library.custom_ops import OPDEF_TO_LIB
+
+    from experiments.benchmark import main
+    from gatr.kernels.bilinear import outer_gemm
+
+    ops = [q for q in OPDEF_TO_LIB if q.startswith("gatr::")]
+    before = {q: OPDEF_TO_LIB[q] for q in ops}
+    assert "gatr::outer_gemm" in ops
+    assert main(["--reference-gatr", ".", "--algebras", "euclidean", "--modes", "eager", "--no-lgatr",
+                 "--no-transformer"]) == 2
+    assert "a checkout of this project" in capsys.readouterr().err
+    assert {q: OPDEF_TO_LIB[q] for q in ops} == before  # the same libraries: nothing re-registered
+    x = torch.randn(3, 1, 2)
+    ones = torch.ones(1, 4, 2)  # every table entry 1: each product component is sum_ij x_i x_j
+    torch.testing.assert_close(outer_gemm(x, x, ones, ones, ones), (x.sum(-1, keepdim=True) ** 2).expand(3, 1, 2))
+
+
 def test_a_wrongly_typed_model_setting_is_one_line_from_the_training_cli(tmp_path, capsys):
     from experiments.train import cli_main
 
