@@ -7,7 +7,8 @@ component, its position in ``index`` or the zero slot (:attr:`ComponentIndex.spr
 and :func:`spread` are that adjoint pair; each is the other's gradient, so gradients of gradients stay
 gathers as well. Run eagerly, a gather along a short inner axis is slow (one index per element), so there
 they take the index's runs of consecutive components instead: a slice, and a zero tensor with the runs
-copied in.
+copied in. Eagerly, :func:`select` of a proper subset is torch's own ``narrow`` / ``index_select``: atomics do
+not arise outside the compiler, and their C++ autograd nodes cost a fraction of a Python Function's.
 """
 
 from __future__ import annotations
@@ -132,7 +133,16 @@ def select(x: torch.Tensor, ci: ComponentIndex, axis: int = -1) -> torch.Tensor:
     """
     if ci.identity:
         return x
-    return _Select.apply(x, ci, axis % x.dim())
+    axis = axis % x.dim()
+    if _eager(ci) and ci.index.numel() < ci.spread.numel():
+        # a proper subset, eagerly: torch's own autograd nodes (C++) cost a fraction of a Python Function's,
+        # and a small network makes dozens of these calls a step (a permutation keeps its gather adjoint:
+        # index_add was slower on large inputs)
+        if len(ci.runs) == 1:
+            start, _, length = ci.runs[0]
+            return x.narrow(axis, start, length)
+        return x.index_select(axis, ci.index)
+    return _Select.apply(x, ci, axis)
 
 
 def spread(y: torch.Tensor, ci: ComponentIndex, axis: int = -1) -> torch.Tensor:
