@@ -168,6 +168,10 @@ MUTATIONS = (
              "leaving the layout (the features then read components in the wrong order)", "gatr/layers/attention.py",
              "        if leave_first:\n", "        if False:\n",
              ("tests/gatr/test_gatr.py::test_label_layout_network_equals_blade_order",)),
+    Mutation("reference-is-this-project", "--reference-gatr importing a checkout of this project (its kernels "
+             "re-register every gatr::* operator and torch destroys ours)", "experiments/peers.py",
+             'if (path / "gatr" / "kernels").is_dir() or (path / "algebras" / "__init__.py").is_file():', "if False:",
+             ("tests/experiments/test_value_checks.py",)),
     Mutation("xor-grad-left", "the xor-shift bilinear's left gradient from the table of the old operand order "
              "(forward values stay right)", "gatr/kernels/label_layout.py",
              "for axes in ((1, 2, 3), (2, 3, 1), (1, 3, 2))]", "for axes in ((1, 2, 3), (3, 2, 1), (1, 3, 2))]",
