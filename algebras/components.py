@@ -120,6 +120,9 @@ class _Spread(torch.autograd.Function):
 def select(x: torch.Tensor, ci: ComponentIndex, axis: int = -1) -> torch.Tensor:
     """``x.index_select(axis, ci.index)`` whose gradient is :func:`spread` (a gather, no atomics).
 
+    Eagerly, a proper subset is torch's own ``narrow`` (one run: a view) or ``index_select``, with torch's
+    gradients; permutations, and everything under ``torch.compile``, take the gathers-only pair.
+
     Parameters
     ----------
     x : Tensor, shape (..., size, ...)
