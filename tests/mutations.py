@@ -172,6 +172,10 @@ MUTATIONS = (
              "re-register every gatr::* operator and torch destroys ours)", "experiments/peers.py",
              'if (path / "gatr" / "kernels").is_dir() or (path / "algebras" / "__init__.py").is_file():', "if False:",
              ("tests/experiments/test_value_checks.py",)),
+    Mutation("operator-redefined", "a kernel module executed again (reload, autoreload) defining its custom "
+             "operators again (torch destroys the registrations the process holds)", "gatr/kernels/ops.py",
+             "        if registered is None:\n", "        if True:\n",
+             ("tests/gatr/test_kernels.py::test_reloading_the_kernel_modules_keeps_their_operators",)),
     Mutation("xor-grad-left", "the xor-shift bilinear's left gradient from the table of the old operand order "
              "(forward values stay right)", "gatr/kernels/label_layout.py",
              "for axes in ((1, 2, 3), (2, 3, 1), (1, 3, 2))]", "for axes in ((1, 2, 3), (3, 2, 1), (1, 3, 2))]",

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 
 from .label_layout import XorBilinear, label_layout, monomial_partners
-from .ops import use_operator
+from .ops import custom_operator, use_operator
 
 #: Elements of one chunk of outer products: about 4 MB in float32 on CPUs, where the chunk should
 #: stay in cache; on GPUs one large GEMM beats many small launches, so chunks are far larger.
@@ -105,7 +105,7 @@ def _outer_matmul(x: torch.Tensor, y: torch.Tensor, tables: torch.Tensor) -> tor
     return out
 
 
-@torch.library.custom_op("gatr::outer_gemm", mutates_args=())
+@custom_operator("gatr::outer_gemm")
 def outer_gemm(x: torch.Tensor, y: torch.Tensor, forward: torch.Tensor, grad_left: torch.Tensor,
                grad_right: torch.Tensor) -> torch.Tensor:
     """The chunked outer-product GEMM as one opaque operator: the compiler keeps this CPU/GPU-tuned

@@ -17,6 +17,40 @@ from typing import List, Optional  # the operators' schemas: torch 2.5 reads typ
 import torch
 
 
+def custom_operator(name: str, mutates_args: tuple = ()):
+    """``torch.library.custom_op(name, mutates_args=...)``, registered once per process.
+
+    torch redefines an operator by destroying its first registration, and every reference to it held elsewhere
+    in the process then reads freed memory (crashes, ``std::bad_alloc``, garbage schema names). Executing a
+    kernel module again (``importlib.reload``, IPython's autoreload, a second copy of the package on
+    ``sys.path``) would do exactly that. So a second definition keeps the registered operator and points its
+    implementation at the new function; the module then re-registers its fake and autograd functions on it.
+
+    Parameters
+    ----------
+    name : str
+        ``"gatr::<operator>"``.
+    mutates_args : tuple of str
+
+    Returns
+    -------
+    callable
+        A decorator taking the implementation and returning the operator (a ``CustomOpDef``).
+    """
+    def define(fn):
+        try:  # torch keeps its definitions by name (private, present since torch 2.4)
+            from torch._library.custom_ops import _maybe_get_opdef
+            registered = _maybe_get_opdef(name)
+        except (ImportError, AttributeError):
+            registered = None
+        if registered is None:
+            return torch.library.custom_op(name, mutates_args=mutates_args)(fn)
+        registered.register_kernel(None, fn)
+        return registered
+
+    return define
+
+
 def use_operator() -> bool:
     """Whether to call a custom operator of the kernels: under ``torch.compile``, where it stays opaque.
 
@@ -61,7 +95,7 @@ def _sector_products(xb: torch.Tensor, weights: list[torch.Tensor], transpose: b
     return out if in_place else torch.cat(parts, 1)
 
 
-@torch.library.custom_op("gatr::permute_columns", mutates_args=())
+@custom_operator("gatr::permute_columns")
 def permute_columns(x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     """``x[:, index]`` for a permutation ``index`` of the columns, as one opaque operator whose gradient is
     the inverse permutation (a gather again, not the scatter-add of a general gather).
@@ -124,7 +158,7 @@ def run_permute_columns(x: torch.Tensor, index: torch.Tensor, inverse: torch.Ten
     return permute_columns(x, index, inverse) if use_operator() else _PermuteColumns.apply(x, index, inverse)
 
 
-@torch.library.custom_op("gatr::sector_matmul", mutates_args=())
+@custom_operator("gatr::sector_matmul")
 def sector_matmul(xb: torch.Tensor, weights: List[torch.Tensor], from_sectors_out: Optional[torch.Tensor],
                   to_sectors_out: Optional[torch.Tensor]) -> torch.Tensor:
     """The multivector part of the sparse kernel as one opaque operator: one batched GEMM per group of
@@ -173,7 +207,7 @@ def _sector_matmul_grads(grad, xb, weights, to_sectors_out, in_place: bool = Tru
     return grads
 
 
-@torch.library.custom_op("gatr::sector_matmul_backward", mutates_args=())
+@custom_operator("gatr::sector_matmul_backward")
 def sector_matmul_backward(grad: torch.Tensor, xb: torch.Tensor, weights: List[torch.Tensor],
                           to_sectors_out: Optional[torch.Tensor]) -> List[torch.Tensor]:
     """Gradients of :func:`sector_matmul` (one opaque operator): ``[dxb, *dweights]``.

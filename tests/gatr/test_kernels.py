@@ -166,6 +166,36 @@ def test_custom_operators_pass_opcheck():
     torch.library.opcheck(sector_matmul_backward, (randn(7, 5 * 16), xs.detach(), [w.detach() for w in ws], to_out))
 
 
+RELOAD_SCRIPT = """
+import importlib, torch
+from torch._library.custom_ops import OPDEF_TO_LIB
+import gatr.kernels.bilinear as bilinear, gatr.kernels.ops as ops
+from algebras import get_algebra
+names = ["gatr::outer_gemm", "gatr::permute_columns", "gatr::sector_matmul", "gatr::sector_matmul_backward"]
+before = {n: OPDEF_TO_LIB[n] for n in names}
+held = bilinear.outer_gemm
+importlib.reload(ops)
+importlib.reload(bilinear)
+assert all(OPDEF_TO_LIB[n] is before[n] for n in names), "an operator was registered again"
+assert bilinear.outer_gemm is held and bilinear.outer_gemm.register_fake is not None
+m = get_algebra("projective").tensors("cpu", torch.float64).derived(bilinear.product_matrices)
+x, y = torch.randn(5, 2, 16, dtype=torch.float64), torch.randn(5, 2, 16, dtype=torch.float64)
+torch.library.opcheck(held, (x.requires_grad_(), y.requires_grad_(), m["forward"], m["grad_left"], m["grad_right"]))
+print("ok")
+"""
+
+
+def test_reloading_the_kernel_modules_keeps_their_operators():
+    """Executing a kernel module again (importlib.reload, IPython's autoreload) used to define its custom
+    operators again: torch redefines by destroying the first registration, so the operators the rest of the
+    process held read freed memory. In a fresh process, so the reloaded modules do not reach other tests."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", RELOAD_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-2000:]
+
+
 def _user_algebra():
     from algebras import CliffordAlgebra
 
