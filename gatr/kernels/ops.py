@@ -5,6 +5,9 @@
 * :func:`sector_matmul`: one batched GEMM per group of equally sized sectors on sector-major token rows
   (:mod:`gatr.kernels.sparse_linear`), with :func:`sector_matmul_backward` as its gradient.
 
+* :func:`custom_operator`: how every custom operator of the kernels is defined, once per process (executing
+  a module again must not free the registration the rest of the process holds).
+
 Both run the same ``torch`` operations on every device (``gather``, ``bmm``): they are device-generic.
 Callers use :func:`run_permute_columns` and :func:`run_sector_matmul`: the operators under ``torch.compile``,
 and eagerly the same functions and gradients as plain autograd functions (:func:`use_operator`).
