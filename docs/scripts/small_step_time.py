@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--data", default="runs/quick/data", help="dataset folder (default: runs/quick/data)")
     ap.add_argument("--batch-size", type=int, default=64, help="scenes per batch (default: 64, the preset's)")
     args = ap.parse_args()
+    if args.batch_size < 1:
+        ap.error(f"--batch-size: expected a positive integer, got {args.batch_size}")
     data = Path(args.data).resolve()
     sys.path.insert(0, str(Path(args.tree).resolve()))
     import torch
@@ -44,8 +46,6 @@ def main() -> None:
     from experiments.training.module import BodyDynamicsModule, keypoint_mse
 
     torch.set_num_threads(1)
-    if args.batch_size < 1:
-        ap.error(f"--batch-size: expected a positive integer, got {args.batch_size}")
     dm = TrainingDataModule(data, batch_size=args.batch_size, max_train_trajectories=1600)
     dm.setup("fit")
     loader = iter(dm.train_dataloader())

@@ -209,9 +209,11 @@ class GeometricCrossAttention(_AttentionBase):
             scalars = check_inputs(self, mv, scalars, self.in_mv_channels, self.in_s_channels, "query")
             kv_scalars = check_inputs(self, kv_mv, kv_scalars, self.kv_mv_channels, self.kv_s_channels, "key/value")
         plan = self.own_plan(mv)  # no bilinears: blade order
-        hm, hs = self.kv_heads * self.hidden_mv_channels, self.kv_heads * self.hidden_s_channels
+        k_mv_channels, k_s_channels = self.kv_heads * self.hidden_mv_channels, self.kv_heads * self.hidden_s_channels
         q = self._split(plan, *self.q(mv, scalars, plan=plan), self.num_heads)
-        kv_mv, kv_s = self.kv(kv_mv, kv_scalars, plan=plan)
-        k = self._split(plan, kv_mv.narrow(plan.channel_axis, 0, hm), kv_s[..., :hs], self.kv_heads)
-        v = self._split(plan, kv_mv.narrow(plan.channel_axis, hm, hm), kv_s[..., hs:], self.kv_heads)
+        kv_mv, kv_s = self.kv(kv_mv, kv_scalars, plan=plan)  # keys' channels, then values'
+        k = self._split(plan, kv_mv.narrow(plan.channel_axis, 0, k_mv_channels), kv_s[..., :k_s_channels],
+                        self.kv_heads)
+        v = self._split(plan, kv_mv.narrow(plan.channel_axis, k_mv_channels, k_mv_channels),
+                        kv_s[..., k_s_channels:], self.kv_heads)
         return self._attend(plan, plan, q, k, v, attention_mask, key_padding_mask)
